@@ -1,0 +1,1 @@
+"""Feature families: one module per family of plain functions over arrays."""
