@@ -5,17 +5,13 @@ __version__ = "0.1.0"
 
 from medfeat.errors import InputError
 from medfeat.image import Image
+from medfeat.extract import Settings, extract, feature_columns  # noqa: E402  (binds medfeat.extract to the function)
 
-__all__ = ["Image", "InputError", "__version__", "extract", "read_image", "Settings"]
+__all__ = ["Image", "InputError", "Settings", "__version__", "extract", "feature_columns", "read_image"]
 
 
-def __getattr__(name):  # lazy: keep `import medfeat` cheap for workers and the CLI
-    if name in ("extract", "Settings"):
-        from medfeat import extract as _extract_mod
+def read_image(path):
+    """Read an image file or DICOM series folder: see :func:`medfeat.io.read_image`."""
+    from medfeat.io import read_image as _read
 
-        return getattr(_extract_mod, "extract" if name == "extract" else "Settings")
-    if name == "read_image":
-        from medfeat.io import read_image
-
-        return read_image
-    raise AttributeError(name)
+    return _read(path)

@@ -1,0 +1,426 @@
+"""One image (and its mask) -> one row of features.
+
+Pipeline, following IBSI chapter 2: crop to the ROI's bounding box, optional rounding,
+re-segmentation (range, then outliers), discretisation, then the requested feature families.
+
+>>> import medfeat
+>>> row = medfeat.extract("ct.nii.gz", mask="tumour.nii.gz", settings="default-3d")  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+import tomllib
+from dataclasses import dataclass, field
+from functools import cached_property
+from importlib import resources
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from medfeat import processing
+from medfeat.errors import InputError
+from medfeat.features.base import AGGREGATIONS_2D, AGGREGATIONS_3D, FeatureDef, check_aggregations, column
+from medfeat.image import Image
+
+PRESETS = ("default-2d", "default-3d", "ibsi-phantom", "ibsi-a", "ibsi-b", "ibsi-c", "ibsi-d", "ibsi-e")
+
+
+@dataclass
+class Settings:
+    """Processing and feature settings (one image -> one row). See the presets in ``medfeat/presets``.
+
+    Attributes
+    ----------
+    dimension : {"2d", "3d"}
+        Texture computed slice by slice (2D/2.5D aggregation) or over the volume (3D).
+    aggregations : tuple of str or None
+        IBSI aggregation methods for texture families; None means every method of ``dimension``.
+    round_intensities : bool
+        Round intensities to the nearest integer first (IBSI CT configurations).
+    resegment_min, resegment_max : float or None
+        Re-segmentation range; voxels outside leave the intensity mask.
+    outlier_sigma : float or None
+        Outlier re-segmentation: drop voxels beyond mean +/- sigma * sd (after the range).
+    discretisation : {"fbn", "fbs", "none"}
+        Texture and intensity-histogram discretisation: fixed bin number ``bin_number``, fixed bin
+        size ``bin_width`` (lower bound = ``resegment_min`` when set), or none (integer images:
+        grey level = value - minimum + 1).
+    ivh_discretisation : {"fbn", "fbs", "none"}
+        Discretisation for the intensity-volume histogram (``ivh_bin_number``, ``ivh_bin_width``).
+    distance : int
+        GLCM neighbour distance (Chebyshev).
+    families : tuple of str
+        Feature families to compute, see :data:`FAMILIES`.
+    """
+
+    dimension: str = "3d"
+    aggregations: tuple[str, ...] | None = None
+    round_intensities: bool = False
+    resegment_min: float | None = None
+    resegment_max: float | None = None
+    outlier_sigma: float | None = None
+    discretisation: str = "fbn"
+    bin_number: int = 32
+    bin_width: float = 25.0
+    ivh_discretisation: str = "fbn"
+    ivh_bin_number: int = 1000
+    ivh_bin_width: float = 2.5
+    distance: int = 1
+    families: tuple[str, ...] = ("stat", "ih", "ivh", "glcm", "glrlm")
+    interpolation: str | None = None
+    interpolation_spacing: tuple[float, ...] | None = None
+    description: str = ""
+    name: str = "custom"
+
+    def __post_init__(self) -> None:
+        src = self.name
+        if self.dimension not in ("2d", "3d"):
+            raise InputError(src, f"dimension must be '2d' or '3d', not {self.dimension!r}")
+        for key in ("discretisation", "ivh_discretisation"):
+            if getattr(self, key) not in ("fbn", "fbs", "none"):
+                raise InputError(src, f"{key} must be 'fbn', 'fbs' or 'none', not {getattr(self, key)!r}")
+        if self.bin_number < 1 or self.ivh_bin_number < 1:
+            raise InputError(src, "bin numbers must be >= 1")
+        if self.bin_width <= 0 or self.ivh_bin_width <= 0:
+            raise InputError(src, "bin widths must be > 0")
+        if self.distance < 1:
+            raise InputError(src, "distance must be >= 1")
+        if (self.resegment_min is not None and self.resegment_max is not None
+                and self.resegment_min > self.resegment_max):
+            raise InputError(src, "resegment_min is above resegment_max")
+        self.families = tuple(self.families)
+        unknown = [f for f in self.families if f not in FAMILIES]
+        if unknown:
+            raise InputError(src, f"unknown feature families {unknown}; available: {list(FAMILIES)}")
+        if self.aggregations is not None:
+            try:
+                self.aggregations = check_aggregations(self.aggregations)
+            except ValueError as exc:
+                raise InputError(src, str(exc)) from None
+        if self.interpolation is not None or self.interpolation_spacing is not None:
+            raise InputError(
+                src, f"settings need image interpolation ({self.interpolation or 'resampling'} to "
+                f"{self.interpolation_spacing} mm), which this medfeat version does not support yet")
+
+    @property
+    def texture_aggregations(self) -> tuple[str, ...]:
+        if self.aggregations is not None:
+            return self.aggregations
+        return AGGREGATIONS_2D if self.dimension == "2d" else AGGREGATIONS_3D
+
+    def replace(self, **changes: Any) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_dict(cls, data: dict, name: str = "custom") -> "Settings":
+        data = dict(data)
+        base = data.pop("preset", None)
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - fields)
+        if unknown:
+            raise InputError(name, f"unknown settings {unknown}; known: {sorted(fields - {'name'})}")
+        for key in ("aggregations", "families", "interpolation_spacing"):
+            if key in data and data[key] is not None:
+                data[key] = tuple(data[key])
+        if base is not None:
+            return dataclasses.replace(cls.preset(base), name=name, **data)
+        return cls(name=name, **data)
+
+    @classmethod
+    def preset(cls, name: str) -> "Settings":
+        """A named preset: one of :data:`PRESETS`."""
+        if name not in PRESETS:
+            raise InputError(name, f"unknown settings preset; available: {', '.join(PRESETS)}")
+        text = resources.files("medfeat").joinpath("presets", f"{name}.toml").read_text()
+        return cls.from_dict(tomllib.loads(text), name=name)
+
+    @classmethod
+    def from_toml(cls, path: str | os.PathLike) -> "Settings":
+        """Settings from a TOML file; ``preset = "..."`` in it starts from that preset."""
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise InputError(path, "settings file not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise InputError(path, f"invalid TOML: {exc}") from None
+        return cls.from_dict(data, name=os.fspath(path))
+
+    @classmethod
+    def resolve(cls, settings: "Settings | str | os.PathLike | None") -> "Settings":
+        """Settings, preset name, TOML path, or None (``default-3d``)."""
+        if settings is None:
+            return cls.preset("default-3d")
+        if isinstance(settings, Settings):
+            return settings
+        text = os.fspath(settings)
+        if text in PRESETS:
+            return cls.preset(text)
+        if text.endswith(".toml") or os.path.exists(text):
+            return cls.from_toml(text)
+        raise InputError(text, f"not a settings preset ({', '.join(PRESETS)}) nor a TOML file")
+
+
+class ROI:
+    """An image's region of interest, processed per :class:`Settings` and ready for the families.
+
+    Everything is computed lazily, once: a family that does not need grey levels never pays for
+    discretisation.
+    """
+
+    def __init__(self, intensities: np.ndarray, morph_mask: np.ndarray, settings: Settings,
+                 spacing: tuple[float, float, float], source: str):
+        self.settings = settings
+        self.spacing = spacing
+        self.source = source
+        box = processing.bounding_box(morph_mask)
+        self.image = intensities[box]
+        if settings.round_intensities:
+            self.image = np.round(self.image)
+        self.morph_mask = morph_mask[box]
+        mask = self.morph_mask
+        if settings.resegment_min is not None or settings.resegment_max is not None:
+            mask = processing.resegment_range(self.image, mask, settings.resegment_min, settings.resegment_max)
+        if settings.outlier_sigma is not None:
+            mask = processing.resegment_outliers(self.image, mask, settings.outlier_sigma)
+        self.mask = mask
+
+    @cached_property
+    def values(self) -> np.ndarray:
+        """Intensities of the voxels in the intensity mask (1-D)."""
+        return self.image[self.mask]
+
+    def _discretise(self, method: str, n: int, width: float) -> tuple[np.ndarray, int]:
+        x = self.values
+        s = self.settings
+        if method == "fbn":
+            return processing.discretise_fixed_bin_number(x, n), n
+        if method == "fbs":
+            levels = processing.discretise_fixed_bin_size(x, width, s.resegment_min)
+            return levels, int(levels.max())
+        if not np.all(x == np.round(x)):
+            raise InputError(self.source, "discretisation 'none' needs integer intensities; use 'fbn' or 'fbs'")
+        lo = s.resegment_min if s.resegment_min is not None else x.min()
+        levels = (x - np.floor(lo)).astype(np.int32) + 1
+        return levels, int(levels.max())
+
+    @cached_property
+    def level_values(self) -> tuple[np.ndarray, int]:
+        """Discretised grey levels of the intensity-mask voxels (1-D) and the number of levels."""
+        s = self.settings
+        return self._discretise(s.discretisation, s.bin_number, s.bin_width)
+
+    @cached_property
+    def levels(self) -> np.ndarray:
+        """Discretised grey levels as an array over the ROI box, 0 outside the intensity mask."""
+        out = np.zeros(self.image.shape, dtype=np.int32)
+        out[self.mask] = self.level_values[0]
+        return out
+
+    def ivh_representation(self) -> tuple[np.ndarray, np.ndarray]:
+        """ROI intensities as the IVH sees them, and the IVH's intensity set ``G``."""
+        s = self.settings
+        x = self.values
+        if s.ivh_discretisation == "fbn":
+            levels = processing.discretise_fixed_bin_number(x, s.ivh_bin_number)
+            return levels, np.arange(1, s.ivh_bin_number + 1, dtype=np.float64)
+        if s.ivh_discretisation == "fbs":
+            w = s.ivh_bin_width
+            lo = s.resegment_min if s.resegment_min is not None else x.min()
+            levels = processing.discretise_fixed_bin_size(x, w, lo)
+            top = levels.max()
+            if s.resegment_max is not None:
+                top = max(top, int(processing.discretise_fixed_bin_size(np.array([s.resegment_max]), w, lo)[0]))
+            centres = lo + (np.arange(1, top + 1) - 0.5) * w
+            return lo + (levels - 0.5) * w, centres
+        lo = s.resegment_min if s.resegment_min is not None else x.min()
+        hi = s.resegment_max if s.resegment_max is not None else x.max()
+        if np.all(x == np.round(x)):
+            grid = np.arange(np.ceil(lo), np.floor(hi) + 1, dtype=np.float64)
+        else:  # continuous intensities: the values present are all the IVH can resolve
+            grid = np.unique(x)
+        return x, grid
+
+
+@dataclass(frozen=True)
+class Family:
+    """A feature family: its module (FEATURES, docs), how it is computed from a ROI, what it needs."""
+
+    key: str
+    module: str
+    compute: Callable[[ROI], dict[str, float]]
+    textured: bool  # per-aggregation features
+    min_voxels: int = 1
+
+    @cached_property
+    def features(self) -> tuple[FeatureDef, ...]:
+        return importlib.import_module(self.module).FEATURES
+
+
+def _stat(roi: ROI) -> dict[str, float]:
+    from medfeat.features.intensity_statistics import statistics_features
+
+    return statistics_features(roi.values)
+
+
+def _ih(roi: ROI) -> dict[str, float]:
+    from medfeat.features.intensity_histogram import histogram_features
+
+    levels, n = roi.level_values
+    return histogram_features(levels, n)
+
+
+def _ivh(roi: ROI) -> dict[str, float]:
+    from medfeat.features.intensity_volume_histogram import ivh_features
+
+    return ivh_features(*roi.ivh_representation())
+
+
+def _glcm(roi: ROI) -> dict[str, float]:
+    from medfeat.features.glcm import glcm_features
+
+    s = roi.settings
+    return glcm_features(roi.levels, roi.level_values[1], s.texture_aggregations, s.distance)
+
+
+def _glrlm(roi: ROI) -> dict[str, float]:
+    from medfeat.features.glrlm import glrlm_features
+
+    return glrlm_features(roi.levels, roi.level_values[1], roi.settings.texture_aggregations)
+
+
+FAMILIES: dict[str, Family] = {
+    f.key: f
+    for f in (
+        Family("stat", "medfeat.features.intensity_statistics", _stat, textured=False),
+        Family("ih", "medfeat.features.intensity_histogram", _ih, textured=False),
+        Family("ivh", "medfeat.features.intensity_volume_histogram", _ivh, textured=False),
+        Family("glcm", "medfeat.features.glcm", _glcm, textured=True, min_voxels=2),
+        Family("glrlm", "medfeat.features.glrlm", _glrlm, textured=True),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    """What a feature column holds (for the long layout and for documentation)."""
+
+    name: str
+    family: str
+    feature: FeatureDef
+    aggregation: str = ""
+
+
+def feature_columns(settings: Settings | str | None = None, families: Iterable[str] | None = None) -> list[Column]:
+    """The feature columns :func:`extract` returns for these settings, in their stable order."""
+    s = Settings.resolve(settings)
+    fams = _check_families(families, s)
+    cols = []
+    for key in fams:
+        fam = FAMILIES[key]
+        if fam.textured:
+            for agg in s.texture_aggregations:
+                cols.extend(Column(column(f.tag, agg), key, f, agg) for f in fam.features)
+        else:
+            cols.extend(Column(column(f.tag), key, f) for f in fam.features)
+    return cols
+
+
+def _check_families(families, settings: Settings) -> tuple[str, ...]:
+    fams = settings.families if families is None else tuple(families)
+    unknown = [f for f in fams if f not in FAMILIES]
+    if unknown:
+        raise InputError(None, f"unknown feature families {unknown}; available: {', '.join(FAMILIES)}")
+    return fams
+
+
+def _as_image(image: Image | str | os.PathLike | np.ndarray) -> Image:
+    if isinstance(image, Image):
+        return image
+    if isinstance(image, np.ndarray):
+        return Image(image, source="<array>")
+    from medfeat.io import read_image
+
+    return read_image(image)
+
+
+def _as_mask(mask, image: Image, label: int | None) -> np.ndarray:
+    name = image.source or "<array>"
+    if mask is None:
+        return np.ones(image.shape, dtype=bool)
+    if isinstance(mask, np.ndarray):
+        arr, src, spacing = (mask[np.newaxis] if mask.ndim == 2 else mask), "<mask array>", None
+    else:
+        m = mask if isinstance(mask, Image) else _as_image(mask)
+        if m.is_rgb:
+            raise InputError(m.source, "mask is a colour image; masks must be single-channel label images")
+        arr, src, spacing = m.array, m.source or "<mask>", m.spacing
+    if arr.shape != image.shape:
+        raise InputError(src, f"mask shape {tuple(arr.shape)} does not match image shape {image.shape} of {name}")
+    if spacing is not None and not np.allclose(spacing, image.spacing, rtol=1e-3, atol=1e-4):
+        raise InputError(src, f"mask spacing {spacing} mm does not match image spacing {image.spacing} mm of {name}")
+    if label is None:
+        out = arr != 0 if arr.dtype != bool else arr
+    else:
+        out = arr == label
+    if not out.any():
+        what = "no non-zero voxel" if label is None else f"no voxel with label {label}"
+        raise InputError(src, f"mask is empty ({what})")
+    return out
+
+
+def extract(image: Image | str | os.PathLike | np.ndarray,
+            mask: Image | str | os.PathLike | np.ndarray | None = None,
+            settings: Settings | str | os.PathLike | None = None,
+            *, families: Iterable[str] | None = None, label: int | None = None) -> dict[str, float]:
+    """Extract features from one image.
+
+    Parameters
+    ----------
+    image : Image, path or ndarray
+        The image; a path is read with :func:`medfeat.io.read_image`. RGB images are converted to
+        BT.601 luma for the radiomics families.
+    mask : Image, path, ndarray or None
+        Region of interest on the image grid; non-zero voxels (or voxels equal to ``label``).
+        None means the whole image.
+    settings : Settings, preset name, TOML path or None
+        Processing settings; default ``default-3d``.
+    families : iterable of str, optional
+        Families to compute (default: ``settings.families``).
+    label : int, optional
+        Mask label to use.
+
+    Returns
+    -------
+    dict
+        ``{column name: value}`` in the stable order of :func:`feature_columns`.
+
+    Raises
+    ------
+    InputError
+        Unreadable image or mask, mismatched mask, empty ROI, non-finite voxels, bad settings.
+    """
+    s = Settings.resolve(settings)
+    fams = _check_families(families, s)
+    img = _as_image(image)
+    morph = _as_mask(mask, img, label)
+    intensities = img.intensity()
+    name = img.source or "<array>"
+    roi_values = intensities[morph]
+    bad = np.count_nonzero(~np.isfinite(roi_values))
+    if bad:
+        raise InputError(name, f"image has {bad} NaN/inf voxel(s) inside the region of interest")
+    roi = ROI(intensities, morph, s, img.spacing, name)
+    n = int(np.count_nonzero(roi.mask))
+    need = max((FAMILIES[f].min_voxels for f in fams), default=1)
+    if n < need:
+        what = "after re-segmentation " if n < roi_values.size else ""
+        fam = next(f for f in fams if FAMILIES[f].min_voxels == need)
+        src = mask.source if isinstance(mask, Image) else (os.fspath(mask) if isinstance(mask, (str, os.PathLike)) else name)
+        raise InputError(src, f"mask leaves {n} voxel(s) {what}but {fam} needs at least {need}")
+    out: dict[str, float] = {}
+    for f in fams:
+        out.update(FAMILIES[f].compute(roi))
+    return out

@@ -1,0 +1,188 @@
+"""Intensity-based statistical features (IBSI chapter 1, section 3.3).
+
+Computed over the intensities ``X`` of the voxels in the ROI intensity mask (after
+re-segmentation, before discretisation). ``N_v`` is the number of voxels, ``mu`` the mean,
+``P_k`` the k-th percentile (linear interpolation between order statistics, numpy's default).
+Moments are population moments (divided by ``N_v``), as IBSI prescribes.
+
+References
+----------
+.. [1] Zwanenburg A. et al. "The Image Biomarker Standardization Initiative: standardized
+       quantitative radiomics for high-throughput image-based phenotyping." Radiology 295 (2020).
+.. [2] IBSI reference manual, https://theibsi.github.io/ibsi1/ (feature codes given below).
+"""
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+
+from medfeat.features.base import FeatureDef, column
+
+FAMILY = "stat"
+
+
+class Summary:
+    """Quantities shared by several features of a 1-D sample, computed once and cached."""
+
+    def __init__(self, x: np.ndarray):
+        self.x = np.asarray(x, dtype=np.float64).ravel()
+
+    @cached_property
+    def mean(self) -> float:
+        return float(self.x.mean())
+
+    @cached_property
+    def centred(self) -> np.ndarray:
+        return self.x - self.mean
+
+    @cached_property
+    def m2(self) -> float:
+        return float(np.mean(self.centred**2))
+
+    @cached_property
+    def percentiles(self) -> dict[int, float]:
+        ks = (10, 25, 50, 75, 90)
+        return dict(zip(ks, (float(v) for v in np.percentile(self.x, ks))))
+
+    @cached_property
+    def minmax(self) -> tuple[float, float]:
+        return float(self.x.min()), float(self.x.max())
+
+
+def mean(s: Summary) -> float:
+    """Mean intensity (IBSI ``Q4LE``, ``stat.mean``): ``F = 1/N_v sum_k X_k``."""
+    return s.mean
+
+
+def variance(s: Summary) -> float:
+    """Intensity variance (IBSI ``ECT3``, ``stat.var``): ``F = 1/N_v sum_k (X_k - mu)^2``."""
+    return s.m2
+
+
+def skewness(s: Summary) -> float:
+    """Intensity skewness (IBSI ``KE2A``, ``stat.skew``).
+
+    ``F = (1/N_v sum (X_k - mu)^3) / (1/N_v sum (X_k - mu)^2)^(3/2)``; 0 when the variance is 0.
+    """
+    if s.m2 == 0:
+        return 0.0
+    return float(np.mean(s.centred**3) / s.m2**1.5)
+
+
+def kurtosis(s: Summary) -> float:
+    """(Excess) intensity kurtosis (IBSI ``IPH6``, ``stat.kurt``).
+
+    ``F = (1/N_v sum (X_k - mu)^4) / (1/N_v sum (X_k - mu)^2)^2 - 3``; 0 when the variance is 0.
+    """
+    if s.m2 == 0:
+        return 0.0
+    return float(np.mean(s.centred**4) / s.m2**2 - 3.0)
+
+
+def median(s: Summary) -> float:
+    """Median intensity (IBSI ``Y12H``, ``stat.median``): the sample median ``P_50``."""
+    return s.percentiles[50]
+
+
+def minimum(s: Summary) -> float:
+    """Minimum intensity (IBSI ``1GSF``, ``stat.min``): ``F = min(X)``."""
+    return s.minmax[0]
+
+
+def percentile_10(s: Summary) -> float:
+    """10th intensity percentile (IBSI ``QG58``, ``stat.P10``): ``F = P_10``."""
+    return s.percentiles[10]
+
+
+def percentile_90(s: Summary) -> float:
+    """90th intensity percentile (IBSI ``8DWT``, ``stat.P90``): ``F = P_90``."""
+    return s.percentiles[90]
+
+
+def maximum(s: Summary) -> float:
+    """Maximum intensity (IBSI ``84IY``, ``stat.max``): ``F = max(X)``."""
+    return s.minmax[1]
+
+
+def interquartile_range(s: Summary) -> float:
+    """Intensity interquartile range (IBSI ``SALO``, ``stat.iqr``): ``F = P_75 - P_25``."""
+    return s.percentiles[75] - s.percentiles[25]
+
+
+def value_range(s: Summary) -> float:
+    """Intensity range (IBSI ``2OJQ``, ``stat.range``): ``F = max(X) - min(X)``."""
+    return s.minmax[1] - s.minmax[0]
+
+
+def mean_absolute_deviation(s: Summary) -> float:
+    """Mean absolute deviation (IBSI ``4FUA``, ``stat.mad``): ``F = 1/N_v sum |X_k - mu|``."""
+    return float(np.mean(np.abs(s.centred)))
+
+
+def robust_mean_absolute_deviation(s: Summary) -> float:
+    """Robust mean absolute deviation (IBSI ``1128``, ``stat.rmad``).
+
+    ``F = 1/N_{10-90} sum |X_{10-90,k} - mu_{10-90}|`` over the voxels with ``P_10 <= X <= P_90``.
+    """
+    x = s.x[(s.x >= s.percentiles[10]) & (s.x <= s.percentiles[90])]
+    return float(np.mean(np.abs(x - x.mean())))
+
+
+def median_absolute_deviation(s: Summary) -> float:
+    """Median absolute deviation (IBSI ``N72L``, ``stat.medad``): ``F = 1/N_v sum |X_k - M|``.
+
+    IBSI defines it as the mean absolute deviation from the median ``M``.
+    """
+    return float(np.mean(np.abs(s.x - s.percentiles[50])))
+
+
+def coefficient_of_variation(s: Summary) -> float:
+    """Coefficient of variation (IBSI ``7TET``, ``stat.cov``): ``F = sigma / mu`` (population sigma)."""
+    return float(np.sqrt(s.m2) / s.mean) if s.mean != 0 else float("nan")
+
+
+def quartile_coefficient_of_dispersion(s: Summary) -> float:
+    """Quartile coefficient of dispersion (IBSI ``9S40``, ``stat.qcod``): ``F = (P_75 - P_25) / (P_75 + P_25)``."""
+    den = s.percentiles[75] + s.percentiles[25]
+    return float((s.percentiles[75] - s.percentiles[25]) / den) if den != 0 else float("nan")
+
+
+def energy(s: Summary) -> float:
+    """Intensity-based energy (IBSI ``N8CA``, ``stat.energy``): ``F = sum_k X_k^2``."""
+    return float(np.dot(s.x, s.x))
+
+
+def root_mean_square(s: Summary) -> float:
+    """Root mean square intensity (IBSI ``5ZWQ``, ``stat.rms``): ``F = sqrt(1/N_v sum_k X_k^2)``."""
+    return float(np.sqrt(np.dot(s.x, s.x) / s.x.size))
+
+
+# (tag, code, name, function), in IBSI order.
+_TABLE = (
+    ("stat.mean", "Q4LE", "Mean intensity", mean),
+    ("stat.var", "ECT3", "Intensity variance", variance),
+    ("stat.skew", "KE2A", "Intensity skewness", skewness),
+    ("stat.kurt", "IPH6", "(Excess) intensity kurtosis", kurtosis),
+    ("stat.median", "Y12H", "Median intensity", median),
+    ("stat.min", "1GSF", "Minimum intensity", minimum),
+    ("stat.P10", "QG58", "10th intensity percentile", percentile_10),
+    ("stat.P90", "8DWT", "90th intensity percentile", percentile_90),
+    ("stat.max", "84IY", "Maximum intensity", maximum),
+    ("stat.iqr", "SALO", "Intensity interquartile range", interquartile_range),
+    ("stat.range", "2OJQ", "Intensity range", value_range),
+    ("stat.mad", "4FUA", "Intensity-based mean absolute deviation", mean_absolute_deviation),
+    ("stat.rmad", "1128", "Intensity-based robust mean absolute deviation", robust_mean_absolute_deviation),
+    ("stat.medad", "N72L", "Intensity-based median absolute deviation", median_absolute_deviation),
+    ("stat.cov", "7TET", "Intensity-based coefficient of variation", coefficient_of_variation),
+    ("stat.qcod", "9S40", "Intensity-based quartile coefficient of dispersion", quartile_coefficient_of_dispersion),
+    ("stat.energy", "N8CA", "Intensity-based energy", energy),
+    ("stat.rms", "5ZWQ", "Root mean square intensity", root_mean_square),
+)
+FEATURES: tuple[FeatureDef, ...] = tuple(FeatureDef(t, c, n) for t, c, n, _ in _TABLE)
+
+
+def statistics_features(values: np.ndarray) -> dict[str, float]:
+    """All intensity-based statistical features of the ROI intensities ``values`` (1-D)."""
+    s = Summary(values)
+    return {column(tag): fn(s) for tag, _, _, fn in _TABLE}
