@@ -1,0 +1,90 @@
+"""Feature tables: wide (one row per image) and long (one row per feature value) layouts, and
+writing them as Parquet, CSV or JSON."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+
+from medfeat.extract import Column
+
+LONG_COLUMNS = ("image", "family", "feature", "ibsi_code", "aggregation", "value", "error")
+
+
+@dataclass
+class ImageResult:
+    """Outcome of one image: its features, or the reason it has none."""
+
+    image: str
+    sha256: str = ""
+    features: dict[str, float] = field(default_factory=dict)
+    error: str = ""
+
+
+def wide_table(results: list[ImageResult], columns: list[Column]) -> pa.Table:
+    """One row per image: ``image``, ``sha256``, ``error``, then one float column per feature."""
+    data: dict[str, list] = {
+        "image": [r.image for r in results],
+        "sha256": [r.sha256 for r in results],
+        "error": [r.error for r in results],
+    }
+    for c in columns:
+        data[c.name] = [r.features.get(c.name) if not r.error else None for r in results]
+    schema = pa.schema([("image", pa.string()), ("sha256", pa.string()), ("error", pa.string())]
+                       + [(c.name, pa.float64()) for c in columns])
+    return pa.table(data, schema=schema)
+
+
+def long_table(results: list[ImageResult], columns: list[Column]) -> pa.Table:
+    """One row per (image, feature, aggregation), IBSI's names for aggregations; a failed image
+    gets a single row carrying its error."""
+    rows = {k: [] for k in LONG_COLUMNS}
+    for r in results:
+        if r.error:
+            for k, v in zip(LONG_COLUMNS, (r.image, "", "", "", "", None, r.error)):
+                rows[k].append(v)
+            continue
+        for c in columns:
+            for k, v in zip(LONG_COLUMNS, (r.image, c.family, c.feature.tag, c.feature.code, c.aggregation,
+                                           r.features.get(c.name), "")):
+                rows[k].append(v)
+    schema = pa.schema([(k, pa.float64() if k == "value" else pa.string()) for k in LONG_COLUMNS])
+    return pa.table(rows, schema=schema)
+
+
+def _json_value(v):
+    return None if isinstance(v, float) and not math.isfinite(v) else v
+
+
+def write_table(table: pa.Table, path: str | os.PathLike | None) -> None:
+    """Write ``table`` by the file's extension (.parquet, .csv, .json); ``None`` prints CSV to stdout."""
+    if path is None:
+        import pyarrow.csv as pacsv
+
+        sink = pa.BufferOutputStream()
+        pacsv.write_csv(table, sink)
+        sys.stdout.write(sink.getvalue().to_pybytes().decode())
+        return
+    path = Path(path)
+    suffix = path.suffix.lower()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, tmp)
+    elif suffix == ".csv":
+        import pyarrow.csv as pacsv
+
+        pacsv.write_csv(table, tmp)
+    elif suffix == ".json":
+        records = [{k: _json_value(v) for k, v in row.items()} for row in table.to_pylist()]
+        tmp.write_text(json.dumps(records, indent=1, allow_nan=False))
+    else:
+        raise ValueError(f"{path}: unknown output format {suffix!r}; use .parquet, .csv or .json")
+    os.replace(tmp, path)  # never leave a half-written table under the final name
