@@ -109,6 +109,88 @@ def families() -> None:
     Console().print(t)
 
 
+def _run_production(run_dir: Path, dataset, settings, families, images_per_job, workers, scheduler, stage,
+                    max_attempts, quiet) -> None:
+    from rich.console import Console
+
+    from medfeat.production.engine import Production, RunOptions
+    from medfeat.report.metrics import run_table
+
+    console = Console(stderr=False)
+    opts = RunOptions(images_per_job=images_per_job, workers=workers, scheduler=scheduler, stage=stage,
+                      max_attempts=max_attempts, progress=not quiet)
+    try:
+        prod = Production(run_dir, dataset, settings, _families(families), opts, console=console)
+        metrics = prod.run()
+    except InputError as exc:
+        _fail(str(exc))
+    console.print(run_table(metrics, title=f"medfeat run {run_dir}"))
+    console.print(f"features: {run_dir / 'features.parquet'}  errors: {run_dir / 'errors.csv'}")
+
+
+@app.command()
+def run(
+    dataset: str = typer.Argument(..., help="Folder (recursive), glob, CSV list (image[,mask]) or fsspec URL."),
+    output: Path = typer.Option(..., "--output", "-o", help="Run folder (ledger, stage, features.parquet)."),
+    images_per_job: int = typer.Option(250, "--images-per-job", help="Images per job bundle."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Embedded local cluster size (default: cores)."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Address of an existing Dask scheduler."),
+    settings: Optional[str] = typer.Option(None, "--settings", "-s", help="Preset or .toml (default: default-3d)."),
+    families: Optional[str] = typer.Option(None, "--families", "-f", help="Comma-separated families."),
+    stage: Optional[str] = typer.Option(None, "--stage", help="fsspec URL of the staging area (default RUN_DIR/stage)."),
+    max_attempts: int = typer.Option(3, "--max-attempts", help="Attempts per job whose code raises."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Run DATASET as a production of jobs on Dask. Re-running it on the same folder resumes."""
+    if workers is not None and scheduler is not None:
+        _fail("give --workers (embedded cluster) or --scheduler (existing cluster), not both")
+    _run_production(output, dataset, settings, families, images_per_job, workers, scheduler, stage, max_attempts, quiet)
+
+
+@app.command()
+def resume(
+    run_dir: Path = typer.Argument(..., help="Run folder of an interrupted or partly failed run."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w"),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler"),
+    max_attempts: int = typer.Option(3, "--max-attempts"),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Run only the jobs of RUN_DIR without a committed result."""
+    from medfeat.production.ledger import LEDGER_NAME
+
+    if not (run_dir / LEDGER_NAME).exists():
+        _fail(f"{run_dir}: no run to resume here (no {LEDGER_NAME})")
+    from medfeat.production.ledger import Ledger
+
+    led = Ledger(run_dir)
+    per_job = led.run_info()["images_per_job"]
+    led.close()
+    _run_production(run_dir, None, None, None, per_job, workers, scheduler, None, max_attempts, quiet)
+
+
+@app.command()
+def report(
+    run_dir: Path = typer.Argument(..., help="Run folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+) -> None:
+    """Print the run table: submission, running and waiting times, staging, jobs, images, efficiency."""
+    import json
+
+    from medfeat.production.ledger import LEDGER_NAME
+
+    if not (run_dir / LEDGER_NAME).exists():
+        _fail(f"{run_dir}: not a run folder (no {LEDGER_NAME})")
+    from medfeat.report.metrics import run_metrics, run_table
+
+    m = run_metrics(run_dir)
+    if as_json:
+        typer.echo(json.dumps(m, indent=1))
+    else:
+        from rich.console import Console
+
+        Console().print(run_table(m, title=f"medfeat run {run_dir}"))
+
+
 def demo_images() -> list[Path]:
     """Real medical images shipped inside the pydicom wheel (no downloads): CT, MR and colour."""
     import pydicom

@@ -1,0 +1,112 @@
+"""One job, as a worker runs it: stage in, extract, stage out, clean up.
+
+The function is self-contained and idempotent: it reads its bundle from the stage, writes its
+result under a name unique to the attempt, and touches nothing else, so running it twice (a
+retry, a backup) is harmless; the client commits exactly one result per job.
+"""
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import socket
+import tempfile
+import time
+from pathlib import Path
+
+from medfeat.errors import InputError
+from medfeat.production.staging import Stage, unpack_bundle
+
+
+def _worker_name() -> str:
+    try:
+        from distributed import get_worker
+
+        return get_worker().address
+    except (ImportError, ValueError):
+        return "local"
+
+
+def _scratch_root() -> str | None:
+    try:
+        from distributed import get_worker
+
+        return get_worker().local_directory
+    except (ImportError, ValueError):
+        return None
+
+
+def extract_items(manifest: dict, root: Path, settings, families, job_id: int):
+    """Extract every item of an unpacked bundle; bad images give error rows, never an exception."""
+    from medfeat.extract import extract
+    from medfeat.io import read_image
+    from medfeat.tables import ImageResult
+
+    results = []
+    for item in manifest["items"]:
+        name = item["image"]
+        if item.get("error"):
+            results.append(ImageResult(name, item.get("sha256", ""), error=item["error"]))
+            continue
+        try:
+            img = read_image(root / item["image_member"])
+            img.source = name
+            mask = None
+            if item.get("mask_member"):
+                mask = read_image(root / item["mask_member"])
+                mask.source = item["mask"]
+            feats = extract(img, mask, settings, families=families)
+            results.append(ImageResult(name, item["sha256"], feats))
+        except InputError as exc:
+            # name the dataset's file, not the scratch copy
+            which = item["mask"] if exc.path and item.get("mask_member") and item["mask_member"] in exc.path else name
+            results.append(ImageResult(name, item["sha256"], error=f"{which}: {exc.reason}"))
+        except Exception as exc:  # a bug on one image must not lose the job's other images
+            results.append(ImageResult(name, item["sha256"], error=f"{name}: internal error: {type(exc).__name__}: {exc}"))
+    return results
+
+
+def result_table(results, settings, families, job_id: int):
+    """The job's rows as an Arrow table: ``image, sha256, job, error`` and the feature columns."""
+    import pyarrow as pa
+
+    from medfeat.extract import feature_columns
+    from medfeat.tables import wide_table
+
+    table = wide_table(results, feature_columns(settings, families))
+    return table.add_column(2, pa.field("job", pa.int32()), pa.array([job_id] * len(results), pa.int32()))
+
+
+def run_job(spec: dict) -> dict:
+    """Run one attempt of a job. ``spec`` keys: ``job_id``, ``stage_url``, ``bundle``,
+    ``bundle_sha256``, ``result``, ``settings``, ``families``.
+
+    Returns the attempt's report: worker, host, pid, the wall-clock end of each phase (``started``,
+    ``staged_in``, ``computed``, ``staged_out``, ``finished``), images and failures, bytes moved.
+    """
+    import pyarrow.parquet as pq
+
+    started = time.time()
+    report = {"worker": _worker_name(), "host": socket.gethostname(), "pid": os.getpid(), "started": started}
+    stage = Stage(spec["stage_url"])
+    scratch = tempfile.mkdtemp(prefix=f"medfeat-job{spec['job_id']:05d}-", dir=_scratch_root())
+    try:
+        data = stage.get(spec["bundle"])
+        manifest = unpack_bundle(data, scratch, spec["bundle_sha256"])
+        report["staged_in"] = time.time()
+        report["bytes_in"] = len(data)
+        del data
+        results = extract_items(manifest, Path(scratch), spec["settings"], spec["families"], spec["job_id"])
+        report["computed"] = time.time()
+        table = result_table(results, spec["settings"], spec["families"], spec["job_id"])
+        buf = io.BytesIO()
+        pq.write_table(table, buf)
+        out = buf.getvalue()
+        stage.put(spec["result"], out)
+        report["staged_out"] = time.time()
+        report.update(result=spec["result"], n_images=len(results), n_failed=sum(1 for r in results if r.error),
+                      bytes_out=len(out))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    report["finished"] = time.time()
+    return report

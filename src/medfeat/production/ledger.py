@@ -1,0 +1,244 @@
+"""The run's durable record: SQLite in the run folder.
+
+Only the client process writes it (workers report back through Dask), every state change is
+committed at once, and the database runs in WAL mode, so a crash at any moment leaves a ledger
+that says exactly which jobs have a committed result. Resuming reruns every other job.
+
+Tables
+------
+run       one row: settings, dataset fingerprint, medfeat version, plan parameters, start/end
+jobs      one row per job: images, bundle name and sha256, state, committed attempt, result name
+images    one row per image of a job (plan order), with its mask
+attempts  one row per attempt of a job: where it ran and when each phase ended, and its outcome
+events    notable happenings (a discarded duplicate result, a resume), for the report
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS run (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    created REAL NOT NULL,
+    medfeat_version TEXT NOT NULL,
+    dataset TEXT NOT NULL,
+    dataset_fingerprint TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    families TEXT NOT NULL,
+    images_per_job INTEGER NOT NULL,
+    stage_url TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    session INTEGER PRIMARY KEY AUTOINCREMENT,
+    started REAL NOT NULL,
+    ended REAL,
+    workers INTEGER,
+    scheduler TEXT,
+    planning_s REAL,
+    submission_s REAL,
+    submitted_jobs INTEGER
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id INTEGER PRIMARY KEY,
+    n_images INTEGER NOT NULL,
+    bundle TEXT,
+    bundle_sha256 TEXT,
+    bundle_bytes INTEGER,
+    state TEXT NOT NULL DEFAULT 'planned',  -- planned | staged | running | committed | failed
+    committed_attempt INTEGER,
+    result TEXT,
+    error TEXT
+);
+CREATE TABLE IF NOT EXISTS images (
+    job_id INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    image TEXT NOT NULL,
+    mask TEXT,
+    PRIMARY KEY (job_id, idx)
+);
+CREATE TABLE IF NOT EXISTS attempts (
+    attempt_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id INTEGER NOT NULL,
+    session INTEGER,
+    key TEXT,
+    worker TEXT,
+    host TEXT,
+    pid INTEGER,
+    submitted REAL,
+    started REAL,
+    staged_in REAL,
+    computed REAL,
+    staged_out REAL,
+    finished REAL,
+    outcome TEXT,            -- running | committed | discarded | error | lost
+    error TEXT,
+    result TEXT,
+    n_images INTEGER,
+    n_failed INTEGER,
+    bytes_in INTEGER,
+    bytes_out INTEGER
+);
+CREATE INDEX IF NOT EXISTS attempts_job ON attempts (job_id);
+CREATE TABLE IF NOT EXISTS events (
+    at REAL NOT NULL,
+    kind TEXT NOT NULL,
+    job_id INTEGER,
+    attempt_id INTEGER,
+    detail TEXT
+);
+"""
+
+LEDGER_NAME = "ledger.sqlite"
+
+
+class Ledger:
+    """The SQLite ledger of one run folder."""
+
+    def __init__(self, run_dir: str | Path):
+        self.path = Path(run_dir) / LEDGER_NAME
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self):
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # -- the run ---------------------------------------------------------------------------
+    def run_info(self) -> dict | None:
+        row = self.db.execute("SELECT * FROM run WHERE id = 1").fetchone()
+        return dict(row) if row else None
+
+    def create_run(self, *, version: str, dataset: str, fingerprint: str, settings: dict, families,
+                   images_per_job: int, stage_url: str, jobs) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT INTO run VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (time.time(), version, dataset, fingerprint, json.dumps(settings, sort_keys=True),
+                        json.dumps(list(families)), images_per_job, stage_url))
+            for job in jobs:
+                db.execute("INSERT INTO jobs (job_id, n_images) VALUES (?, ?)", (job.job_id, len(job.items)))
+                db.executemany("INSERT INTO images VALUES (?, ?, ?, ?)",
+                               [(job.job_id, i, it.image, it.mask) for i, it in enumerate(job.items)])
+
+    def start_session(self, workers: int, scheduler: str) -> int:
+        cur = self.db.execute("INSERT INTO sessions (started, workers, scheduler) VALUES (?, ?, ?)",
+                              (time.time(), workers, scheduler))
+        return int(cur.lastrowid)
+
+    def end_session(self, session: int, *, planning_s: float, submission_s: float, submitted_jobs: int) -> None:
+        self.db.execute("UPDATE sessions SET ended = ?, planning_s = ?, submission_s = ?, submitted_jobs = ? "
+                        "WHERE session = ?", (time.time(), planning_s, submission_s, submitted_jobs, session))
+
+    def update_session_workers(self, session: int, workers: int) -> None:
+        self.db.execute("UPDATE sessions SET workers = MAX(COALESCE(workers, 0), ?) WHERE session = ?",
+                        (workers, session))
+
+    # -- jobs ------------------------------------------------------------------------------
+    def jobs(self, state: str | None = None) -> list[dict]:
+        q = "SELECT * FROM jobs" + (" WHERE state = ?" if state else "") + " ORDER BY job_id"
+        return [dict(r) for r in self.db.execute(q, (state,) if state else ())]
+
+    def job(self, job_id: int) -> dict:
+        return dict(self.db.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone())
+
+    def job_images(self, job_id: int) -> list[dict]:
+        return [dict(r) for r in self.db.execute("SELECT * FROM images WHERE job_id = ? ORDER BY idx", (job_id,))]
+
+    def set_bundle(self, job_id: int, bundle: str, sha256: str, nbytes: int) -> None:
+        self.db.execute("UPDATE jobs SET bundle = ?, bundle_sha256 = ?, bundle_bytes = ?, "
+                        "state = CASE WHEN state = 'planned' THEN 'staged' ELSE state END WHERE job_id = ?",
+                        (bundle, sha256, nbytes, job_id))
+
+    def set_job_state(self, job_id: int, state: str, error: str | None = None) -> None:
+        self.db.execute("UPDATE jobs SET state = ?, error = ? WHERE job_id = ? AND state != 'committed'",
+                        (state, error, job_id))
+
+    # -- attempts --------------------------------------------------------------------------
+    def new_attempt(self, job_id: int, session: int, key: str, submitted: float) -> int:
+        with self.transaction() as db:
+            cur = db.execute("INSERT INTO attempts (job_id, session, key, submitted, outcome) "
+                             "VALUES (?, ?, ?, ?, 'running')", (job_id, session, key, submitted))
+            db.execute("UPDATE jobs SET state = 'running' WHERE job_id = ? AND state != 'committed'", (job_id,))
+        return int(cur.lastrowid)
+
+    def attempts(self, job_id: int | None = None) -> list[dict]:
+        q = "SELECT * FROM attempts" + (" WHERE job_id = ?" if job_id is not None else "") + " ORDER BY attempt_id"
+        return [dict(r) for r in self.db.execute(q, (job_id,) if job_id is not None else ())]
+
+    def finish_attempt(self, attempt_id: int, report: dict) -> str:
+        """Record a successful attempt's report and commit its result unless the job already has one.
+
+        Returns ``"committed"`` or ``"discarded"``. This is the one place a job gets its result, and it
+        runs in a single transaction: exactly one committed result per job.
+        """
+        fields = ("worker", "host", "pid", "started", "staged_in", "computed", "staged_out", "finished",
+                  "result", "n_images", "n_failed", "bytes_in", "bytes_out")
+        with self.transaction() as db:
+            job_id = db.execute("SELECT job_id FROM attempts WHERE attempt_id = ?", (attempt_id,)).fetchone()[0]
+            state = db.execute("SELECT state FROM jobs WHERE job_id = ?", (job_id,)).fetchone()[0]
+            outcome = "discarded" if state == "committed" else "committed"
+            db.execute(f"UPDATE attempts SET {', '.join(f + ' = ?' for f in fields)}, outcome = ? WHERE attempt_id = ?",
+                       tuple(report.get(f) for f in fields) + (outcome, attempt_id))
+            if outcome == "committed":
+                db.execute("UPDATE jobs SET state = 'committed', committed_attempt = ?, result = ?, error = NULL "
+                           "WHERE job_id = ?", (attempt_id, report["result"], job_id))
+            else:
+                db.execute("INSERT INTO events VALUES (?, 'duplicate-discarded', ?, ?, ?)",
+                           (time.time(), job_id, attempt_id, report.get("result")))
+        return outcome
+
+    def fail_attempt(self, attempt_id: int, error: str, outcome: str = "error", report: dict | None = None) -> None:
+        report = report or {}
+        self.db.execute("UPDATE attempts SET outcome = ?, error = ?, finished = ?, worker = COALESCE(?, worker), "
+                        "host = COALESCE(?, host), pid = COALESCE(?, pid), started = COALESCE(?, started) "
+                        "WHERE attempt_id = ?",
+                        (outcome, error, report.get("finished", time.time()), report.get("worker"),
+                         report.get("host"), report.get("pid"), report.get("started"), attempt_id))
+
+    def mark_lost_attempts(self) -> int:
+        """Attempts left 'running' by a client that died: they are lost (their results, if any, are ignored)."""
+        cur = self.db.execute("UPDATE attempts SET outcome = 'lost', error = 'client stopped before this attempt "
+                              "reported' WHERE outcome = 'running'")
+        self.db.execute("UPDATE jobs SET state = CASE WHEN bundle IS NULL THEN 'planned' ELSE 'staged' END "
+                        "WHERE state = 'running'")
+        return cur.rowcount
+
+    def event(self, kind: str, detail: str = "", job_id: int | None = None, attempt_id: int | None = None) -> None:
+        self.db.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?)", (time.time(), kind, job_id, attempt_id, detail))
+
+    def events(self) -> list[dict]:
+        return [dict(r) for r in self.db.execute("SELECT * FROM events ORDER BY at")]
+
+    def sessions(self) -> list[dict]:
+        return [dict(r) for r in self.db.execute("SELECT * FROM sessions ORDER BY session")]
+
+    def check_consistency(self) -> list[str]:
+        """Problems in the ledger (empty list when consistent): used by tests and `medfeat report`."""
+        problems = []
+        for r in self.db.execute("SELECT job_id, COUNT(*) n FROM attempts WHERE outcome = 'committed' GROUP BY job_id"):
+            if r["n"] != 1:
+                problems.append(f"job {r['job_id']} has {r['n']} committed attempts")
+        for r in self.db.execute("SELECT j.job_id FROM jobs j WHERE j.state = 'committed' AND NOT EXISTS "
+                                 "(SELECT 1 FROM attempts a WHERE a.attempt_id = j.committed_attempt "
+                                 "AND a.outcome = 'committed')"):
+            problems.append(f"job {r['job_id']} is committed without a committed attempt")
+        for r in self.db.execute("SELECT j.job_id FROM jobs j WHERE j.n_images != "
+                                 "(SELECT COUNT(*) FROM images i WHERE i.job_id = j.job_id)"):
+            problems.append(f"job {r['job_id']} image count differs from its image list")
+        return problems

@@ -1,0 +1,195 @@
+"""Staging: job bundles and results in a store any worker can reach, through fsspec.
+
+A *bundle* is a tar file holding a job's input files and a ``manifest.json`` with the sha256 of
+each, so a worker needs no shared filesystem: it pulls the bundle, checks it, unpacks it safely
+into local scratch, and pushes one result file back. Every write to the store is atomic (a
+temporary name, then a rename), so a reader never sees half a file.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import posixpath
+import tarfile
+import time
+import uuid
+from pathlib import Path
+
+import fsspec
+
+from medfeat.errors import InputError
+
+MANIFEST = "manifest.json"
+
+
+class StageError(RuntimeError):
+    """The staging store failed (unreachable, full, refused) or returned corrupt data."""
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class Stage:
+    """A folder in an fsspec filesystem (local path, ``file://``, ``sftp://``, ``s3://`` ...)."""
+
+    def __init__(self, url: str):
+        self.url = str(url)
+        self.fs, self.root = fsspec.core.url_to_fs(self.url)
+        self.root = self.root.rstrip("/") or "/"
+
+    def __reduce__(self):  # ship the URL to workers, not a live connection
+        return (Stage, (self.url,))
+
+    def path(self, name: str) -> str:
+        return posixpath.join(self.root, name)
+
+    def put(self, name: str, data: bytes) -> None:
+        """Write ``data`` under ``name`` atomically (temporary name, then rename)."""
+        final = self.path(name)
+        tmp = f"{final}.tmp-{uuid.uuid4().hex[:12]}"
+        self.fs.makedirs(posixpath.dirname(final), exist_ok=True)
+        try:
+            with self.fs.open(tmp, "wb") as fh:
+                fh.write(data)
+            self.fs.mv(tmp, final)
+        except BaseException:
+            try:
+                self.fs.rm(tmp)
+            except Exception:
+                pass
+            raise
+
+    def get(self, name: str) -> bytes:
+        with self.fs.open(self.path(name), "rb") as fh:
+            return fh.read()
+
+    def exists(self, name: str) -> bool:
+        return self.fs.exists(self.path(name))
+
+    def delete(self, name: str) -> None:
+        try:
+            self.fs.rm(self.path(name))
+        except FileNotFoundError:
+            pass
+
+
+def _read_source(url: str) -> list[tuple[str, bytes]]:
+    """Bytes of an input: one file, or every file of a folder (a DICOM series), with relative names."""
+    fs, path = fsspec.core.url_to_fs(url)
+    try:
+        if fs.isdir(path):
+            out = []
+            for p in sorted(fs.find(path)):
+                with fs.open(p, "rb") as fh:
+                    out.append((posixpath.relpath(p, path), fh.read()))
+            return out
+        with fs.open(path, "rb") as fh:
+            return [("", fh.read())]
+    except FileNotFoundError:
+        raise InputError(url, "file not found while building the job bundle") from None
+
+
+def build_bundle(items) -> tuple[bytes, list[dict]]:
+    """Pack ``items`` (plan Items) into a tar bundle.
+
+    Returns the tar's bytes and the manifest's item list. A file that cannot be read is recorded in
+    the manifest with its error, so the job reports it for that image and goes on with the others.
+    """
+    manifest_items, files, blobs = [], {}, []
+    for idx, it in enumerate(items):
+        entry = {"index": idx, "image": it.image, "mask": it.mask, "image_member": None, "mask_member": None,
+                 "sha256": "", "error": ""}
+        for role in ("image", "mask"):
+            url = getattr(it, role)
+            if not url:
+                continue
+            base = posixpath.basename(url.rstrip("/")) or role
+            member = f"files/{idx:05d}-{role}-{base}"
+            try:
+                parts = _read_source(url)
+            except (InputError, OSError) as exc:
+                entry["error"] = str(exc) if isinstance(exc, InputError) else f"{url}: cannot read: {exc}"
+                break
+            if len(parts) == 1 and parts[0][0] == "":
+                files[member] = sha256_bytes(parts[0][1])
+                blobs.append((member, parts[0][1]))
+                if role == "image":
+                    entry["sha256"] = files[member]
+            else:  # a folder: pack each file under the member folder
+                h = hashlib.sha256()
+                for rel, data in parts:
+                    files[f"{member}/{rel}"] = sha256_bytes(data)
+                    blobs.append((f"{member}/{rel}", data))
+                    h.update(data)
+                if role == "image":
+                    entry["sha256"] = h.hexdigest()
+            entry[f"{role}_member"] = member
+        manifest_items.append(entry)
+    manifest = {"version": 1, "items": manifest_items, "files": files}
+    buf = io.BytesIO()
+    now = time.time()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in [(MANIFEST, json.dumps(manifest, indent=1).encode())] + blobs:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mtime = now
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue(), manifest_items
+
+
+def _safe_member(name: str) -> bool:
+    if not name or name.startswith("/") or "\\" in name:
+        return False
+    parts = name.split("/")
+    return ".." not in parts and not any(p == "" for p in parts[:-1])
+
+
+def unpack_bundle(data: bytes, dest: str | os.PathLike, expected_sha256: str | None = None) -> dict:
+    """Check and unpack a bundle into ``dest``; return its manifest.
+
+    Refuses (``StageError``) a bundle whose sha256 differs from ``expected_sha256``, any member
+    with an absolute path, ``..``, a link or a device, and any file whose sha256 differs from the
+    manifest's.
+    """
+    if expected_sha256 is not None:
+        got = sha256_bytes(data)
+        if got != expected_sha256:
+            raise StageError(f"bundle sha256 {got[:12]} does not match the planned {expected_sha256[:12]}")
+    dest = Path(dest)
+    try:
+        tar = tarfile.open(fileobj=io.BytesIO(data), mode="r:")
+    except tarfile.TarError as exc:
+        raise StageError(f"bundle is not a valid tar file: {exc}") from None
+    with tar:
+        members = tar.getmembers()
+        for m in members:
+            if not _safe_member(m.name):
+                raise StageError(f"bundle member {m.name!r} has an unsafe path")
+            if not m.isfile():
+                raise StageError(f"bundle member {m.name!r} is not a regular file (links and devices are refused)")
+        try:
+            manifest = json.loads(tar.extractfile(MANIFEST).read())
+        except (KeyError, ValueError) as exc:
+            raise StageError(f"bundle manifest missing or unreadable: {exc}") from None
+        expected = manifest.get("files", {})
+        seen = set()
+        for m in members:
+            if m.name == MANIFEST:
+                continue
+            blob = tar.extractfile(m).read()
+            want = expected.get(m.name)
+            if want is None:
+                raise StageError(f"bundle member {m.name!r} is not in its manifest")
+            if sha256_bytes(blob) != want:
+                raise StageError(f"bundle member {m.name!r} fails its sha256 check")
+            target = dest / m.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(blob)
+            seen.add(m.name)
+        missing = set(expected) - seen
+        if missing:
+            raise StageError(f"bundle lacks {len(missing)} file(s) listed in its manifest, e.g. {sorted(missing)[0]!r}")
+    return manifest

@@ -1,0 +1,1 @@
+"""Run reports: metrics from the ledger (and, later, plots and HTML)."""

@@ -1,0 +1,98 @@
+"""The seed production's metrics, computed from a run's ledger.
+
+Definitions (per run, summed over its sessions when a run was resumed):
+
+- submission time per job: client wall time spent handing jobs to the scheduler, per attempt;
+- summed running time: sum over attempts of (finished - started) on the workers;
+- user waiting time: wall time of the ``medfeat run``/``resume`` sessions, from start (planning
+  and staging included) to the feature table written: what the user waited;
+- staging in / out: sum over attempts of bundle download+check+unpack / result upload;
+- parallel efficiency: summed running time / (workers x user waiting time).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from medfeat.production.ledger import Ledger
+
+# (key, label, unit) in the order the table prints them.
+METRICS = (
+    ("submission_time_per_job_s", "average submission time per job", "s"),
+    ("summed_running_time_s", "summed running time", "s"),
+    ("user_waiting_time_s", "user real waiting time", "s"),
+    ("planning_s", "planning and bundle staging (client)", "s"),
+    ("staging_in_s", "staging in (workers, total)", "s"),
+    ("staging_out_s", "staging out (workers, total)", "s"),
+    ("jobs", "jobs", ""),
+    ("committed_jobs", "jobs committed", ""),
+    ("failed_jobs", "jobs failed", ""),
+    ("attempts", "attempts", ""),
+    ("images", "images", ""),
+    ("failed_images", "failed images", ""),
+    ("images_per_s", "images per second", "1/s"),
+    ("workers", "workers", ""),
+    ("parallel_efficiency", "parallel efficiency", ""),
+)
+
+
+def run_metrics(run_dir: str | Path) -> dict:
+    """All metrics of the run in ``run_dir`` as a dict keyed as in :data:`METRICS`."""
+    ledger = Ledger(run_dir)
+    try:
+        jobs = ledger.jobs()
+        attempts = ledger.attempts()
+        sessions = ledger.sessions()
+    finally:
+        ledger.close()
+    by_id = {a["attempt_id"]: a for a in attempts}
+    submitted = sum(s["submitted_jobs"] or 0 for s in sessions)
+    waiting = sum((s["ended"] - s["started"]) for s in sessions if s["ended"])
+    running = sum(a["finished"] - a["started"] for a in attempts if a["started"] and a["finished"])
+    stage_in = sum(a["staged_in"] - a["started"] for a in attempts if a["started"] and a["staged_in"])
+    stage_out = sum(a["staged_out"] - a["computed"] for a in attempts if a["computed"] and a["staged_out"])
+    failed_images = 0
+    for j in jobs:
+        if j["state"] == "committed":
+            failed_images += by_id[j["committed_attempt"]]["n_failed"] or 0
+        elif j["state"] == "failed":
+            failed_images += j["n_images"]
+    images = sum(j["n_images"] for j in jobs)
+    workers = max((s["workers"] or 0 for s in sessions), default=0)
+    return {
+        "submission_time_per_job_s": (sum(s["submission_s"] or 0 for s in sessions) / submitted) if submitted else 0.0,
+        "summed_running_time_s": running,
+        "user_waiting_time_s": waiting,
+        "planning_s": sum(s["planning_s"] or 0 for s in sessions),
+        "staging_in_s": stage_in,
+        "staging_out_s": stage_out,
+        "jobs": len(jobs),
+        "committed_jobs": sum(1 for j in jobs if j["state"] == "committed"),
+        "failed_jobs": sum(1 for j in jobs if j["state"] == "failed"),
+        "attempts": len(attempts),
+        "images": images,
+        "failed_images": failed_images,
+        "images_per_s": images / waiting if waiting else 0.0,
+        "workers": workers,
+        "parallel_efficiency": running / (workers * waiting) if workers and waiting else 0.0,
+        "sessions": len(sessions),
+    }
+
+
+def format_value(key: str, value) -> str:
+    if isinstance(value, float):
+        if key == "submission_time_per_job_s":
+            return f"{value * 1e3:.2f} ms"
+        if key.endswith("_s"):
+            return f"{value:.2f} s"
+        return f"{value:.3f}" if key == "parallel_efficiency" else f"{value:.1f}"
+    return str(value)
+
+
+def run_table(metrics: dict, title: str = "medfeat run"):
+    """A rich Table of the metrics (the run table `medfeat report` prints)."""
+    from rich.table import Table
+
+    t = Table("metric", "value", title=title)
+    for key, label, _ in METRICS:
+        t.add_row(label, format_value(key, metrics[key]))
+    return t

@@ -1,0 +1,111 @@
+"""Plans and staging with real files and real tarballs."""
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+
+import pytest
+
+from medfeat.errors import InputError
+from medfeat.production import plan
+from medfeat.production.staging import Stage, StageError, build_bundle, sha256_bytes, unpack_bundle
+
+
+def _files(root, names):
+    for n in names:
+        p = root / n
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(n.encode() * 10)
+    return root
+
+
+def test_discover_folder_glob_and_csv(tmp_path):
+    root = _files(tmp_path / "d", ["b/2.png", "a/1.pgm", "c.ppm", "notes.txt", "series/IM0001"])
+    items = plan.discover(str(root))
+    names = [i.image.rsplit("d/", 1)[1] for i in items]
+    assert names == ["a/1.pgm", "b/2.png", "c.ppm", "series/IM0001"]  # sorted, README-like files left out
+    assert [i.image for i in plan.discover(str(root / "*" / "*.p*"))] == [str(root / "a/1.pgm"), str(root / "b/2.png")]
+    csvf = tmp_path / "list.csv"
+    csvf.write_text("image,mask\nd/c.ppm,d/a/1.pgm\nd/b/2.png\n")
+    items = plan.discover(str(csvf))
+    assert [(i.image, i.mask) for i in items] == [(str(root / "b/2.png"), None), (str(root / "c.ppm"), str(root / "a/1.pgm"))]
+    with pytest.raises(InputError, match="not found"):
+        plan.discover(str(tmp_path / "nothing"))
+    bad = tmp_path / "bad.csv"
+    bad.write_text("d/missing.png\n")
+    with pytest.raises(InputError, match="missing.png"):
+        plan.discover(str(bad))
+
+
+def test_plan_is_deterministic_and_fingerprint_sees_changes(tmp_path):
+    root = _files(tmp_path, [f"{i:03d}.pgm" for i in range(10)])
+    items = plan.discover(str(root))
+    jobs = plan.plan_jobs(items, 4)
+    assert [len(j.items) for j in jobs] == [4, 4, 2] and [j.name for j in jobs] == ["job-00000", "job-00001", "job-00002"]
+    assert plan.plan_jobs(plan.discover(str(root)), 4)[1].items == jobs[1].items
+    fp = plan.fingerprint(items)
+    (root / "005.pgm").write_bytes(b"changed content, longer than before")
+    assert plan.fingerprint(plan.discover(str(root))) != fp
+
+
+def test_bundle_round_trip_checks_hashes(tmp_path):
+    root = _files(tmp_path / "in", ["x.pgm", "m.pgm", "series/a.dcm", "series/b.dcm"])
+    items = [plan.Item(str(root / "x.pgm"), str(root / "m.pgm")), plan.Item(str(root / "series")),
+             plan.Item(str(root / "gone.pgm"))]
+    data, manifest_items = build_bundle(items)
+    assert manifest_items[2]["error"] and "gone.pgm" in manifest_items[2]["error"]
+    out = tmp_path / "out"
+    manifest = unpack_bundle(data, out, sha256_bytes(data))
+    first = manifest["items"][0]
+    assert (out / first["image_member"]).read_bytes() == (root / "x.pgm").read_bytes()
+    assert (out / first["mask_member"]).read_bytes() == (root / "m.pgm").read_bytes()
+    assert first["sha256"] == sha256_bytes((root / "x.pgm").read_bytes())
+    assert sorted(p.name for p in (out / manifest["items"][1]["image_member"]).iterdir()) == ["a.dcm", "b.dcm"]
+    with pytest.raises(StageError, match="does not match the planned"):
+        unpack_bundle(data, tmp_path / "o2", "0" * 64)
+    corrupt = bytearray(data)
+    pos = corrupt.find(b"x.pgmx.pgm")
+    corrupt[pos] ^= 1  # flip one byte of a file's content: its own hash must catch it
+    with pytest.raises(StageError, match="fails its sha256 check"):
+        unpack_bundle(bytes(corrupt), tmp_path / "o3")
+
+
+def _tar(members):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for info, data in members:
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return buf.getvalue()
+
+
+def _file(name, data=b"x"):
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    return info, data
+
+
+@pytest.mark.parametrize("evil", ["/etc/passwd", "../escape", "files/../../escape", "link"])
+def test_unsafe_bundles_are_refused(tmp_path, evil):
+    manifest = json.dumps({"items": [], "files": {}}).encode()
+    if evil == "link":
+        info = tarfile.TarInfo("files/link")
+        info.type = tarfile.SYMTYPE
+        info.linkname = "/etc/passwd"
+        members = [_file("manifest.json", manifest), (info, None)]
+    else:
+        members = [_file("manifest.json", manifest), _file(evil)]
+    with pytest.raises(StageError, match="unsafe path|not a regular file"):
+        unpack_bundle(_tar(members), tmp_path / "out")
+    assert not (tmp_path / "escape").exists()
+
+
+def test_stage_put_is_atomic_and_get_round_trips(tmp_path):
+    st = Stage(str(tmp_path / "stage"))
+    st.put("results/job-1/a.parquet", b"abc")
+    assert st.get("results/job-1/a.parquet") == b"abc"
+    assert [p.name for p in (tmp_path / "stage/results/job-1").iterdir()] == ["a.parquet"]  # no temp left
+    st2 = Stage("file://" + str(tmp_path / "stage"))
+    assert st2.exists("results/job-1/a.parquet")
+    st.delete("results/job-1/a.parquet")
+    assert not st.exists("results/job-1/a.parquet")
