@@ -62,3 +62,83 @@ def directions_3d() -> np.ndarray:
         if d > (0, 0, 0):  # lexicographically positive half of the 26-neighbourhood
             dirs.append(d)
     return np.array(dirs, dtype=np.int64)
+
+
+def compress_levels(levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Map grey levels onto ``0..G-1`` over the levels present, ``-1`` outside the ROI.
+
+    Returns the index array and the true level value of each index. Texture matrices are built
+    over present levels only (small matrices when ``N_g`` is large), while formulas keep using the
+    true levels, so features are unchanged.
+    """
+    present = np.unique(levels[levels > 0])
+    lut = np.full(int(levels.max()) + 1 if levels.size else 1, -1, dtype=np.int32)
+    lut[present] = np.arange(present.size, dtype=np.int32)
+    return lut[levels], present.astype(np.float64)
+
+
+def aggregate(compute, aggregations, build2d=None, build3d=None) -> dict[str, dict[str, float]]:
+    """Apply IBSI's texture aggregation methods.
+
+    Parameters
+    ----------
+    compute : callable
+        ``compute(matrices (n, ...), n_voxels (n,)) -> {tag: values (n,)}`` features of a batch of
+        matrices; ``n_voxels`` is each matrix's voxel count (GLRLM's run percentage needs it).
+    aggregations : sequence of str
+        IBSI aggregation methods wanted.
+    build2d : callable
+        ``() -> (matrices (directions, slices, ...), n_voxels (directions, slices))``.
+    build3d : callable
+        ``() -> (matrices (directions, ...), n_voxels (directions,))``.
+
+    Returns
+    -------
+    dict
+        ``{aggregation: {tag: value}}``. Empty matrices (an empty slice) are left out of averages.
+    """
+    out: dict[str, dict[str, float]] = {}
+
+    def averaged(mats, nv):
+        n = mats.shape[0]
+        keep = mats.reshape(n, -1).sum(axis=1) > 0
+        if not keep.any():
+            return None
+        feats = compute(mats[keep], nv[keep])
+        return {tag: float(np.mean(v)) for tag, v in feats.items()}
+
+    need2d = [a for a in aggregations if a in AGGREGATIONS_2D]
+    need3d = [a for a in aggregations if a in AGGREGATIONS_3D]
+    if need2d:
+        m, nv = build2d()
+        d, z = m.shape[:2]
+        for a in need2d:
+            if a == "2D, averaged":
+                res = averaged(m.reshape((d * z,) + m.shape[2:]), nv.reshape(d * z))
+            elif a == "2D, slice-merged":
+                # IBSI: the directional matrices of each slice are merged; features averaged over slices
+                res = averaged(m.sum(axis=0), nv.sum(axis=0))
+            elif a == "2.5D, direction-merged":
+                # IBSI: each direction's matrices are merged over the slices; features averaged over directions
+                res = averaged(m.sum(axis=1), nv.sum(axis=1))
+            else:  # "2.5D, merged"
+                res = averaged(m.sum(axis=(0, 1))[np.newaxis], np.array([nv.sum()]))
+            out[a] = res
+    if need3d:
+        m, nv = build3d()
+        for a in need3d:
+            if a == "3D, averaged":
+                out[a] = averaged(m, nv)
+            else:
+                out[a] = averaged(m.sum(axis=0)[np.newaxis], np.array([nv.sum()]))
+    return out
+
+
+def flatten(results: dict[str, dict[str, float] | None], features, aggregations) -> dict[str, float]:
+    """``{aggregation: {tag: value}}`` -> ``{column: value}`` in stable order; NaN where nothing was computed."""
+    row = {}
+    for a in aggregations:
+        res = results.get(a)
+        for f in features:
+            row[column(f.tag, a)] = float("nan") if res is None else res[f.tag]
+    return row
