@@ -118,12 +118,12 @@ class Production:
                                silence_logs=40)
         return Client(cluster), cluster
 
-    def _bundle(self, job_id: int) -> None:
-        """Pack and stage a job's bundle unless a good one is already staged."""
-        job = self.ledger.job(job_id)
-        if job["bundle"] and self.stage.exists(job["bundle"]):
+    def _bundle(self, job_id: int, staged: str | None, items: list[planning.Item]) -> None:
+        """Pack and stage a job's bundle unless a good one is already staged (runs in the bundler
+        thread: it touches the stage only; the ledger is updated by the main thread)."""
+        if staged and self.stage.exists(staged):
             return
-        data, _ = build_bundle(_item_list(self.ledger, job_id))
+        data, _ = build_bundle(items)
         name = f"bundles/job-{job_id:05d}.tar"
         self.stage.put(name, data)
         self.ledger_updates.put(("bundle", job_id, name, sha256_bytes(data), len(data)))
@@ -158,13 +158,15 @@ class Production:
         self.ledger_updates: queue.Queue = queue.Queue()
         stop = threading.Event()
 
+        work = [(job_id, self.ledger.job(job_id)["bundle"], _item_list(self.ledger, job_id)) for job_id in todo]
+
         def bundler():
-            for job_id in todo:
+            for job_id, staged, items in work:
                 if stop.is_set():
                     return
                 t0 = time.time()
                 try:
-                    self._bundle(job_id)
+                    self._bundle(job_id, staged, items)
                     events.put(("ready", job_id, None))
                 except Exception as exc:  # the job fails with the reason; the others go on
                     events.put(("unstaged", job_id, f"staging the bundle failed: {type(exc).__name__}: {exc}"))
@@ -251,10 +253,10 @@ class Production:
     def _assemble(self) -> None:
         """Join the committed results into features.parquet and errors.csv (atomically)."""
         import pyarrow as pa
+        import pyarrow.compute as pc
         import pyarrow.csv as pacsv
         import pyarrow.parquet as pq
 
-        from medfeat.extract import feature_columns
         from medfeat.production.job import result_table
         from medfeat.tables import ImageResult
 
@@ -273,7 +275,7 @@ class Production:
         tmp = self.run_dir / (FEATURES_FILE + ".tmp")
         pq.write_table(table, tmp)
         os.replace(tmp, self.run_dir / FEATURES_FILE)
-        errors = table.filter(pa.compute.not_equal(table["error"], "")).select(["image", "job", "error"])
+        errors = table.filter(pc.not_equal(table["error"], "")).select(["image", "job", "error"])
         tmp = self.run_dir / (ERRORS_FILE + ".tmp")
         pacsv.write_csv(errors, tmp)
         os.replace(tmp, self.run_dir / ERRORS_FILE)
