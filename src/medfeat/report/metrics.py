@@ -82,6 +82,8 @@ def format_value(key: str, value) -> str:
     if isinstance(value, float):
         if key == "submission_time_per_job_s":
             return f"{value * 1e3:.2f} ms"
+        if key == "images_per_s":
+            return f"{value:.1f} /s"
         if key.endswith("_s"):
             return f"{value:.2f} s"
         return f"{value:.3f}" if key == "parallel_efficiency" else f"{value:.1f}"
