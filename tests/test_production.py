@@ -225,3 +225,53 @@ def test_client_killed_then_resumed(tmp_path):
         assert all(len([a for a in led.attempts(j["job_id"]) if a["outcome"] == "committed"]) == 1 for j in led.jobs())
     finally:
         led.close()
+
+
+def test_failing_job_is_retried_then_failed_and_the_run_completes(tmp_path):
+    paths = make_images(tmp_path / "data", 9)
+    run_dir = tmp_path / "run"
+    prod = Production(run_dir, str(tmp_path / "data"), SETTINGS, FAMILIES,
+                      RunOptions(images_per_job=3, workers=2, progress=False, max_attempts=2))
+    # job 1's staged bundle is corrupt: every attempt raises on the hash check
+    prod.stage.put("bundles/job-00001.tar", b"not a tar at all")
+    prod.ledger.set_bundle(1, "bundles/job-00001.tar", "0" * 64, 16)
+    m = prod.run()
+    assert (m["jobs"], m["committed_jobs"], m["failed_jobs"], m["attempts"]) == (3, 2, 1, 4)
+    assert m["failed_images"] == 3
+    rows = {r["image"]: r for r in pq.read_table(run_dir / "features.parquet").to_pylist()}
+    assert sorted(rows) == sorted(str(p) for p in paths)
+    for p in paths[3:6]:
+        assert "job failed" in rows[str(p)]["error"] and "sha256" in rows[str(p)]["error"]
+    led = Ledger(run_dir)
+    try:
+        assert led.check_consistency() == []
+        job = led.job(1)
+        assert job["state"] == "failed" and "2 attempt(s)" in job["error"]
+        assert [a["outcome"] for a in led.attempts(1)] == ["error", "error"]
+    finally:
+        led.close()
+
+
+def test_csv_dataset_with_masks_and_a_stage_url(tmp_path):
+    paths = make_images(tmp_path / "data", 4)
+    masks = []
+    for i, p in enumerate(paths):
+        shape = medfeat.read_image(p).shape[1:]
+        m = np.zeros(shape, dtype=np.uint8)
+        m[: 10 + 5 * i] = 1
+        mp = tmp_path / "masks" / f"m{i}.pgm"
+        mp.parent.mkdir(exist_ok=True)
+        write_netpbm(mp, m)
+        masks.append(mp)
+    lst = tmp_path / "list.csv"
+    lst.write_text("image,mask\n" + "".join(f"{p},{m}\n" for p, m in zip(paths, masks)))
+    run_dir = tmp_path / "run"
+    stage = "file://" + str(tmp_path / "elsewhere")
+    Production(run_dir, str(lst), SETTINGS, FAMILIES,
+               RunOptions(images_per_job=3, workers=1, progress=False, stage=stage)).run()
+    assert any((tmp_path / "elsewhere" / "bundles").iterdir())
+    rows = {r["image"]: r for r in pq.read_table(run_dir / "features.parquet").to_pylist()}
+    for p, m in zip(paths, masks):
+        expected = medfeat.extract(p, m, SETTINGS, families=FAMILIES)
+        assert rows[str(p)]["stat_mean"] == pytest.approx(expected["stat_mean"])
+        assert rows[str(p)]["cm_contrast_2d_avg"] == pytest.approx(expected["cm_contrast_2d_avg"])
