@@ -72,3 +72,22 @@ def test_ivh_hand_computed():
     assert f["ivh_I90"] == 1
     assert f["ivh_V10minusV90"] == pytest.approx(0.3)
     assert f["ivh_I10minusI90"] == 9
+
+
+def test_histogram_path_equals_the_sample_path():
+    # the intensity histogram family computes from counts; it must equal the sample statistics
+    rng = np.random.default_rng(3)
+    for n, ng in ((7, 5), (1000, 32), (4096, 200), (2, 2)):
+        lv = rng.integers(1, ng + 1, size=n)
+        h = histogram_features(lv, ng)
+        s = statistics_features(lv.astype(float))
+        for k in ("mean", "var", "skew", "kurt", "median", "min", "P10", "P90", "max", "iqr", "range", "mad",
+                  "rmad", "medad", "cov", "qcod"):
+            assert h[f"ih_{k}"] == pytest.approx(s[f"stat_{k}"], rel=1e-9, abs=1e-12), (n, ng, k)
+
+
+def test_ivh_counting_path_equals_the_sorting_path():
+    rng = np.random.default_rng(5)
+    x = rng.integers(-20, 60, size=500)
+    grid = np.arange(-30, 71, dtype=float)
+    assert ivh_features(x, grid) == pytest.approx(ivh_features(x.astype(float), grid))

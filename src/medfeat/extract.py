@@ -239,6 +239,7 @@ class ROI:
         hi = s.resegment_max if s.resegment_max is not None else x.max()
         if np.all(x == np.round(x)):
             grid = np.arange(np.ceil(lo), np.floor(hi) + 1, dtype=np.float64)
+            x = x.astype(np.int64)  # integer intensities take the IVH's counting path
         else:  # continuous intensities: the values present are all the IVH can resolve
             grid = np.unique(x)
         return x, grid
@@ -406,8 +407,12 @@ def extract(image: Image | str | os.PathLike | np.ndarray,
     fams = _check_families(families, s)
     img = _as_image(image)
     morph = _as_mask(mask, img, label)
-    intensities = img.intensity()
     name = img.source or "<array>"
+    # crop before converting: a tumour ROI is a small part of a CT volume
+    box = processing.bounding_box(morph)
+    morph = morph[box]
+    intensities = (img.array[box] if not img.is_rgb else img.array[box + (slice(None),)])
+    intensities = Image(intensities).intensity()
     roi_values = intensities[morph]
     bad = np.count_nonzero(~np.isfinite(roi_values))
     if bad:

@@ -71,8 +71,12 @@ def compress_levels(levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     over present levels only (small matrices when ``N_g`` is large), while formulas keep using the
     true levels, so features are unchanged.
     """
-    present = np.unique(levels[levels > 0])
-    lut = np.full(int(levels.max()) + 1 if levels.size else 1, -1, dtype=np.int32)
+    levels = np.asarray(levels)
+    top = int(levels.max()) if levels.size else 0
+    counts = np.bincount(levels.ravel(), minlength=top + 1)  # O(N), no sort
+    counts[0] = 0
+    present = np.flatnonzero(counts)
+    lut = np.full(top + 1, -1, dtype=np.int32)
     lut[present] = np.arange(present.size, dtype=np.int32)
     return lut[levels], present.astype(np.float64)
 

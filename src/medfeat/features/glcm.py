@@ -79,9 +79,12 @@ def cooccurrence_matrices(levels: np.ndarray, distance: int = 1, three_d: bool =
     of each of the ``G`` rows.
     """
     idx, values = compress_levels(np.asarray(levels))
+    return _matrices(np.ascontiguousarray(idx), values.size, distance, three_d), values
+
+
+def _matrices(idx: np.ndarray, n: int, distance: int, three_d: bool) -> np.ndarray:
     offsets = (directions_3d() if three_d else directions_2d()) * int(distance)
-    builder = _counts_3d if three_d else _counts_2d
-    return builder(np.ascontiguousarray(idx), offsets, values.size), values
+    return (_counts_3d if three_d else _counts_2d)(idx, offsets, n)
 
 
 class _Batch:
@@ -336,16 +339,16 @@ def glcm_features(levels: np.ndarray, n_levels: int, aggregations=AGGREGATIONS_3
         ``{column name: value}``, e.g. ``cm_joint_max_2d_avg``; NaN where the ROI has no pairs.
     """
     aggregations = check_aggregations(aggregations)
-    levels = np.asarray(levels)
-    grey = np.unique(levels[levels > 0]).astype(np.float64)
+    idx, grey = compress_levels(np.asarray(levels))
+    idx = np.ascontiguousarray(idx)
     compute = lambda m, nv: features_of_matrices(m, grey, n_levels)  # noqa: E731
 
     def build2d():
-        m, _ = cooccurrence_matrices(levels, distance, three_d=False)
+        m = _matrices(idx, grey.size, distance, False)
         return m, np.zeros(m.shape[:2])
 
     def build3d():
-        m, _ = cooccurrence_matrices(levels, distance, three_d=True)
+        m = _matrices(idx, grey.size, distance, True)
         return m, np.zeros(m.shape[0])
 
     return flatten(aggregate(compute, aggregations, build2d, build3d), FEATURES, aggregations)

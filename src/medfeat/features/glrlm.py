@@ -24,47 +24,47 @@ FAMILY = "glrlm"
 
 
 @numba.njit(cache=True, nogil=True)
-def _runs(idx, offsets, in_plane):  # pragma: no cover - compiled
-    """Every run as (direction, slice, level index, length); one pass per direction."""
+def _runs(idx, offsets, per_slice, out):  # pragma: no cover - compiled
+    """Count every run into ``out[direction, slice or 0, level index, length - 1]``.
+
+    A voxel starts a run when the voxel before it along the direction is outside the box, outside
+    the ROI, or of another level; the run's length is found by walking forward from it.
+    """
     dirs = offsets.shape[0]
     nz, ny, nx = idx.shape
-    n = 0
-    for z in range(nz):
-        for y in range(ny):
-            for x in range(nx):
-                if idx[z, y, x] >= 0:
-                    n += 1
-    out_d = np.empty(n * dirs, np.int32)
-    out_z = np.empty(n * dirs, np.int32)
-    out_a = np.empty(n * dirs, np.int32)
-    out_len = np.empty(n * dirs, np.int32)
-    k = 0
+    cap = out.shape[3]
     for d in range(dirs):
-        dz = 0 if in_plane else offsets[d, 0]
+        dz = offsets[d, 0]
         dy = offsets[d, 1]
         dx = offsets[d, 2]
         for z in range(nz):
+            zs = z if per_slice else 0
             for y in range(ny):
                 for x in range(nx):
                     a = idx[z, y, x]
                     if a < 0:
                         continue
-                    pz, py, px = z - dz, y - dy, x - dx
-                    if 0 <= pz < nz and 0 <= py < ny and 0 <= px < nx and idx[pz, py, px] == a:
-                        continue  # not the first voxel of its run
+                    pz = z - dz
+                    py = y - dy
+                    px = x - dx
+                    if 0 <= pz < nz and 0 <= py < ny and 0 <= px < nx:
+                        if idx[pz, py, px] == a:
+                            continue
                     length = 1
-                    qz, qy, qx = z + dz, y + dy, x + dx
-                    while 0 <= qz < nz and 0 <= qy < ny and 0 <= qx < nx and idx[qz, qy, qx] == a:
+                    qz = z + dz
+                    qy = y + dy
+                    qx = x + dx
+                    while 0 <= qz < nz and 0 <= qy < ny and 0 <= qx < nx:
+                        if idx[qz, qy, qx] != a:
+                            break
                         length += 1
                         qz += dz
                         qy += dy
                         qx += dx
-                    out_d[k] = d
-                    out_z[k] = z
-                    out_a[k] = a
-                    out_len[k] = length
-                    k += 1
-    return out_d[:k], out_z[:k], out_a[:k], out_len[:k]
+                    if length > cap:  # caller sized ``out`` too small: report the length needed
+                        return length
+                    out[d, zs, a, length - 1] += 1.0
+    return 0
 
 
 def run_length_matrices(levels: np.ndarray, three_d: bool = False):
@@ -75,22 +75,30 @@ def run_length_matrices(levels: np.ndarray, three_d: bool = False):
     (``n_voxels`` ``(13,)``); ``L`` is the longest run found, column ``j`` holds runs of length ``j+1``.
     """
     idx, values = compress_levels(np.asarray(levels))
-    idx = np.ascontiguousarray(idx)
-    offsets = directions_3d() if three_d else directions_2d()
-    d, z, a, length = _runs(idx, offsets, not three_d)
-    n_dirs, g = offsets.shape[0], values.size
-    lmax = int(length.max()) if length.size else 1
+    return _run_matrices(np.ascontiguousarray(idx), values.size, three_d) + (values,)
+
+
+def _run_matrices(idx: np.ndarray, g: int, three_d: bool):
+    offsets = directions_2d() if not three_d else directions_3d()
+    n_dirs = offsets.shape[0]
+    slices = 1 if three_d else idx.shape[0]
+    longest = max(idx.shape) if three_d else max(idx.shape[1:])
+    # Most runs are short: start with a small length axis and grow it only if a longer run exists,
+    # so per-slice matrices of a large volume stay small.
+    cap = min(longest, 64)
+    while True:
+        m = np.zeros((n_dirs, slices, g, cap))
+        need = _runs(idx, offsets, not three_d, m)
+        if need == 0:
+            break
+        cap = min(longest, max(need, 2 * cap))
+    used = np.flatnonzero(m.sum(axis=(0, 1, 2)))
+    m = m[..., : (used[-1] + 1 if used.size else 1)]
     roi = idx >= 0
     if three_d:
-        key = (d.astype(np.int64) * g + a) * lmax + (length - 1)
-        m = np.bincount(key, minlength=n_dirs * g * lmax).astype(np.float64).reshape(n_dirs, g, lmax)
-        nv = np.full(n_dirs, float(roi.sum()))
-    else:
-        nz = idx.shape[0]
-        key = ((d.astype(np.int64) * nz + z) * g + a) * lmax + (length - 1)
-        m = np.bincount(key, minlength=n_dirs * nz * g * lmax).astype(np.float64).reshape(n_dirs, nz, g, lmax)
-        nv = np.broadcast_to(roi.sum(axis=(1, 2)).astype(np.float64), (n_dirs, nz)).copy()
-    return m, nv, values
+        return m[:, 0], np.full(n_dirs, float(np.count_nonzero(roi)))
+    nv = np.broadcast_to(roi.sum(axis=(1, 2)).astype(np.float64), (n_dirs, slices)).copy()
+    return m, nv
 
 
 class _Batch:
@@ -243,16 +251,9 @@ def glrlm_features(levels: np.ndarray, n_levels: int, aggregations=AGGREGATIONS_
         ``{column name: value}``, e.g. ``rlm_sre_3d_avg``.
     """
     aggregations = check_aggregations(aggregations)
-    levels = np.asarray(levels)
-    grey = np.unique(levels[levels > 0]).astype(np.float64)
+    idx, grey = compress_levels(np.asarray(levels))
+    idx = np.ascontiguousarray(idx)
     compute = lambda m, nv: features_of_matrices(m, nv, grey)  # noqa: E731
+    return flatten(aggregate(compute, aggregations, lambda: _run_matrices(idx, grey.size, False),
+                             lambda: _run_matrices(idx, grey.size, True)), FEATURES, aggregations)
 
-    def build2d():
-        m, nv, _ = run_length_matrices(levels, three_d=False)
-        return m, nv
-
-    def build3d():
-        m, nv, _ = run_length_matrices(levels, three_d=True)
-        return m, nv
-
-    return flatten(aggregate(compute, aggregations, build2d, build3d), FEATURES, aggregations)

@@ -27,18 +27,30 @@ class Summary:
 
     def __init__(self, x: np.ndarray):
         self.x = np.asarray(x, dtype=np.float64).ravel()
+        self.n = self.x.size
 
     @cached_property
     def mean(self) -> float:
         return float(self.x.mean())
 
     @cached_property
-    def centred(self) -> np.ndarray:
-        return self.x - self.mean
+    def _c2(self) -> tuple[np.ndarray, np.ndarray]:
+        c = self.x - self.mean
+        return c, c * c
 
     @cached_property
     def m2(self) -> float:
-        return float(np.mean(self.centred**2))
+        return float(self._c2[1].mean())
+
+    @cached_property
+    def m3(self) -> float:
+        c, c2 = self._c2
+        return float(np.dot(c2, c) / self.n)
+
+    @cached_property
+    def m4(self) -> float:
+        c2 = self._c2[1]
+        return float(np.dot(c2, c2) / self.n)
 
     @cached_property
     def percentiles(self) -> dict[int, float]:
@@ -48,6 +60,19 @@ class Summary:
     @cached_property
     def minmax(self) -> tuple[float, float]:
         return float(self.x.min()), float(self.x.max())
+
+    @cached_property
+    def sum_of_squares(self) -> float:
+        return float(np.dot(self.x, self.x))
+
+    def mean_abs_deviation(self, centre: float) -> float:
+        """``1/N sum |X_k - centre|``."""
+        return float(np.abs(self.x - centre).mean())
+
+    def robust_mean_abs_deviation(self) -> float:
+        """Mean absolute deviation from their mean of the values within ``[P_10, P_90]``."""
+        x = self.x[(self.x >= self.percentiles[10]) & (self.x <= self.percentiles[90])]
+        return float(np.abs(x - x.mean()).mean())
 
 
 def mean(s: Summary) -> float:
@@ -67,7 +92,7 @@ def skewness(s: Summary) -> float:
     """
     if s.m2 == 0:
         return 0.0
-    return float(np.mean(s.centred**3) / s.m2**1.5)
+    return s.m3 / s.m2**1.5
 
 
 def kurtosis(s: Summary) -> float:
@@ -77,7 +102,7 @@ def kurtosis(s: Summary) -> float:
     """
     if s.m2 == 0:
         return 0.0
-    return float(np.mean(s.centred**4) / s.m2**2 - 3.0)
+    return s.m4 / s.m2**2 - 3.0
 
 
 def median(s: Summary) -> float:
@@ -117,7 +142,7 @@ def value_range(s: Summary) -> float:
 
 def mean_absolute_deviation(s: Summary) -> float:
     """Mean absolute deviation (IBSI ``4FUA``, ``stat.mad``): ``F = 1/N_v sum |X_k - mu|``."""
-    return float(np.mean(np.abs(s.centred)))
+    return s.mean_abs_deviation(s.mean)
 
 
 def robust_mean_absolute_deviation(s: Summary) -> float:
@@ -125,8 +150,7 @@ def robust_mean_absolute_deviation(s: Summary) -> float:
 
     ``F = 1/N_{10-90} sum |X_{10-90,k} - mu_{10-90}|`` over the voxels with ``P_10 <= X <= P_90``.
     """
-    x = s.x[(s.x >= s.percentiles[10]) & (s.x <= s.percentiles[90])]
-    return float(np.mean(np.abs(x - x.mean())))
+    return s.robust_mean_abs_deviation()
 
 
 def median_absolute_deviation(s: Summary) -> float:
@@ -134,7 +158,7 @@ def median_absolute_deviation(s: Summary) -> float:
 
     IBSI defines it as the mean absolute deviation from the median ``M``.
     """
-    return float(np.mean(np.abs(s.x - s.percentiles[50])))
+    return s.mean_abs_deviation(s.percentiles[50])
 
 
 def coefficient_of_variation(s: Summary) -> float:
@@ -150,12 +174,12 @@ def quartile_coefficient_of_dispersion(s: Summary) -> float:
 
 def energy(s: Summary) -> float:
     """Intensity-based energy (IBSI ``N8CA``, ``stat.energy``): ``F = sum_k X_k^2``."""
-    return float(np.dot(s.x, s.x))
+    return s.sum_of_squares
 
 
 def root_mean_square(s: Summary) -> float:
     """Root mean square intensity (IBSI ``5ZWQ``, ``stat.rms``): ``F = sqrt(1/N_v sum_k X_k^2)``."""
-    return float(np.sqrt(np.dot(s.x, s.x) / s.x.size))
+    return float(np.sqrt(s.sum_of_squares / s.n))
 
 
 # (tag, code, name, function), in IBSI order.

@@ -36,7 +36,15 @@ FEATURES: tuple[FeatureDef, ...] = (
 
 def fractional_volumes(values: np.ndarray, grid: np.ndarray) -> np.ndarray:
     """``nu_i`` for every ``i`` of ``grid`` (sorted ascending): fraction of voxels with ``X >= i``."""
-    x = np.sort(np.asarray(values, dtype=np.float64).ravel())
+    x = np.asarray(values).ravel()
+    g0 = grid[0]
+    if np.issubdtype(x.dtype, np.integer) and np.array_equal(grid, g0 + np.arange(grid.size)):
+        # bin numbers on a unit grid: cumulative counts, no sort
+        counts = np.bincount((x - int(g0)).clip(0), minlength=grid.size)[: grid.size]
+        below = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        below += np.count_nonzero(x < g0)
+        return 1.0 - below / x.size
+    x = np.sort(x.astype(np.float64))
     below = np.searchsorted(x, grid, side="left")
     return 1.0 - below / x.size
 
