@@ -25,6 +25,13 @@ def _sniff_gzip(data: bytes) -> bytes:
         return b""
 
 
+def _gunzip(data: bytes, path) -> bytes:
+    try:
+        return gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InputError(path, f"truncated or corrupt gzip data ({exc})") from None
+
+
 def read_image(path: str | os.PathLike) -> Image:
     """Read an image file or a DICOM series folder.
 
@@ -51,7 +58,23 @@ def read_image(path: str | os.PathLike) -> Image:
         raise InputError(path, "empty file")
     sha = hashlib.sha256(data).hexdigest()
     head = data[:1024]
-    if head[:2] in (b"P2", b"P3", b"P5", b"P6"):
+    if head[:2] == b"\x1f\x8b":  # gzip: a .nii.gz, or a gzipped DICOM / Netpbm file
+        inner = _sniff_gzip(data)
+        from medfeat.io.nifti import looks_like_nifti, read_nifti
+
+        if looks_like_nifti(inner):
+            return read_nifti(path, data)
+        if inner[128:132] == b"DICM" or inner[:2] in (b"P2", b"P3", b"P5", b"P6"):
+            data = _gunzip(data, path)
+            head = data[:1024]
+        else:
+            raise InputError(path, "gzip file that is not a NIfTI, DICOM or Netpbm image")
+    # DICOM first: its 128-byte preamble may itself look like a TIFF header (dual-format files)
+    if head[128:132] == b"DICM":
+        from medfeat.io.dicom import read_dicom_file
+
+        img = read_dicom_file(path, data)
+    elif head[:2] in (b"P2", b"P3", b"P5", b"P6"):
         from medfeat.io.netpbm import read_netpbm
 
         img = read_netpbm(path, data)
@@ -59,17 +82,11 @@ def read_image(path: str | os.PathLike) -> Image:
         from medfeat.io.pillow import read_pillow
 
         img = read_pillow(path, data)
-    elif head[128:132] == b"DICM":
-        from medfeat.io.dicom import read_dicom_file
-
-        return read_dicom_file(path, data)
     else:
         from medfeat.io.nifti import looks_like_nifti, read_nifti
 
-        if looks_like_nifti(head) or (head[:2] == b"\x1f\x8b" and looks_like_nifti(_sniff_gzip(data))):
+        if looks_like_nifti(head):
             return read_nifti(path, data)
-        if head[:2] == b"\x1f\x8b":
-            raise InputError(path, "gzip file that is not a NIfTI image")
         raise InputError(path, "unrecognised image format (expected PGM/PPM, PNG, JPEG, TIFF, DICOM or NIfTI)")
     img.sha256 = sha
     img.source = str(path)
