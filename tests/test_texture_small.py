@@ -50,40 +50,6 @@ def test_glcm_single_level():
         assert f[column("cm.joint.entr", a)] == 0
 
 
-def test_glrlm_matrix_and_features_by_hand():
-    levels = np.array([[[1, 1, 2, 2], [1, 1, 1, 2], [3, 3, 3, 3]]])
-    m, nv, grey = glrlm.run_length_matrices(levels)
-    # direction (0, 0, 1): runs 1x2, 2x2 | 1x3, 2x1 | 3x4
-    expected = np.zeros((3, 4))
-    expected[0, 1] = expected[0, 2] = 1
-    expected[1, 0] = expected[1, 1] = 1
-    expected[2, 3] = 1
-    assert m[0, 0, :, :4].tolist() == expected.tolist() and m[0, 0, :, 4:].sum() == 0
-    assert nv[0, 0] == 12
-    f = glrlm.features_of_matrices(m[0, :1].copy(), nv[0, :1], grey)
-    assert f["rlm.sre"][0] == pytest.approx((1 + 2 / 4 + 1 / 9 + 1 / 16) / 5)
-    assert f["rlm.lre"][0] == pytest.approx((1 + 2 * 4 + 9 + 16) / 5)
-    assert f["rlm.glnu"][0] == pytest.approx((2**2 + 2**2 + 1**2) / 5)
-    assert f["rlm.rlnu"][0] == pytest.approx((1**2 + 2**2 + 1**2 + 1**2) / 5)
-    assert f["rlm.r.perc"][0] == pytest.approx(5 / 12)
-
-
-def test_glrlm_runs_are_broken_by_the_roi_boundary():
-    m, _, _ = glrlm.run_length_matrices(np.array([[[1, 1, 0, 1, 1]]]))
-    assert m[0, 0, 0].tolist()[:2] == [0, 2]  # two runs of length 2, not one of length 4
-
-
-def test_glrlm_3d_cube_and_long_runs():
-    m, nv, _ = glrlm.run_length_matrices(np.ones((2, 2, 2), dtype=int), three_d=True)
-    runs = m[:, 0, :]  # (13 directions, lengths)
-    # axis directions: 4 runs of length 2; face diagonals: 2 of length 2 + 4 of length 1; space diagonals: 1 + 6
-    assert sorted(tuple(r) for r in runs.tolist()) == sorted([(0, 4)] * 3 + [(4, 2)] * 6 + [(6, 1)] * 4)
-    assert nv.tolist() == [8] * 13
-    long = np.ones((1, 1, 200), dtype=int)  # longer than the first guess of the length axis
-    m, _, _ = glrlm.run_length_matrices(long)
-    assert m[0, 0, 0, 199] == 1 and m[0, 0, 0].sum() == 1
-
-
 @pytest.mark.parametrize("module,fn", [(glcm, glcm.glcm_features), (glrlm, glrlm.glrlm_features)])
 def test_texture_is_invariant_to_transposition_and_flips(module, fn):
     rng = np.random.default_rng(7)
