@@ -1,286 +1,582 @@
-r"""Grey level co-occurrence matrix (GLCM) features (IBSI chapter 1, section 3.6).
+r"""Grey level co-occurrence matrix (GLCM) features, IBSI chapter 1 section 3.6.
 
-A GLCM counts how often grey level :math:`i` neighbours grey level :math:`j` along one direction
-at Chebyshev distance :math:`\delta` inside the ROI. medfeat's matrices are symmetric (each pair
-counted in both directions) and unweighted, as in the IBSI reference configurations.
-:math:`p_{ij} = M_{ij} / \sum M` is the joint probability; :math:`p_{i.}` and :math:`p_{.j}` the
-marginals; :math:`p_{i-j,k} = \sum_{|i-j|=k} p_{ij}` and :math:`p_{i+j,k} = \sum_{i+j=k} p_{ij}`
-the diagonal and cross-diagonal probabilities; :math:`N_g` the number of grey levels. Entropies
-use :math:`\log_2`. The sums run over the true grey levels ``i, j`` (levels absent from the ROI
-contribute nothing and are left out of the matrices for speed).
+A grey level co-occurrence matrix :math:`\mathbf{M}_{\Delta}` counts how often a voxel of grey
+level :math:`i` has a neighbour of grey level :math:`j` at the offset :math:`\Delta = \delta
+\cdot \mathbf{d}` (Chebyshev distance :math:`\delta`, direction :math:`\mathbf{d}`), both voxels
+inside the ROI intensity mask. medfeat's matrices are symmetric (every pair counted in both
+directions, :math:`\mathbf{M} + \mathbf{M}^T`) and not distance weighted, as in the IBSI
+reference configurations.
+
+Notation (IBSI 3.6)
+-------------------
+* :math:`N_g` -- number of discretised grey levels (``n_levels``).
+* :math:`p_{ij} = M_{ij} / \sum_{ij} M_{ij}` -- joint probability.
+* :math:`p_{i.} = \sum_j p_{ij}`, :math:`p_{.j} = \sum_i p_{ij}` -- marginal probabilities.
+* :math:`\mu_{i.} = \sum_i i\,p_{i.}`, :math:`\sigma_{i.}^2 = \sum_i (i-\mu_{i.})^2 p_{i.}` (idem
+  :math:`\mu_{.j}`, :math:`\sigma_{.j}`); symmetric matrices have :math:`\mu_{i.} = \mu_{.j}`.
+* :math:`p_{i-j,k} = \sum_{ij} p_{ij}\,[|i-j| = k]`, :math:`k = 0 \dots N_g-1` -- diagonal probabilities.
+* :math:`p_{i+j,k} = \sum_{ij} p_{ij}\,[i+j = k]`, :math:`k = 2 \dots 2N_g` -- cross-diagonal probabilities.
+* :math:`HXY = -\sum_{ij} p_{ij}\log_2 p_{ij}`, :math:`HX = -\sum_i p_{i.}\log_2 p_{i.}`,
+  :math:`HY = -\sum_j p_{.j}\log_2 p_{.j}`,
+  :math:`HXY_1 = -\sum_{ij} p_{ij}\log_2(p_{i.}p_{.j})`,
+  :math:`HXY_2 = -\sum_{ij} p_{i.}p_{.j}\log_2(p_{i.}p_{.j})`.
+
+Entropies use :math:`\log_2` and :math:`0 \log 0 = 0`. The sums run over the true grey levels
+``i, j``: the matrices are built over the grey levels present in the ROI only (small matrices when
+:math:`N_g` is large, as PyRadiomics does), absent levels contributing nothing to any sum.
+
+Aggregation methods (IBSI 3.1.2; as in MIRP, the IBSI reference implementation):
+
+=================================  ====================================================  ==================
+method (IBSI code)                 matrices the features are computed from               averaged over
+=================================  ====================================================  ==================
+2D, averaged (BTW3)                one per (slice, in-plane direction)                   slices, directions
+2D, slice-merged (SUJT)            one per slice: its 4 directional matrices merged      slices
+2.5D, direction-merged (JJUI)      one per in-plane direction: merged over the slices    directions
+2.5D, merged (ZW7Z)                one: all slices and in-plane directions merged        --
+3D, averaged (ITBB)                one per 3D direction (13) over the volume             directions
+3D, merged (IAZD)                  one: the 13 directional matrices merged               --
+=================================  ====================================================  ==================
+
+Matrices without any pair (an empty slice) are left out of the averages; if none remains, the
+features are NaN.
+
+Degenerate matrices (a single grey level, hence :math:`\sigma = 0` and :math:`HX = 0`): correlation
+is 1 (MIRP and PyRadiomics agree), information correlation 1 is 0 (PyRadiomics; both its numerator
+:math:`HXY - HXY_1 = -I(X;Y)` and denominator are 0; MIRP reports 1 there) and information
+correlation 2 is 0 (:math:`HXY_2 = HXY`; MIRP and PyRadiomics agree).
 
 References
 ----------
-.. [1] Zwanenburg A. et al. "The Image Biomarker Standardization Initiative." Radiology 295 (2020).
+.. [1] Zwanenburg A., Vallières M., Abdalah M.A. et al. "The Image Biomarker Standardization
+       Initiative: standardized quantitative radiomics for high-throughput image-based
+       phenotyping." Radiology 295(2):328-338 (2020). doi:10.1148/radiol.2020191145.
+       Reference manual: arXiv:1612.07003, section 3.6 "Grey level co-occurrence based features".
 .. [2] Haralick R.M., Shanmugam K., Dinstein I. "Textural features for image classification."
-       IEEE Trans. Syst. Man Cybern. 3 (1973).
+       IEEE Trans. Syst. Man Cybern. SMC-3(6):610-621 (1973).
+.. [3] van Griethuysen J.J.M. et al. "Computational radiomics system to decode the radiographic
+       phenotype." Cancer Research 77(21):e104-e107 (2017) (PyRadiomics, ``radiomics/glcm.py``).
 """
 from __future__ import annotations
 
-import numba
 import numpy as np
 
-from medfeat.features.base import (AGGREGATIONS_3D, FeatureDef, aggregate, check_aggregations, compress_levels,
+from medfeat.features.base import (AGGREGATIONS, AGGREGATIONS_2D, AGGREGATIONS_3D, FeatureDef, check_aggregations,
                                    directions_2d, directions_3d, flatten)
 
 FAMILY = "glcm"
 
-
-@numba.njit(cache=True, nogil=True)
-def _counts_2d(idx, offsets, n):  # pragma: no cover - compiled
-    dirs = offsets.shape[0]
-    nz, ny, nx = idx.shape
-    out = np.zeros((dirs, nz, n, n), dtype=np.float64)
-    for z in range(nz):
-        for y in range(ny):
-            for x in range(nx):
-                a = idx[z, y, x]
-                if a < 0:
-                    continue
-                for d in range(dirs):
-                    yy = y + offsets[d, 1]
-                    xx = x + offsets[d, 2]
-                    if 0 <= yy < ny and 0 <= xx < nx:
-                        b = idx[z, yy, xx]
-                        if b >= 0:
-                            out[d, z, a, b] += 1.0
-                            out[d, z, b, a] += 1.0
-    return out
+__all__ = ["FAMILY", "FEATURES", "glcm_features", "cooccurrence_matrices", "features_of_matrices"]
 
 
-@numba.njit(cache=True, nogil=True)
-def _counts_3d(idx, offsets, n):  # pragma: no cover - compiled
-    dirs = offsets.shape[0]
-    nz, ny, nx = idx.shape
-    out = np.zeros((dirs, n, n), dtype=np.float64)
-    for z in range(nz):
-        for y in range(ny):
-            for x in range(nx):
-                a = idx[z, y, x]
-                if a < 0:
-                    continue
-                for d in range(dirs):
-                    zz = z + offsets[d, 0]
-                    yy = y + offsets[d, 1]
-                    xx = x + offsets[d, 2]
-                    if 0 <= zz < nz and 0 <= yy < ny and 0 <= xx < nx:
-                        b = idx[zz, yy, xx]
-                        if b >= 0:
-                            out[d, a, b] += 1.0
-                            out[d, b, a] += 1.0
-    return out
+# --------------------------------------------------------------------------------------------------
+# Matrix construction
+# --------------------------------------------------------------------------------------------------
+
+def _encode(levels: np.ndarray, distance: int, pad_z: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Grey levels -> compact indices ``0..G-1`` of the levels present, in a padded volume.
+
+    Voxels outside the ROI and a border of ``distance`` voxels on every side (in z only with
+    ``pad_z``: the in-plane directions never leave their slice) get the *sink* index ``G``. Every
+    neighbour of a ROI voxel then lies inside the padded array, so a neighbour offset is a constant
+    shift of the flattened array (no wrap-around between rows or slices), and pairs touching the
+    sink are simply dropped from the ``(G+1) x (G+1)`` count afterwards: no masking.
+
+    Returns the padded ``intp`` array ``(z+2d, y+2d, x+2d)`` (``z`` slices without ``pad_z``) and
+    the true grey level of each index.
+    """
+    levels = np.asarray(levels)
+    if levels.ndim == 2:
+        levels = levels[np.newaxis]
+    if levels.ndim != 3:
+        raise ValueError(f"levels must be a (z, y, x) array, got shape {levels.shape}")
+    if levels.size and levels.dtype.kind not in "iub":
+        raise TypeError(f"levels must be an integer array, got dtype {levels.dtype}")
+    top = int(levels.max()) if levels.size else 0
+    hist = np.bincount(levels.ravel(), minlength=top + 1)  # O(N), no sort; rejects negative levels
+    hist[0] = 0
+    present = np.flatnonzero(hist)
+    g = present.size
+    lut = np.full(top + 1, g, dtype=np.intp)
+    lut[present] = np.arange(g, dtype=np.intp)
+    d = distance
+    dz = d if pad_z else 0
+    nz, ny, nx = levels.shape
+    padded = np.full((nz + 2 * dz, ny + 2 * d, nx + 2 * d), g, dtype=np.intp)
+    padded[dz:dz + nz, d:d + ny, d:d + nx] = lut[levels]
+    return padded, present.astype(np.float64)
+
+
+def _glcm_counts(padded: np.ndarray, g: int, distance: int, three_d: bool, out: np.ndarray | None = None,
+                 z_border: int | None = None) -> np.ndarray:
+    """Symmetric co-occurrence counts from :func:`_encode`'s padded index volume.
+
+    Parameters
+    ----------
+    padded : ndarray of intp, shape (z+2d, y+2d, x+2d), or (z, y+2d, x+2d)
+        Compact grey level indices, ``g`` outside the ROI and in the border. 3D needs the z border;
+        2D takes the slices inside any z border.
+    g : int
+        Number of grey levels present (matrix size).
+    distance : int
+        Chebyshev distance :math:`\\delta`; the offsets are ``distance * direction``.
+    three_d : bool
+        13 volumetric directions over the whole volume, or the 4 in-plane directions per slice.
+    out : ndarray of float64, optional
+        Where to write the result (its shape), e.g. a slice of a larger feature batch.
+    z_border : int, optional
+        Thickness of ``padded``'s z border (default ``distance``; 0 when padded without ``pad_z``).
+
+    Returns
+    -------
+    ndarray of float64
+        ``(13, g, g)`` for 3D, ``(4, slices, g, g)`` for 2D (directions in the order of
+        :func:`~medfeat.features.base.directions_3d` / :func:`~medfeat.features.base.directions_2d`).
+
+    Notes
+    -----
+    With the volume flattened, a direction is a constant shift ``s > 0`` and its pairs are
+    ``(v[t], v[t + s])``. One ``np.bincount`` over the key ``(slice * (g+1) + a) * (g+1) + b``
+    gives the matrices of every slice at once; the sink row and column are cut off and
+    ``M + M.T`` taken. When the ROI fills under :data:`_SPARSE` of the padded box, only the pairs
+    whose first voxel lies in the ROI are formed (a gather): fewer pairs, and no long runs of
+    increments of the single sink-sink bin, which serialise ``bincount``. Otherwise every
+    position is paired with plain contiguous slices, cheaper per pair than the gather.
+    """
+    d = distance
+    z_border = d if z_border is None else z_border
+    gp = g + 1
+    nyp, nxp = padded.shape[1], padded.shape[2]
+    if three_d:
+        flat = padded.reshape(-1)
+    else:  # the z border (if any) holds no pair of the in-plane directions: skip it
+        flat = padded[z_border:padded.shape[0] - z_border].reshape(-1)
+    nz = flat.size // (nyp * nxp)
+    dirs = directions_3d() if three_d else directions_2d()
+    n_slices = 1 if three_d else nz
+    shifts = ((dirs * d) @ np.array([nyp * nxp, nxp, 1], dtype=np.intp)).tolist()  # all > 0
+    bins = n_slices * gp * gp
+    res = np.empty((len(dirs), n_slices, g, g)) if out is None else out.reshape((len(dirs), n_slices, g, g))
+    n = flat.size
+    inside = flat != g
+    n_roi = int(np.count_nonzero(inside))
+    sparse = n_roi < _SPARSE * n
+    if sparse:
+        pos = np.flatnonzero(inside)  # first voxels: the ROI only
+        first = flat[pos]
+    else:
+        pos = None
+        first = flat.copy()
+    if not three_d and sparse:  # slice index into the key
+        first += (pos // (nyp * nxp)) * gp
+    elif not three_d:
+        first.reshape(nz, -1)[...] += (np.arange(nz, dtype=np.intp) * gp)[:, None]
+    first *= gp  # (slice * (g+1) + a) * (g+1)
+    key = np.empty(first.size, dtype=np.intp)
+    nb = np.empty(first.size, dtype=np.intp) if sparse else None
+    for k, s in enumerate(shifts):
+        if sparse:
+            np.add(pos, s, out=nb)  # neighbours stay inside the padded array: no bounds check
+            np.take(flat, nb, out=key, mode="wrap")
+            key += first
+            c = np.bincount(key, minlength=bins)
+        else:  # s < n always: the y (and z) borders are at least as thick as the distance
+            np.add(first[: n - s], flat[s:], out=key[: n - s])
+            c = np.bincount(key[: n - s], minlength=bins)
+        c = c.reshape(n_slices, gp, gp)[:, :g, :g]
+        np.add(c, c.swapaxes(1, 2), out=res[k])
+    return res[:, 0] if three_d else res
+
+
+#: ROI fraction of the padded box under which :func:`_glcm_counts` pairs only the ROI's voxels.
+_SPARSE = 0.55
 
 
 def cooccurrence_matrices(levels: np.ndarray, distance: int = 1, three_d: bool = False):
-    """Symmetric co-occurrence counts over the grey levels present.
+    """Symmetric co-occurrence count matrices over the grey levels present in the ROI.
 
-    Returns ``(matrices, grey_levels)``: matrices ``(4, slices, G, G)`` for the in-plane directions
-    per slice, or ``(13, G, G)`` for the 3D directions over the volume; ``grey_levels`` the true level
-    of each of the ``G`` rows.
+    Parameters
+    ----------
+    levels : ndarray of int, shape (z, y, x)
+        Grey levels ``1..N_g`` inside the ROI, 0 outside.
+    distance : int
+        Chebyshev neighbour distance.
+    three_d : bool
+        Volumetric (13 directions) instead of in-plane (4 directions per slice).
+
+    Returns
+    -------
+    matrices : ndarray of float64
+        ``(4, slices, G, G)`` for the in-plane directions per slice, or ``(13, G, G)`` for the 3D
+        directions over the volume.
+    grey_levels : ndarray of float64, shape (G,)
+        The true grey level of each row/column.
     """
-    idx, values = compress_levels(np.asarray(levels))
-    return _matrices(np.ascontiguousarray(idx), values.size, distance, three_d), values
+    distance = _check_distance(distance)
+    padded, grey = _encode(levels, distance, pad_z=three_d)
+    return _glcm_counts(padded, grey.size, distance, three_d, z_border=distance if three_d else 0), grey
 
 
-def _matrices(idx: np.ndarray, n: int, distance: int, three_d: bool) -> np.ndarray:
-    offsets = (directions_3d() if three_d else directions_2d()) * int(distance)
-    return (_counts_3d if three_d else _counts_2d)(idx, offsets, n)
+def _check_distance(distance) -> int:
+    d = int(distance)
+    if d != distance or d < 1:
+        raise ValueError(f"distance must be a positive integer, got {distance!r}")
+    return d
 
 
-class _Batch:
-    """Quantities of a batch of GLCMs shared by several features, computed once."""
+# --------------------------------------------------------------------------------------------------
+# Quantities shared by several features
+# --------------------------------------------------------------------------------------------------
 
-    def __init__(self, counts: np.ndarray, g: np.ndarray, n_levels: int):
-        n = counts.shape[0]
-        self.p = counts / counts.reshape(n, -1).sum(axis=1)[:, None, None]
-        self.g = g
-        self.n_levels = n_levels
-        self.i = g[:, None]
-        self.j = g[None, :]
-        self.px = self.p.sum(axis=2)  # p_i. (symmetric: equals p_.j)
-        self.mu = self.px @ g         # mu_i = mu_j
-        self.var_x = self.px @ g**2 - self.mu**2
-        # diagonal and cross-diagonal probabilities via one weighted bincount per batch
-        k_diff = np.abs(self.i - self.j).astype(np.int64).ravel()
-        k_sum = (self.i + self.j).astype(np.int64).ravel()
-        self.p_diff = _grouped_sum(self.p, k_diff)
-        self.p_sum = _grouped_sum(self.p, k_sum)
-        self.k_diff = np.arange(self.p_diff.shape[1], dtype=np.float64)
-        self.k_sum = np.arange(self.p_sum.shape[1], dtype=np.float64)
+class _Quantities:
+    """Marginals, diagonal/cross-diagonal probabilities and entropies of a batch, computed once.
 
-    def entropy(self, p: np.ndarray, axes) -> np.ndarray:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return -np.sum(np.where(p > 0, p * np.log2(np.where(p > 0, p, 1.0)), 0.0), axis=axes)
+    Attributes (``n`` matrices, ``G`` grey levels present): ``g`` (G,) true grey levels;
+    ``px``, ``py`` (n, G) marginals :math:`p_{i.}`, :math:`p_{.j}`; ``mu_x``, ``mu_y``, ``sd_x``,
+    ``sd_y`` (n,); ``p_diff`` (n, K) :math:`p_{i-j,k}` with ``k_diff`` (K,) the values of ``k``;
+    ``p_sum`` (n, K') :math:`p_{i+j,k}` with ``k_sum``; ``hxy``, ``hx``, ``hy``, ``hxy1``,
+    ``hxy2`` (n,); ``n_levels`` :math:`N_g`.
+    """
+
+    __slots__ = ("g", "n_levels", "px", "py", "mu_x", "mu_y", "sd_x", "sd_y", "p_diff", "k_diff",
+                 "p_sum", "k_sum", "hxy", "hx", "hy", "hxy1", "hxy2")
 
 
-def _grouped_sum(p: np.ndarray, keys: np.ndarray) -> np.ndarray:
+_TINY = np.finfo(np.float64).tiny
+
+
+def _entropy(p: np.ndarray) -> np.ndarray:
+    """:math:`-\\sum p \\log_2 p` along the last axis of ``p`` (n, K), with :math:`0 \\log 0 = 0`."""
+    # log2(max(p, tiny)) is finite (>= -1022), so a zero p contributes exactly 0 * finite = 0; ~3x
+    # faster than a masked log2 (np.log2(..., where=p > 0)). One temporary, reused in place.
+    logp = np.maximum(p, _TINY)
+    np.log2(logp, out=logp)
+    return -np.einsum("nk,nk->n", p, logp)
+
+
+def _grouped_sum(p: np.ndarray, keys: np.ndarray, width: int) -> np.ndarray:
+    """``out[n, k] = sum of p[n].ravel()[keys == k]``: one weighted bincount for the whole batch."""
     n = p.shape[0]
-    width = int(keys.max()) + 1
-    flat = (np.arange(n)[:, None] * width + keys[None, :]).ravel()
-    return np.bincount(flat, weights=p.reshape(n, -1).ravel(), minlength=n * width).reshape(n, width)
+    flat = (np.arange(n, dtype=np.intp)[:, None] * width + keys[None, :]).ravel()
+    return np.bincount(flat, weights=p.reshape(-1), minlength=n * width).reshape(n, width)
 
 
-def joint_maximum(b: _Batch) -> np.ndarray:
-    r"""Joint maximum (IBSI ``GYBY``, ``cm.joint.max``): :math:`F = \max_{ij} p_{ij}`."""
-    return b.p.max(axis=(1, 2))
+def _quantities(p: np.ndarray, grey_levels: np.ndarray, n_levels: int, symmetric: bool = False) -> _Quantities:
+    """Everything several features share, for a batch of probability matrices ``p`` (n, G, G).
 
-
-def joint_average(b: _Batch) -> np.ndarray:
-    r"""Joint average (IBSI ``60VM``, ``cm.joint.avg``): :math:`F = \sum_{ij} i\,p_{ij}`."""
-    return b.mu
-
-
-def joint_variance(b: _Batch) -> np.ndarray:
-    r"""Joint variance (IBSI ``UR99``, ``cm.joint.var``): :math:`F = \sum_{ij} (i-\mu)^2 p_{ij}`, :math:`\mu` the joint average."""
-    return b.var_x
-
-
-def joint_entropy(b: _Batch) -> np.ndarray:
-    r"""Joint entropy (IBSI ``TU9B``, ``cm.joint.entr``): :math:`F = -\sum_{ij} p_{ij}\log_2 p_{ij}`."""
-    return b.entropy(b.p, (1, 2))
-
-
-def difference_average(b: _Batch) -> np.ndarray:
-    r"""Difference average (IBSI ``TF7R``, ``cm.diff.avg``): :math:`F = \sum_k k\,p_{i-j,k}`."""
-    return b.p_diff @ b.k_diff
-
-
-def difference_variance(b: _Batch) -> np.ndarray:
-    r"""Difference variance (IBSI ``D3YU``, ``cm.diff.var``): :math:`F = \sum_k (k-\mu_{i-j})^2 p_{i-j,k}`."""
-    mu = b.p_diff @ b.k_diff
-    return b.p_diff @ b.k_diff**2 - mu**2
-
-
-def difference_entropy(b: _Batch) -> np.ndarray:
-    r"""Difference entropy (IBSI ``NTRS``, ``cm.diff.entr``): :math:`F = -\sum_k p_{i-j,k}\log_2 p_{i-j,k}`."""
-    return b.entropy(b.p_diff, 1)
-
-
-def sum_average(b: _Batch) -> np.ndarray:
-    r"""Sum average (IBSI ``ZGXS``, ``cm.sum.avg``): :math:`F = \sum_k k\,p_{i+j,k}`."""
-    return b.p_sum @ b.k_sum
-
-
-def sum_variance(b: _Batch) -> np.ndarray:
-    r"""Sum variance (IBSI ``OEEB``, ``cm.sum.var``): :math:`F = \sum_k (k-\mu_{i+j})^2 p_{i+j,k}`."""
-    mu = b.p_sum @ b.k_sum
-    return b.p_sum @ b.k_sum**2 - mu**2
-
-
-def sum_entropy(b: _Batch) -> np.ndarray:
-    r"""Sum entropy (IBSI ``P6QZ``, ``cm.sum.entr``): :math:`F = -\sum_k p_{i+j,k}\log_2 p_{i+j,k}`."""
-    return b.entropy(b.p_sum, 1)
-
-
-def angular_second_moment(b: _Batch) -> np.ndarray:
-    r"""Angular second moment / energy (IBSI ``8ZQL``, ``cm.energy``): :math:`F = \sum_{ij} p_{ij}^2`."""
-    return np.sum(b.p**2, axis=(1, 2))
-
-
-def contrast(b: _Batch) -> np.ndarray:
-    r"""Contrast (IBSI ``ACUI``, ``cm.contrast``): :math:`F = \sum_{ij} (i-j)^2 p_{ij}`."""
-    return b.p_diff @ b.k_diff**2
-
-
-def dissimilarity(b: _Batch) -> np.ndarray:
-    r"""Dissimilarity (IBSI ``8S9J``, ``cm.dissimilarity``): :math:`F = \sum_{ij} |i-j|\,p_{ij}`."""
-    return b.p_diff @ b.k_diff
-
-
-def inverse_difference(b: _Batch) -> np.ndarray:
-    r"""Inverse difference (IBSI ``IB1Z``, ``cm.inv.diff``): :math:`F = \sum_k p_{i-j,k} / (1+k)`."""
-    return b.p_diff @ (1.0 / (1.0 + b.k_diff))
-
-
-def normalised_inverse_difference(b: _Batch) -> np.ndarray:
-    r"""Normalised inverse difference (IBSI ``NDRX``, ``cm.inv.diff.norm``): :math:`F = \sum_k p_{i-j,k} / (1+k/N_g)`."""
-    return b.p_diff @ (1.0 / (1.0 + b.k_diff / b.n_levels))
-
-
-def inverse_difference_moment(b: _Batch) -> np.ndarray:
-    r"""Inverse difference moment (IBSI ``WF0Z``, ``cm.inv.diff.mom``): :math:`F = \sum_k p_{i-j,k} / (1+k^2)`."""
-    return b.p_diff @ (1.0 / (1.0 + b.k_diff**2))
-
-
-def normalised_inverse_difference_moment(b: _Batch) -> np.ndarray:
-    r"""Normalised inverse difference moment (IBSI ``1QCO``, ``cm.inv.diff.mom.norm``): :math:`F = \sum_k p_{i-j,k} / (1+k^2/N_g^2)`."""
-    return b.p_diff @ (1.0 / (1.0 + b.k_diff**2 / b.n_levels**2))
-
-
-def inverse_variance(b: _Batch) -> np.ndarray:
-    r"""Inverse variance (IBSI ``E8JP``, ``cm.inv.var``): :math:`F = \sum_{k\geq 1} p_{i-j,k} / k^2`."""
-    w = np.zeros_like(b.k_diff)
-    w[1:] = 1.0 / b.k_diff[1:] ** 2
-    return b.p_diff @ w
-
-
-def correlation(b: _Batch) -> np.ndarray:
-    r"""Correlation (IBSI ``NI2N``, ``cm.corr``).
-
-    :math:`F = \frac{1}{\sigma_{i.}\sigma_{.j}} \left(\sum_{ij} i\,j\,p_{ij} - \mu_{i.}\mu_{.j}\right)`, with the
-    marginal means and standard deviations. A matrix with a single grey level has no variance; its
-    correlation is reported as 1 (perfectly predictable neighbours), as PyRadiomics does.
+    ``symmetric=True`` (medfeat's own matrices) takes :math:`p_{.j} = p_{i.}` without summing again.
     """
-    cov = np.einsum("nij,i,j->n", b.p, b.g, b.g) - b.mu**2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(b.var_x > 1e-15, cov / b.var_x, 1.0)
+    q = _Quantities()
+    g = np.asarray(grey_levels, dtype=np.float64)
+    q.g = g
+    q.n_levels = float(n_levels)
+    q.px = p.sum(axis=2)
+    q.mu_x = q.px @ g
+    q.sd_x = np.sqrt(np.einsum("ni,ni->n", q.px, np.square(g[None, :] - q.mu_x[:, None])))
+    if symmetric:
+        q.py, q.mu_y, q.sd_y = q.px, q.mu_x, q.sd_x
+    else:
+        q.py = p.sum(axis=1)
+        q.mu_y = q.py @ g
+        q.sd_y = np.sqrt(np.einsum("nj,nj->n", q.py, np.square(g[None, :] - q.mu_y[:, None])))
+    # p_{i-j,k} and p_{i+j,k}: the true levels are integers, so |i-j| and i+j index the bins
+    gi = np.rint(g).astype(np.intp)
+    lo = int(gi[0]) if gi.size else 0
+    span = int(gi[-1] - gi[0]) + 1 if gi.size else 1
+    k_diff = np.abs(gi[:, None] - gi[None, :]).ravel()
+    k_sum = (gi[:, None] + gi[None, :] - 2 * lo).ravel()
+    q.p_diff = _grouped_sum(p, k_diff, span)
+    q.k_diff = np.arange(span, dtype=np.float64)
+    q.p_sum = _grouped_sum(p, k_sum, 2 * span - 1)
+    q.k_sum = np.arange(2 * span - 1, dtype=np.float64) + 2 * lo
+    q.hxy = _entropy(p.reshape(p.shape[0], -1))
+    q.hx = _entropy(q.px)
+    q.hy = q.hx if symmetric else _entropy(q.py)
+    # HXY1 = -sum_ij p_ij (log2 p_i. + log2 p_.j) = HX + HY, and HXY2 = -sum_ij p_i. p_.j (log2 p_i. +
+    # log2 p_.j) = HX + HY as well: both identities are exact (p_ij > 0 implies p_i., p_.j > 0), so
+    # neither needs the (n, G, G) outer product p_i. p_.j. Checked against the definitions in tests.
+    q.hxy1 = q.hx + q.hy
+    q.hxy2 = q.hx + q.hy
+    return q
 
 
-def autocorrelation(b: _Batch) -> np.ndarray:
-    r"""Autocorrelation (IBSI ``QWB0``, ``cm.auto.corr``): :math:`F = \sum_{ij} i\,j\,p_{ij}`."""
-    return np.einsum("nij,i,j->n", b.p, b.g, b.g)
+# --------------------------------------------------------------------------------------------------
+# The 25 features, each on a batch: p (n, G, G) probabilities and q the shared quantities -> (n,)
+# --------------------------------------------------------------------------------------------------
 
+def joint_maximum(p: np.ndarray, q: _Quantities) -> np.ndarray:
+    r"""Joint maximum.
 
-def _cluster(b: _Batch, power: int) -> np.ndarray:
-    s = b.i + b.j  # (G, G)
-    dev = s[None] - 2.0 * b.mu[:, None, None]
-    return np.sum(dev**power * b.p, axis=(1, 2))
+    IBSI code ``GYBY``, tag ``cm.joint.max``.
 
-
-def cluster_tendency(b: _Batch) -> np.ndarray:
-    r"""Cluster tendency (IBSI ``DG8W``, ``cm.clust.tend``): :math:`F = \sum_{ij} (i+j-\mu_{i.}-\mu_{.j})^2 p_{ij}`."""
-    return _cluster(b, 2)
-
-
-def cluster_shade(b: _Batch) -> np.ndarray:
-    r"""Cluster shade (IBSI ``7NFM``, ``cm.clust.shade``): :math:`F = \sum_{ij} (i+j-\mu_{i.}-\mu_{.j})^3 p_{ij}`."""
-    return _cluster(b, 3)
-
-
-def cluster_prominence(b: _Batch) -> np.ndarray:
-    r"""Cluster prominence (IBSI ``AE86``, ``cm.clust.prom``): :math:`F = \sum_{ij} (i+j-\mu_{i.}-\mu_{.j})^4 p_{ij}`."""
-    return _cluster(b, 4)
-
-
-def _hxy_terms(b: _Batch):
-    hx = b.entropy(b.px, 1)
-    hxy = b.entropy(b.p, (1, 2))
-    pxpy = b.px[:, :, None] * b.px[:, None, :]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        logpp = np.where(pxpy > 0, np.log2(np.where(pxpy > 0, pxpy, 1.0)), 0.0)
-    hxy1 = -np.sum(b.p * logpp, axis=(1, 2))
-    hxy2 = -np.sum(pxpy * logpp, axis=(1, 2))
-    return hx, hxy, hxy1, hxy2
-
-
-def information_correlation_1(b: _Batch) -> np.ndarray:
-    r"""Information correlation 1 (IBSI ``R8DG``, ``cm.info.corr.1``): :math:`F = (HXY - HXY_1) / HX`.
-
-    :math:`HXY` is the joint entropy, :math:`HX = -\sum_i p_{i.}\log_2 p_{i.}` and
-    :math:`HXY_1 = -\sum_{ij} p_{ij}\log_2(p_{i.}p_{.j})`. 0 when :math:`HX = 0`.
+    .. math:: F = \max_{i,j} p_{ij}
     """
-    hx, hxy, hxy1, _ = _hxy_terms(b)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(hx > 0, (hxy - hxy1) / np.where(hx > 0, hx, 1.0), 0.0)
+    return p.max(axis=(1, 2))
 
 
-def information_correlation_2(b: _Batch) -> np.ndarray:
-    r"""Information correlation 2 (IBSI ``JN9H``, ``cm.info.corr.2``): :math:`F = \sqrt{1 - e^{-2(HXY_2 - HXY)}}`.
+def joint_average(p: np.ndarray, q: _Quantities) -> np.ndarray:
+    r"""Joint average.
 
-    :math:`HXY_2 = -\sum_{ij} p_{i.}p_{.j}\log_2(p_{i.}p_{.j})`.
+    IBSI code ``60VM``, tag ``cm.joint.avg``.
+
+    .. math:: F = \sum_{i,j} i\,p_{ij} = \mu_{i.}
     """
-    _, hxy, _, hxy2 = _hxy_terms(b)
-    return np.sqrt(np.clip(1.0 - np.exp(-2.0 * (hxy2 - hxy)), 0.0, None))
+    return q.mu_x
+
+
+def joint_variance(p: np.ndarray, q: _Quantities) -> np.ndarray:
+    r"""Joint variance.
+
+    IBSI code ``UR99``, tag ``cm.joint.var``.
+
+    .. math:: F = \sum_{i,j} (i-\mu)^2 p_{ij} = \sum_i (i - \mu)^2 p_{i.}, \quad \mu = \sum_{i,j} i\,p_{ij}
+    """
+    return q.sd_x**2
+
+
+def joint_entropy(p: np.ndarray, q: _Quantities) -> np.ndarray:
+    r"""Joint entropy.
+
+    IBSI code ``TU9B``, tag ``cm.joint.entr``.
+
+    .. math:: F = -\sum_{i,j} p_{ij} \log_2 p_{ij}
+    """
+    return q.hxy
+
+
+def difference_average(p: np.ndarray, q: _Quantities) -> np.ndarray:
+    r"""Difference average.
+
+    IBSI code ``TF7R``, tag ``cm.diff.avg``.
+
+    .. math:: F = \sum_{k=0}^{N_g-1} k\,p_{i-j,k}
+    """
+    return q.p_diff @ q.k_diff
+
+
+def difference_variance(p: np.ndarray, q: _Quantities) -> np.ndarray:
+    r"""Difference variance.
+
+    IBSI code ``D3YU``, tag ``cm.diff.var``.
+
+    .. math:: F = \sum_{k=0}^{N_g-1} (k-\mu)^2 p_{i-j,k}, \quad \mu = \sum_k k\,p_{i-j,k}
+    """
+    mu = q.p_diff @ q.k_diff
+    return np.einsum("nk,nk->n", q.p_diff, (q.k_diff[None, :] - mu[:, None]) ** 2)
+
+
+def difference_entropy(p: np.ndarray, q: _Quantities) -> np.ndarray:
+    r"""Difference entropy.
+
+    IBSI code ``NTRS``, tag ``cm.diff.entr``.
+
+    .. math:: F = -\sum_{k=0}^{N_g-1} p_{i-j,k} \log_2 p_{i-j,k}
+    """
+    return _entropy(q.p_diff)
+
+
+def sum_average(p: np.ndarray, q: _Quantities) -> np.ndarray:
+    r"""Sum average.
+
+    IBSI code ``ZGXS``, tag ``cm.sum.avg``.
+
+    .. math:: F = \sum_{k=2}^{2N_g} k\,p_{i+j,k}
+    """
+    return q.p_sum @ q.k_sum
+
+
+def sum_variance(p: np.ndarray, q: _Quantities) -> np.ndarray:
+    r"""Sum variance.
+
+    IBSI code ``OEEB``, tag ``cm.sum.var``.
+
+    .. math:: F = \sum_{k=2}^{2N_g} (k-\mu)^2 p_{i+j,k}, \quad \mu = \sum_k k\,p_{i+j,k}
+    """
+    mu = q.p_sum @ q.k_sum
+    return np.einsum("nk,nk->n", q.p_sum, (q.k_sum[None, :] - mu[:, None]) ** 2)
+
+
+def sum_entropy(p: np.ndarray, q: _Quantities) -> np.ndarray:
+    r"""Sum entropy.
+
+    IBSI code ``P6QZ``, tag ``cm.sum.entr``.
+
+    .. math:: F = -\sum_{k=2}^{2N_g} p_{i+j,k} \log_2 p_{i+j,k}
+    """
+    return _entropy(q.p_sum)
+
+
+def angular_second_moment(p: np.ndarray, q: _Quantities) -> np.ndarray:
+    r"""Angular second moment (energy).
+
+    IBSI code ``8ZQL``, tag ``cm.energy``.
+
+    .. math:: F = \sum_{i,j} p_{ij}^2
+    """
+    return np.einsum("nij,nij->n", p, p)
+
+
+def contrast(p: np.ndarray, q: _Quantities) -> np.ndarray:
+    r"""Contrast.
+
+    IBSI code ``ACUI``, tag ``cm.contrast``.
+
+    .. math:: F = \sum_{i,j} (i-j)^2 p_{ij} = \sum_k k^2 p_{i-j,k}
+    """
+    return q.p_diff @ q.k_diff**2
+
+
+def dissimilarity(p: np.ndarray, q: _Quantities) -> np.ndarray:
+    r"""Dissimilarity.
+
+    IBSI code ``8S9J``, tag ``cm.dissimilarity``.
+
+    .. math:: F = \sum_{i,j} |i-j|\,p_{ij} = \sum_k k\,p_{i-j,k}
+    """
+    return q.p_diff @ q.k_diff
+
+
+def inverse_difference(p: np.ndarray, q: _Quantities) -> np.ndarray:
+    r"""Inverse difference.
+
+    IBSI code ``IB1Z``, tag ``cm.inv.diff``.
+
+    .. math:: F = \sum_{i,j} \frac{p_{ij}}{1+|i-j|} = \sum_k \frac{p_{i-j,k}}{1+k}
+    """
+    return q.p_diff @ (1.0 / (1.0 + q.k_diff))
+
+
+def normalised_inverse_difference(p: np.ndarray, q: _Quantities) -> np.ndarray:
+    r"""Normalised inverse difference.
+
+    IBSI code ``NDRX``, tag ``cm.inv.diff.norm``.
+
+    .. math:: F = \sum_{i,j} \frac{p_{ij}}{1+|i-j|/N_g} = \sum_k \frac{p_{i-j,k}}{1+k/N_g}
+    """
+    return q.p_diff @ (1.0 / (1.0 + q.k_diff / q.n_levels))
+
+
+def inverse_difference_moment(p: np.ndarray, q: _Quantities) -> np.ndarray:
+    r"""Inverse difference moment.
+
+    IBSI code ``WF0Z``, tag ``cm.inv.diff.mom``.
+
+    .. math:: F = \sum_{i,j} \frac{p_{ij}}{1+(i-j)^2} = \sum_k \frac{p_{i-j,k}}{1+k^2}
+    """
+    return q.p_diff @ (1.0 / (1.0 + q.k_diff**2))
+
+
+def normalised_inverse_difference_moment(p: np.ndarray, q: _Quantities) -> np.ndarray:
+    r"""Normalised inverse difference moment.
+
+    IBSI code ``1QCO``, tag ``cm.inv.diff.mom.norm``.
+
+    .. math:: F = \sum_{i,j} \frac{p_{ij}}{1+(i-j)^2/N_g^2} = \sum_k \frac{p_{i-j,k}}{1+k^2/N_g^2}
+    """
+    return q.p_diff @ (1.0 / (1.0 + q.k_diff**2 / q.n_levels**2))
+
+
+def inverse_variance(p: np.ndarray, q: _Quantities) -> np.ndarray:
+    r"""Inverse variance.
+
+    IBSI code ``E8JP``, tag ``cm.inv.var``.
+
+    .. math:: F = 2 \sum_{i>j} \frac{p_{ij}}{(i-j)^2} = \sum_{k=1}^{N_g-1} \frac{p_{i-j,k}}{k^2}
+    """
+    w = np.zeros_like(q.k_diff)
+    w[1:] = 1.0 / q.k_diff[1:] ** 2
+    return q.p_diff @ w
+
+
+def correlation(p: np.ndarray, q: _Quantities) -> np.ndarray:
+    r"""Correlation.
+
+    IBSI code ``NI2N``, tag ``cm.corr``.
+
+    .. math:: F = \frac{1}{\sigma_{i.}\sigma_{.j}} \left(-\mu_{i.}\mu_{.j} + \sum_{i,j} i\,j\,p_{ij}\right)
+
+    A matrix with a single grey level has :math:`\sigma_{i.} = \sigma_{.j} = 0`; its correlation
+    is 1 (neighbours perfectly predictable), as in MIRP and PyRadiomics.
+    """
+    cov = (p @ q.g) @ q.g - q.mu_x * q.mu_y
+    den = q.sd_x * q.sd_y
+    ok = den > 1e-12 * (1.0 + q.mu_x * q.mu_y)
+    return np.where(ok, cov / np.where(ok, den, 1.0), 1.0)
+
+
+def autocorrelation(p: np.ndarray, q: _Quantities) -> np.ndarray:
+    r"""Autocorrelation.
+
+    IBSI code ``QWB0``, tag ``cm.auto.corr``.
+
+    .. math:: F = \sum_{i,j} i\,j\,p_{ij}
+    """
+    return (p @ q.g) @ q.g
+
+
+def _cluster_moment(q: _Quantities, power: int) -> np.ndarray:
+    # sum_ij (i + j - mu_i. - mu_.j)^power p_ij, gathered on the cross-diagonals i + j = k
+    dev = q.k_sum[None, :] - (q.mu_x + q.mu_y)[:, None]
+    w = q.p_sum * dev
+    for _ in range(power - 1):  # repeated products: float ** int goes through slow pow()
+        w *= dev
+    return w.sum(axis=1)
+
+
+def cluster_tendency(p: np.ndarray, q: _Quantities) -> np.ndarray:
+    r"""Cluster tendency.
+
+    IBSI code ``DG8W``, tag ``cm.clust.tend``.
+
+    .. math:: F = \sum_{i,j} (i+j-\mu_{i.}-\mu_{.j})^2 p_{ij}
+    """
+    return _cluster_moment(q, 2)
+
+
+def cluster_shade(p: np.ndarray, q: _Quantities) -> np.ndarray:
+    r"""Cluster shade.
+
+    IBSI code ``7NFM``, tag ``cm.clust.shade``.
+
+    .. math:: F = \sum_{i,j} (i+j-\mu_{i.}-\mu_{.j})^3 p_{ij}
+    """
+    return _cluster_moment(q, 3)
+
+
+def cluster_prominence(p: np.ndarray, q: _Quantities) -> np.ndarray:
+    r"""Cluster prominence.
+
+    IBSI code ``AE86``, tag ``cm.clust.prom``.
+
+    .. math:: F = \sum_{i,j} (i+j-\mu_{i.}-\mu_{.j})^4 p_{ij}
+    """
+    return _cluster_moment(q, 4)
+
+
+def information_correlation_1(p: np.ndarray, q: _Quantities) -> np.ndarray:
+    r"""Information correlation 1.
+
+    IBSI code ``R8DG``, tag ``cm.info.corr.1``.
+
+    .. math:: F = \frac{HXY - HXY_1}{\max(HX, HY)}
+
+    0 when :math:`\max(HX, HY) = 0` (a single grey level: the numerator is 0 too), as PyRadiomics.
+    """
+    den = np.maximum(q.hx, q.hy)
+    ok = den > 0
+    return np.where(ok, (q.hxy - q.hxy1) / np.where(ok, den, 1.0), 0.0)
+
+
+def information_correlation_2(p: np.ndarray, q: _Quantities) -> np.ndarray:
+    r"""Information correlation 2.
+
+    IBSI code ``JN9H``, tag ``cm.info.corr.2``.
+
+    .. math:: F = \sqrt{1 - \exp\left(-2\,(HXY_2 - HXY)\right)}
+
+    :math:`HXY_2 - HXY \geq 0` mathematically; rounding below 0 is clipped (value 0).
+    """
+    return np.sqrt(np.clip(1.0 - np.exp(-2.0 * (q.hxy2 - q.hxy)), 0.0, None))
 
 
 _TABLE = (
@@ -310,45 +606,128 @@ _TABLE = (
     ("cm.info.corr.1", "R8DG", "Information correlation 1", information_correlation_1),
     ("cm.info.corr.2", "JN9H", "Information correlation 2", information_correlation_2),
 )
+
+#: The 25 IBSI GLCM features, in IBSI order.
 FEATURES: tuple[FeatureDef, ...] = tuple(FeatureDef(t, c, n) for t, c, n, _ in _TABLE)
 
 
+_CHUNK = 1 << 17  # matrix elements per feature batch
+
+
+def _feature_array(counts: np.ndarray, totals: np.ndarray, grey_levels: np.ndarray, n_levels: int,
+                   symmetric: bool) -> np.ndarray:
+    """Features of non-empty count matrices ``(n, G, G)`` with sums ``totals`` -> array ``(25, n)``."""
+    n, g = counts.shape[0], counts.shape[1]
+    out = np.empty((len(_TABLE), n))
+    step = max(1, _CHUNK // max(1, g * g))  # chunks keep the temporaries small and cache-resident
+    for lo in range(0, n, step):
+        hi = min(n, lo + step)
+        p = counts[lo:hi] * (1.0 / totals[lo:hi])[:, None, None]
+        q = _quantities(p, grey_levels, n_levels, symmetric)
+        for k, (_, _, _, fn) in enumerate(_TABLE):
+            out[k, lo:hi] = fn(p, q)
+    return out
+
+
 def features_of_matrices(counts: np.ndarray, grey_levels: np.ndarray, n_levels: int) -> dict[str, np.ndarray]:
-    """Every GLCM feature of a batch of count matrices ``(n, G, G)`` -> ``{tag: values (n,)}``."""
-    b = _Batch(counts, grey_levels, n_levels)
-    return {tag: fn(b) for tag, _, _, fn in _TABLE}
-
-
-def glcm_features(levels: np.ndarray, n_levels: int, aggregations=AGGREGATIONS_3D, distance: int = 1) -> dict[str, float]:
-    """All GLCM features of a discretised ROI in the requested IBSI aggregation methods.
+    """Every GLCM feature of a batch of co-occurrence count matrices.
 
     Parameters
     ----------
-    levels : ndarray of int, shape (z, y, x)
-        Grey levels ``1..n_levels`` inside the ROI, 0 outside.
+    counts : ndarray, shape (n, G, G)
+        Co-occurrence counts (any positive scale); each matrix must hold at least one pair.
+    grey_levels : ndarray, shape (G,)
+        True grey level of each row/column.
     n_levels : int
-        Number of grey levels :math:`N_g` (used by the normalised inverse differences).
-    aggregations : sequence of str
-        IBSI aggregation methods (see :data:`medfeat.features.base.AGGREGATIONS`).
-    distance : int
-        Chebyshev neighbour distance :math:`\\delta`.
+        Number of discretised grey levels :math:`N_g`.
 
     Returns
     -------
     dict
-        ``{column name: value}``, e.g. ``cm_joint_max_2d_avg``; NaN where the ROI has no pairs.
+        ``{tag: values (n,)}``.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    symmetric = bool(np.array_equal(counts, counts.swapaxes(1, 2)))
+    totals = counts.reshape(counts.shape[0], -1).sum(axis=1)
+    values = _feature_array(counts, totals, grey_levels, n_levels, symmetric)
+    return {f.tag: values[k] for k, f in enumerate(FEATURES)}
+
+
+# --------------------------------------------------------------------------------------------------
+# Public entry point
+# --------------------------------------------------------------------------------------------------
+
+def glcm_features(levels: np.ndarray, n_levels: int, aggregations=AGGREGATIONS_3D,
+                  distance: int = 1) -> dict[str, float]:
+    """All 25 IBSI GLCM features of a discretised ROI, in the requested aggregation methods.
+
+    Parameters
+    ----------
+    levels : ndarray of int, shape (z, y, x)
+        Grey levels ``1..n_levels`` inside the ROI intensity mask, 0 outside. Axis 0 is the slice
+        axis of the 2D / 2.5D methods.
+    n_levels : int
+        Number of discretised grey levels :math:`N_g` (normalised inverse difference / moment).
+    aggregations : sequence of str
+        IBSI aggregation methods, keys of :data:`medfeat.features.base.AGGREGATIONS`.
+    distance : int
+        Chebyshev neighbour distance :math:`\\delta` (offsets ``distance * direction``).
+
+    Returns
+    -------
+    dict
+        ``{column(tag, aggregation): value}`` for every feature and aggregation, e.g.
+        ``cm_joint_max_2d_avg``; NaN for an aggregation without any neighbour pair.
     """
     aggregations = check_aggregations(aggregations)
-    idx, grey = compress_levels(np.asarray(levels))
-    idx = np.ascontiguousarray(idx)
-    compute = lambda m, nv: features_of_matrices(m, grey, n_levels)  # noqa: E731
+    distance = _check_distance(distance)
+    dz = distance if any(a in AGGREGATIONS_3D for a in aggregations) else 0  # 2D only: no z border
+    padded, grey = _encode(levels, distance, pad_z=dz > 0)
+    g = grey.size
 
-    def build2d():
-        m = _matrices(idx, grey.size, distance, False)
-        return m, np.zeros(m.shape[:2])
+    # Every matrix any requested aggregation needs, in one preallocated batch (one pass through the
+    # features); the per-direction matrices are written straight into it, the merged ones summed in.
+    nz = padded.shape[0] - 2 * dz
+    sizes = {"2D, averaged": 4 * nz, "2D, slice-merged": nz, "2.5D, direction-merged": 4, "2.5D, merged": 1,
+             "3D, averaged": 13, "3D, merged": 1}
+    wanted = [a for a in AGGREGATIONS if a in aggregations] if g else []
+    groups = [(a, sizes[a]) for a in wanted]  # (aggregation, number of matrices), in batch order
+    at = dict(zip(wanted, np.cumsum([0] + [n for _, n in groups]).tolist()))
+    batch = np.empty((sum(n for _, n in groups), g, g))
 
-    def build3d():
-        m = _matrices(idx, grey.size, distance, True)
-        return m, np.zeros(m.shape[0])
+    def part(a):
+        return batch[at[a]:at[a] + sizes[a]]
 
-    return flatten(aggregate(compute, aggregations, build2d, build3d), FEATURES, aggregations)
+    if any(a in AGGREGATIONS_2D for a in wanted):
+        base = part("2D, averaged") if "2D, averaged" in at else None
+        m = _glcm_counts(padded, g, distance, False, base, z_border=dz)  # (4, slices, g, g)
+        if "2D, slice-merged" in at:  # IBSI SUJT: the directions merged within each slice
+            np.sum(m, axis=0, out=part("2D, slice-merged"))
+        if "2.5D, direction-merged" in at:  # IBSI JJUI: each direction merged over the slices
+            np.sum(m, axis=1, out=part("2.5D, direction-merged"))
+        if "2.5D, merged" in at:  # IBSI ZW7Z: everything merged
+            np.sum(m, axis=(0, 1), out=part("2.5D, merged")[0])
+    if any(a in AGGREGATIONS_3D for a in wanted):
+        base = part("3D, averaged") if "3D, averaged" in at else None
+        m = _glcm_counts(padded, g, distance, True, base)  # (13, g, g)
+        if "3D, merged" in at:
+            np.sum(m, axis=0, out=part("3D, merged")[0])
+    results: dict[str, dict[str, float] | None] = {a: None for a in aggregations}
+    if groups:
+        counts = batch
+        totals = counts.reshape(counts.shape[0], -1).sum(axis=1)
+        keep = totals > 0  # matrices without any pair (an empty slice) are skipped
+        n_kept = np.cumsum(keep)
+        if n_kept[-1]:
+            if n_kept[-1] < keep.size:
+                counts, totals = counts[keep], totals[keep]
+            values = _feature_array(counts, totals, grey, n_levels, symmetric=True)  # (25, kept)
+            stop = 0
+            for a, n in groups:
+                lo = n_kept[stop - 1] if stop else 0
+                stop += n
+                hi = n_kept[stop - 1]
+                if hi > lo:  # average over this aggregation's non-empty matrices
+                    means = values[:, lo:hi].mean(axis=1)
+                    results[a] = {f.tag: float(means[k]) for k, f in enumerate(FEATURES)}
+    return flatten(results, FEATURES, aggregations)

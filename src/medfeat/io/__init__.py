@@ -1,28 +1,131 @@
 """Image readers, one module per format; :func:`read_image` picks one by content, not by name.
 
 >>> from medfeat.io import read_image
->>> img = read_image("slice.ppm")          # doctest: +SKIP
->>> img.array.shape, img.spacing, img.sha256[:8]  # doctest: +SKIP
+>>> img = read_image("slice.ppm")                       # doctest: +SKIP
+>>> img.array.shape, img.spacing, img.sha256[:8]       # doctest: +SKIP
+((1, 256, 256, 3), (1.0, 1.0, 1.0), '3f1c9a0b')
+
+Formats: Netpbm P2/P3/P5/P6 (:mod:`~medfeat.io.netpbm`), PNG/JPEG/TIFF (:mod:`~medfeat.io.pillow`),
+DICOM files and series folders (:mod:`~medfeat.io.dicom`), NIfTI (:mod:`~medfeat.io.nifti`).
+Gzipped files are looked into: ``.nii.gz``, and gzipped DICOM or Netpbm files.
 """
 from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import os
 import zlib
 from pathlib import Path
 
 from medfeat.errors import InputError
 from medfeat.image import Image
+from medfeat.io._files import read_file
+from medfeat.io.netpbm import write_netpbm
 
-__all__ = ["read_image", "Image"]
+__all__ = ["Image", "detect_format", "read_image", "write_netpbm"]
+
+_PILLOW_MAGICS = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 
-def _sniff_gzip(data: bytes) -> bytes:
+def detect_format(head: bytes) -> str | None:
+    """Name the reader for a file from its first bytes (at least 548 where available).
+
+    Returns
+    -------
+    str or None
+        ``"dicom"``, ``"netpbm"``, ``"pillow"``, ``"nifti"``, ``"gzip"`` or None when unknown.
+    """
+    from medfeat.io.nifti import looks_like_nifti
+
+    # DICOM first: its free 128-byte preamble may itself hold a TIFF header (dual-format files).
+    if head[128:132] == b"DICM":
+        return "dicom"
+    # Netpbm: the magic must be followed by whitespace or a comment, so "P2" text is not taken
+    if head[:2] in (b"P2", b"P3", b"P5", b"P6") and head[2:3] in (b" ", b"\t", b"\n", b"\r", b"\v", b"\f", b"#"):
+        return "netpbm"
+    if head.startswith(_PILLOW_MAGICS):
+        return "pillow"
+    if looks_like_nifti(head):
+        return "nifti"
+    if head[:2] == b"\x1f\x8b":
+        return "gzip"
+    return None
+
+
+def _gunzip_head(data: bytes, path, n: int = 1024) -> bytes:
+    """The first ``n`` decompressed bytes of gzip data, without decompressing the rest."""
     try:
-        return gzip.GzipFile(fileobj=__import__("io").BytesIO(data)).read(1024)
-    except (OSError, EOFError, zlib.error):
-        return b""
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as fh:
+            return fh.read(n)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InputError(path, f"truncated or corrupt gzip data ({exc})") from None
+
+
+def read_image(path: str | os.PathLike) -> Image:
+    """Read an image file, or the DICOM series in a folder.
+
+    The format is detected from the content (magic bytes), not from the file name: Netpbm
+    P2/P3/P5/P6, PNG, JPEG, TIFF, DICOM, NIfTI-1/2; gzipped NIfTI, DICOM and Netpbm files.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A file, or a folder holding one DICOM series (non-DICOM files and objects without an image,
+        such as RTSTRUCT, are skipped).
+
+    Returns
+    -------
+    Image
+        With ``source=str(path)`` and ``sha256`` of the file's bytes (for a series folder, of its
+        image files' bytes in sorted file name order).
+
+    Raises
+    ------
+    InputError
+        Missing, empty, truncated, corrupt or unrecognised files; the message names the file and
+        the reason. NaN and infinite voxel values are not checked here.
+    """
+    p = Path(path)
+    if p.is_dir():
+        from medfeat.io.dicom import read_dicom_series
+
+        img = read_dicom_series(p)
+        img.source = str(path)
+        return img
+    data = read_file(p)
+    if not data:
+        raise InputError(path, "empty file")
+    sha = hashlib.sha256(data).hexdigest()
+    kind, payload = detect_format(data[:1024]), data
+    if kind == "gzip":
+        kind = detect_format(_gunzip_head(data, path))
+        if kind == "nifti":
+            payload = data  # the NIfTI reader decompresses .nii.gz itself
+        elif kind in ("dicom", "netpbm"):
+            payload = _gunzip(data, path)
+        else:
+            raise InputError(path, "gzip file that is not a NIfTI, DICOM or Netpbm image")
+    if kind is None:
+        raise InputError(path, "unrecognised image format (expected PGM/PPM, PNG, JPEG, TIFF, DICOM or NIfTI; "
+                               f"file starts with {data[:8]!r})")
+    img = _reader(kind)(path, payload)
+    img.source, img.sha256 = str(path), sha
+    if payload is not data:
+        img.meta["compression"] = "gzip"
+    return img
+
+
+def _reader(kind: str):
+    if kind == "dicom":
+        from medfeat.io.dicom import read_dicom_file as reader
+    elif kind == "netpbm":
+        from medfeat.io.netpbm import read_netpbm as reader
+    elif kind == "pillow":
+        from medfeat.io.pillow import read_pillow as reader
+    else:
+        from medfeat.io.nifti import read_nifti as reader
+    return reader
 
 
 def _gunzip(data: bytes, path) -> bytes:
@@ -30,64 +133,3 @@ def _gunzip(data: bytes, path) -> bytes:
         return gzip.decompress(data)
     except (OSError, EOFError, zlib.error) as exc:
         raise InputError(path, f"truncated or corrupt gzip data ({exc})") from None
-
-
-def read_image(path: str | os.PathLike) -> Image:
-    """Read an image file or a DICOM series folder.
-
-    Formats (detected from the content): Netpbm P2/P3/P5/P6, PNG, JPEG, TIFF, DICOM (file or
-    series folder), NIfTI (.nii, .nii.gz).
-
-    Raises
-    ------
-    InputError
-        Missing, empty, truncated or unrecognised files, naming the file and the reason.
-    """
-    p = Path(path)
-    if p.is_dir():
-        from medfeat.io.dicom import read_dicom_series
-
-        return read_dicom_series(p)
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise InputError(path, "file not found") from None
-    except OSError as exc:
-        raise InputError(path, f"cannot read file ({exc.strerror or exc})") from None
-    if not data:
-        raise InputError(path, "empty file")
-    sha = hashlib.sha256(data).hexdigest()
-    head = data[:1024]
-    if head[:2] == b"\x1f\x8b":  # gzip: a .nii.gz, or a gzipped DICOM / Netpbm file
-        inner = _sniff_gzip(data)
-        from medfeat.io.nifti import looks_like_nifti, read_nifti
-
-        if looks_like_nifti(inner):
-            return read_nifti(path, data)
-        if inner[128:132] == b"DICM" or inner[:2] in (b"P2", b"P3", b"P5", b"P6"):
-            data = _gunzip(data, path)
-            head = data[:1024]
-        else:
-            raise InputError(path, "gzip file that is not a NIfTI, DICOM or Netpbm image")
-    # DICOM first: its 128-byte preamble may itself look like a TIFF header (dual-format files)
-    if head[128:132] == b"DICM":
-        from medfeat.io.dicom import read_dicom_file
-
-        img = read_dicom_file(path, data)
-    elif head[:2] in (b"P2", b"P3", b"P5", b"P6"):
-        from medfeat.io.netpbm import read_netpbm
-
-        img = read_netpbm(path, data)
-    elif head[:8] == b"\x89PNG\r\n\x1a\n" or head[:3] == b"\xff\xd8\xff" or head[:4] in (b"II*\x00", b"MM\x00*"):
-        from medfeat.io.pillow import read_pillow
-
-        img = read_pillow(path, data)
-    else:
-        from medfeat.io.nifti import looks_like_nifti, read_nifti
-
-        if looks_like_nifti(head):
-            return read_nifti(path, data)
-        raise InputError(path, "unrecognised image format (expected PGM/PPM, PNG, JPEG, TIFF, DICOM or NIfTI)")
-    img.sha256 = sha
-    img.source = str(path)
-    return img

@@ -1,129 +1,320 @@
-"""DICOM files and series folders, through pydicom.
+"""DICOM files (single- and multi-frame) and series folders, through pydicom.
 
-Values are rescaled with RescaleSlope/RescaleIntercept (HU for CT). A series folder's slices are
-sorted by their position along the slice normal (ImagePositionPatient projected on the cross
-product of the ImageOrientationPatient cosines), not by file name or InstanceNumber, and the slice
-spacing is the median distance between consecutive positions.
+Values are rescaled with RescaleSlope/RescaleIntercept to float32 (Hounsfield units for CT); an
+image without rescaling keeps its integer dtype. Slices (a folder's files, or a multi-frame file's
+frames) are ordered by their position along the slice normal, the ImagePositionPatient projected on
+the cross product of the ImageOrientationPatient row and column cosines, never by file name or
+InstanceNumber, and the slice spacing is the median distance between consecutive positions.
+Enhanced multi-frame objects keep these attributes in their functional groups, which are read too.
+
+The origin is the first slice's ImagePositionPatient in DICOM patient coordinates (LPS), stored
+reversed as ``(z, y, x)``. Voxels are not reoriented: rows are y and columns x as stored.
+MONOCHROME1 images are not inverted (``meta["photometric"]`` says so).
 """
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from pathlib import Path
 
 import numpy as np
+import pydicom
+from pydicom.errors import InvalidDicomError
 
 from medfeat.errors import InputError
+from medfeat.image import Image
+from medfeat.io._files import read_file
 
-# Objects that carry no image of their own; a series folder may hold them beside the slices.
-NON_IMAGE_MODALITIES = {"RTSTRUCT", "RTPLAN", "RTDOSE", "RTRECORD", "SR", "SEG", "KO", "PR", "REG", "ECG"}
+__all__ = ["NON_IMAGE_MODALITIES", "is_dicom", "read_dicom_file", "read_dicom_series"]
+
+# Objects without an image of their own that a series folder may hold beside its slices.
+NON_IMAGE_MODALITIES = {"RTSTRUCT", "RTPLAN", "RTDOSE", "RTRECORD", "SEG", "SR", "KO", "PR", "REG", "ECG"}
+
+_PYDICOM_MAJOR = int(pydicom.__version__.split(".")[0])
+_PIXEL_TAGS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+
+# pip packages that bring a decoder, by transfer syntax family (for the error message)
+_DECODERS = {
+    "JPEG 2000": "pylibjpeg-openjpeg",
+    "High-Throughput JPEG 2000": "pylibjpeg-openjpeg",
+    "JPEG-LS": "pylibjpeg-libjpeg or pyjpegls",
+    "JPEG": "pylibjpeg-libjpeg",
+    "RLE": "pylibjpeg-rle",
+}
 
 
 def is_dicom(head: bytes) -> bool:
+    """A DICOM Part 10 file: 128-byte preamble, then ``DICM``."""
     return len(head) >= 132 and head[128:132] == b"DICM"
 
 
-def _dcmread(path, **kw):
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-
+def _dcmread(src, path):
     try:
-        return pydicom.dcmread(path, **kw)
+        return pydicom.dcmread(src)
+    except MemoryError:
+        raise
     except InvalidDicomError as exc:
         raise InputError(path, f"not a valid DICOM file ({exc})") from None
-    except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError) as exc:
+    except Exception as exc:  # pydicom reports truncation as EOFError, OSError, ValueError ...
         raise InputError(path, f"truncated or corrupt DICOM file ({type(exc).__name__}: {exc})") from None
 
 
-def _pixels(ds, path) -> np.ndarray:
-    """Decoded pixels: (frames, y, x) or (frames, y, x, 3), colour converted to RGB."""
-    if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
-        raise InputError(path, "DICOM file has no pixel data")
+def _transfer_syntax(ds):
+    return getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+
+
+def _decoder_problem(ts) -> str | None:
+    """Why no installed plugin can decode transfer syntax ``ts``, or None when one can (or it is
+    not compressed). Asked before decoding, so a missing decoder is not mistaken for corrupt data."""
+    if ts is None or not ts.is_compressed:
+        return None
     try:
-        arr = ds.pixel_array
-    except (NotImplementedError, RuntimeError) as exc:
-        ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-        name = getattr(ts, "name", str(ts))
-        raise InputError(path, f"cannot decode transfer syntax {name}: a decoder is needed "
-                               f"(pip install pylibjpeg pylibjpeg-openjpeg pylibjpeg-libjpeg) [{exc}]") from None
+        from pydicom.pixels import get_decoder
+    except ImportError:  # pydicom < 3 has no registry to ask: decode failures read as corruption
+        return None
+    name = f"{getattr(ts, 'name', ts)} ({ts})"
+    try:
+        if get_decoder(ts).is_available:
+            return None
+    except NotImplementedError:  # MPEG, JPEG XL, private syntaxes ...
+        return f"cannot decode transfer syntax {name}: pydicom has no decoder for it"
+    package = next((pkg for key, pkg in _DECODERS.items() if ts.name.startswith(key)), "a pydicom decoder plugin")
+    return f"cannot decode transfer syntax {name}: a decoder is needed (install {package})"
+
+
+def _pixels(ds, path) -> np.ndarray:
+    """Decoded pixels as ``(frames, y, x)`` or ``(frames, y, x, 3)``, colour converted to RGB."""
+    if not any(tag in ds for tag in _PIXEL_TAGS):
+        modality = ds.get("Modality")
+        raise InputError(path, "DICOM file has no pixel data" + (f" (Modality {modality})" if modality else ""))
+    ts = _transfer_syntax(ds)
+    problem = _decoder_problem(ts)
+    if problem:
+        raise InputError(path, problem)
+    try:
+        arr = ds.pixel_array  # pydicom >= 3 converts YBR_* to RGB here
+    except MemoryError:
+        raise
     except Exception as exc:
-        raise InputError(path, f"corrupt DICOM pixel data ({type(exc).__name__}: {exc})") from None
+        raise InputError(path, f"corrupt or truncated DICOM pixel data ({type(exc).__name__}: {exc})") from None
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
     frames = int(ds.get("NumberOfFrames", 1) or 1)
-    if photometric == "PALETTE COLOR":
-        from pydicom.pixels import apply_color_lut
-
-        arr = apply_color_lut(arr, ds)
-        colour = True
-    else:
-        colour = arr.ndim == (4 if frames > 1 else 3) and arr.shape[-1] == 3
-    if frames == 1 or (colour and arr.ndim == 3) or (not colour and arr.ndim == 2):
+    if frames == 1:
         arr = arr[np.newaxis]
+    if photometric == "PALETTE COLOR":
+        try:
+            from pydicom.pixels import apply_color_lut
+        except ImportError:  # pydicom < 3
+            from pydicom.pixel_data_handlers.util import apply_color_lut
+        try:
+            arr = apply_color_lut(arr, ds)
+        except Exception as exc:
+            raise InputError(path, f"bad palette colour lookup table ({type(exc).__name__}: {exc})") from None
+    elif photometric.startswith("YBR") and _PYDICOM_MAJOR < 3 and not (ts and ts.is_compressed):
+        # pydicom 2 leaves uncompressed YBR as stored (pydicom 3 converts it in pixel_array)
+        from pydicom.pixel_data_handlers.util import convert_color_space
+
+        arr = convert_color_space(arr, photometric, "RGB")
+    if arr.ndim != 3 and not (arr.ndim == 4 and arr.shape[-1] == 3):
+        raise InputError(path, f"unsupported DICOM pixel layout {arr.shape} ({photometric})")
     return arr
 
 
-def _rescale(ds, arr: np.ndarray) -> tuple[np.ndarray, float, float]:
-    slope = float(ds.get("RescaleSlope", 1) or 1)
-    intercept = float(ds.get("RescaleIntercept", 0) or 0)
-    if slope != 1 or intercept != 0:
-        arr = arr.astype(np.float32) * np.float32(slope) + np.float32(intercept)
-    return arr, slope, intercept
+def _attr(ds, frame: int, sequence: str, keyword: str):
+    """``keyword`` for one frame: per-frame functional group, shared group, then the top level."""
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    shared = ds.get("SharedFunctionalGroupsSequence")
+    for group in (per_frame[frame] if per_frame and frame < len(per_frame) else None,
+                  shared[0] if shared else None):
+        if group is not None and sequence in group and len(group[sequence].value):
+            item = group[sequence].value[0]
+            if keyword in item and item[keyword].value not in (None, ""):
+                return item[keyword].value
+    value = ds.get(keyword)
+    return None if value in (None, "") else value
 
 
-def _normal(ds) -> np.ndarray | None:
-    iop = ds.get("ImageOrientationPatient")
-    if iop is None or len(iop) != 6:
+def _floats(value, n: int) -> np.ndarray | None:
+    try:
+        arr = np.array([float(v) for v in value], dtype=np.float64)
+    except (TypeError, ValueError):
         return None
-    row, col = np.array(iop[:3], float), np.array(iop[3:], float)
-    return np.cross(row, col)
+    return arr if arr.shape == (n,) and np.all(np.isfinite(arr)) else None
 
 
-def _meta(ds, slope, intercept) -> dict:
-    fm = getattr(ds, "file_meta", None)
-    return {"format": "dicom", "rescale_slope": slope, "rescale_intercept": intercept,
-            "transfer_syntax": str(getattr(fm, "TransferSyntaxUID", "")),
-            "series_uid": str(ds.get("SeriesInstanceUID", "")),
-            "photometric": str(ds.get("PhotometricInterpretation", ""))}
+def _number(value, default: float) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return default
+    return v if np.isfinite(v) else default
 
 
-def _pixel_spacing(ds) -> tuple[float, float]:
-    ps = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
-    return (float(ps[0]), float(ps[1])) if ps is not None and len(ps) == 2 else (1.0, 1.0)
+def _positive(value) -> float | None:
+    try:
+        v = abs(float(value))
+    except (TypeError, ValueError):
+        return None
+    return v if np.isfinite(v) and v > 0 else None
 
 
-def read_dicom_file(path: str | os.PathLike, data: bytes | None = None):
-    """One DICOM file (single- or multi-frame) as an :class:`~medfeat.image.Image`."""
-    import io
+def _geometry(ds, nframes: int) -> dict:
+    """Per-frame rescale and position, and in-plane spacing, of one dataset."""
+    transform = "PixelValueTransformationSequence"
+    slopes = [_number(_attr(ds, i, transform, "RescaleSlope"), 1.0) or 1.0 for i in range(nframes)]
+    intercepts = [_number(_attr(ds, i, transform, "RescaleIntercept"), 0.0) for i in range(nframes)]
+    iop = _floats(_attr(ds, 0, "PlaneOrientationSequence", "ImageOrientationPatient") or (), 6)
+    normal = np.cross(iop[:3], iop[3:]) if iop is not None else None
+    positions = [_floats(_attr(ds, i, "PlanePositionSequence", "ImagePositionPatient") or (), 3)
+                 for i in range(nframes)]
+    spacing, source = None, "default 1 mm"
+    for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
+        value = _attr(ds, 0, "PixelMeasuresSequence", keyword)
+        pair = _floats(value or (), 2)
+        if pair is not None and np.all(pair > 0):
+            spacing, source = (float(pair[0]), float(pair[1])), keyword
+            break
+    thickness = None
+    for keyword in ("SpacingBetweenSlices", "SliceThickness"):
+        thickness = _positive(_attr(ds, 0, "PixelMeasuresSequence", keyword))
+        if thickness:
+            break
+    return {"slopes": slopes, "intercepts": intercepts, "iop": iop, "normal": normal,
+            "positions": positions, "pixel_spacing": spacing or (1.0, 1.0), "spacing_source": source,
+            "thickness": thickness or 1.0}
 
-    from medfeat.image import Image
 
-    ds = _dcmread(io.BytesIO(data) if data is not None else path)
+def _is_rescaled(geo: dict) -> bool:
+    return any(s != 1.0 for s in geo["slopes"]) or any(b != 0.0 for b in geo["intercepts"])
+
+
+def _rescale(arr: np.ndarray, geo: dict) -> np.ndarray:
+    """Apply per-frame slope/intercept; float32 when any is not the identity."""
+    if not _is_rescaled(geo):
+        return arr
+    slopes, intercepts = geo["slopes"], geo["intercepts"]
+    shape = (-1,) + (1,) * (arr.ndim - 1)
+    return (arr.astype(np.float32) * np.asarray(slopes, np.float32).reshape(shape)
+            + np.asarray(intercepts, np.float32).reshape(shape))
+
+
+def _order(positions, normal) -> tuple[np.ndarray, np.ndarray | None]:
+    """Sorting permutation along the normal and the sorted projected positions (None if unknown)."""
+    n = len(positions)
+    if normal is None or any(p is None for p in positions):
+        return np.arange(n), None
+    proj = np.array([float(np.dot(normal, p)) for p in positions])
+    order = np.argsort(proj, kind="stable")
+    return order, proj[order]
+
+
+def _meta(ds, geo: dict) -> dict:
+    ts = _transfer_syntax(ds)
+    return {
+        "format": "dicom",
+        "transfer_syntax": str(ts or ""),
+        "transfer_syntax_name": getattr(ts, "name", ""),
+        "sop_class_uid": str(ds.get("SOPClassUID", "")),
+        "series_uid": str(ds.get("SeriesInstanceUID", "")),
+        "study_uid": str(ds.get("StudyInstanceUID", "")),
+        "photometric": str(ds.get("PhotometricInterpretation", "")),
+        "bits_stored": int(ds.get("BitsStored", 0) or 0),
+        "rescale_slope": geo["slopes"][0],
+        "rescale_intercept": geo["intercepts"][0],
+        "rescale_type": str(_attr(ds, 0, "PixelValueTransformationSequence", "RescaleType") or ""),
+        "orientation": None if geo["iop"] is None else [float(v) for v in geo["iop"]],
+        "pixel_spacing_source": geo["spacing_source"],
+    }
+
+
+def read_dicom_file(path: str | os.PathLike, data: bytes | None = None) -> Image:
+    """Read one DICOM file; a multi-frame file becomes a z stack.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file; named in error messages.
+    data : bytes, optional
+        The file's content, when the caller has already read it.
+
+    Returns
+    -------
+    Image
+        ``(frames, y, x)`` or ``(frames, y, x, 3)`` for colour. Frames with distinct positions are
+        sorted along the slice normal and spaced by their median distance; otherwise (one frame,
+        or frames without positions) the z spacing is SpacingBetweenSlices, else SliceThickness,
+        else 1 mm.
+
+    Raises
+    ------
+    InputError
+        Not DICOM, truncated, no pixel data, or a compressed transfer syntax without a decoder.
+    """
     if data is None:
-        data = Path(path).read_bytes()
-    arr, slope, intercept = _rescale(ds, _pixels(ds, path))
-    dy, dx = _pixel_spacing(ds)
-    dz = float(ds.get("SpacingBetweenSlices") or ds.get("SliceThickness") or 1.0)
-    ipp = ds.get("ImagePositionPatient")
-    origin = tuple(float(v) for v in reversed(ipp)) if ipp is not None and len(ipp) == 3 else (0.0, 0.0, 0.0)
-    return Image(arr, spacing=(dz, dy, dx), origin=origin, modality=str(ds.get("Modality", "")),
-                 source=str(path), sha256=hashlib.sha256(data).hexdigest(), meta=_meta(ds, slope, intercept))
+        data = read_file(path)
+    ds = _dcmread(io.BytesIO(data), path)
+    arr = _pixels(ds, path)
+    geo = _geometry(ds, arr.shape[0])
+    arr = _rescale(arr, geo)
+    order, proj = _order(geo["positions"], geo["normal"])
+    meta = _meta(ds, geo)
+    dz = geo["thickness"]
+    if proj is not None and len(proj) > 1:
+        if np.all(np.diff(proj) > 1e-6):
+            arr, dz = arr[order], float(np.median(np.diff(proj)))
+        else:  # frames share positions (time points, ...): keep the stored order
+            order = np.arange(arr.shape[0])
+            meta["frame_order"] = "stored (no distinct per-frame positions)"
+    first = geo["positions"][order[0]]
+    origin = tuple(float(v) for v in first[::-1]) if first is not None else (0.0, 0.0, 0.0)
+    meta["frames"] = arr.shape[0]
+    return Image(arr, spacing=(dz, *geo["pixel_spacing"]), origin=origin,
+                 modality=str(ds.get("Modality", "")), source=str(path),
+                 sha256=hashlib.sha256(data).hexdigest(), meta=meta)
 
 
-def read_dicom_series(folder: str | os.PathLike):
-    """Every image slice of a DICOM series folder, sorted along the slice normal, as one volume."""
-    from medfeat.image import Image
+def read_dicom_series(folder: str | os.PathLike) -> Image:
+    """Read the DICOM image series in a folder (not recursive) as one volume.
 
+    Files that are not DICOM, and DICOM objects without an image (RTSTRUCT, SEG, ... or no pixel
+    data), are skipped.
+
+    Parameters
+    ----------
+    folder : str or path-like
+
+    Returns
+    -------
+    Image
+        ``(slices, y, x)`` sorted along the slice normal; z spacing is the median distance between
+        consecutive slice positions. ``sha256`` covers the bytes of the image files in sorted file
+        name order; ``meta["files"]`` lists them in slice order.
+
+    Raises
+    ------
+    InputError
+        No image files, several series (their SeriesInstanceUIDs are named), slices of different
+        shape or orientation, slices sharing a position, or any unreadable slice.
+    """
     folder = Path(folder)
-    files = sorted(p for p in folder.iterdir() if p.is_file())
-    slices, h = [], hashlib.sha256()
+    try:
+        files = sorted(p for p in folder.iterdir() if p.is_file())
+    except OSError as exc:
+        raise InputError(folder, f"cannot list folder ({exc.strerror or exc})") from None
+    digest, slices = hashlib.sha256(), []
     for p in files:
-        with open(p, "rb") as fh:
-            head = fh.read(132)
-        if not is_dicom(head):
+        try:
+            with open(p, "rb") as fh:
+                if not is_dicom(fh.read(132)):
+                    continue
+        except OSError:
             continue
-        ds = _dcmread(p, defer_size=1024)  # large values (the pixels) stay on disk
-        if str(ds.get("Modality", "")) in NON_IMAGE_MODALITIES or not ("PixelData" in ds or "FloatPixelData" in ds):
+        data = read_file(p)
+        ds = _dcmread(io.BytesIO(data), p)
+        if str(ds.get("Modality", "")) in NON_IMAGE_MODALITIES or not any(t in ds for t in _PIXEL_TAGS):
             continue
+        digest.update(data)
         slices.append((p, ds))
     if not slices:
         raise InputError(folder, "folder holds no DICOM image files")
@@ -131,31 +322,58 @@ def read_dicom_series(folder: str | os.PathLike):
     if len(series) > 1:
         raise InputError(folder, f"folder holds {len(series)} DICOM image series ({', '.join(series)}); "
                                  "give one series folder")
-    normal = _normal(slices[0][1])
+    if len(slices) == 1:  # one (possibly multi-frame) file
+        img = read_dicom_file(slices[0][0])
+        img.source, img.meta["files"] = str(folder), [slices[0][0].name]
+        return img
+    return _stack(folder, slices, digest.hexdigest())
 
-    def position(item):
-        ipp = item[1].get("ImagePositionPatient")
-        if ipp is None or normal is None:
-            return float(item[1].get("InstanceNumber", 0) or 0)
-        return float(np.dot(normal, np.array(ipp, float)))
 
-    slices.sort(key=position)
-    arrays, first = [], None
-    for p, _ in slices:
-        data = p.read_bytes()
-        h.update(data)
-        img = read_dicom_file(p, data)
-        if first is None:
-            first = img
-        elif img.array.shape[1:] != first.array.shape[1:]:
-            raise InputError(p, f"slice shape {img.array.shape[1:]} differs from the series' {first.array.shape[1:]}")
-        arrays.append(img.array)
-    positions = np.array([position(s) for s in slices])
-    dz = float(np.median(np.diff(positions))) if len(slices) > 1 and normal is not None else first.spacing[0]
-    if dz <= 0:
-        raise InputError(folder, "slices share a position: the folder holds duplicate or mixed slices")
-    dtypes = {a.dtype for a in arrays}
-    vol = np.concatenate([a.astype(np.float32) for a in arrays] if len(dtypes) > 1 else arrays)
-    meta = dict(first.meta, slices=len(slices))
-    return Image(vol, spacing=(dz, first.spacing[1], first.spacing[2]), origin=first.origin,
-                 modality=first.modality, source=str(folder), sha256=h.hexdigest(), meta=meta)
+def _same_orientation(a, b) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return bool(np.allclose(a, b, atol=1e-3))
+
+
+def _stack(folder: Path, slices: list, sha256: str) -> Image:
+    arrays, geos = [], []
+    for p, ds in slices:
+        arr = _pixels(ds, p)
+        if arr.shape[0] != 1:
+            raise InputError(p, f"multi-frame file ({arr.shape[0]} frames) inside a series folder; read it on its own")
+        geo = _geometry(ds, 1)
+        if arrays and arr.shape[1:] != arrays[0].shape[1:]:
+            raise InputError(p, f"slice shape {arr.shape[1:]} differs from the series' {arrays[0].shape[1:]} "
+                                f"({slices[0][0].name})")
+        if geos and not _same_orientation(geo["iop"], geos[0]["iop"]):
+            raise InputError(p, "slice orientation (ImageOrientationPatient) differs from the series' "
+                                f"({slices[0][0].name})")
+        arrays.append(arr)
+        geos.append(geo)
+    first = geos[0]
+    order, proj = _order([g["positions"][0] for g in geos], first["normal"])
+    meta = _meta(slices[0][1], first)
+    if proj is None:  # no positions: InstanceNumber is the only order left
+        order = np.argsort([int(ds.get("InstanceNumber", 0) or 0) for _, ds in slices], kind="stable")
+        dz = first["thickness"]
+        meta["slice_order"] = "InstanceNumber (no ImagePositionPatient/ImageOrientationPatient)"
+    else:
+        gaps = np.diff(proj)
+        if np.any(gaps < 1e-6):
+            k = int(np.argmin(gaps))
+            raise InputError(folder, f"slices {slices[order[k]][0].name} and {slices[order[k + 1]][0].name} "
+                                     "share a position: the folder holds duplicate or mixed slices")
+        dz = float(np.median(gaps))
+        if np.max(np.abs(gaps - dz)) > 0.01 * dz:
+            meta["irregular_slice_spacing"] = [float(g) for g in gaps]
+    if any(_is_rescaled(g) for g in geos):
+        vol = np.concatenate([_rescale(arrays[i].astype(np.float32), geos[i]) for i in order])
+    else:
+        dtype = np.result_type(*[a.dtype for a in arrays])
+        vol = np.concatenate([arrays[i].astype(dtype, copy=False) for i in order])
+    head = geos[order[0]]["positions"][0]
+    origin = tuple(float(v) for v in head[::-1]) if head is not None else (0.0, 0.0, 0.0)
+    meta.update(slices=len(slices), files=[slices[i][0].name for i in order])
+    meta["rescale_slope"], meta["rescale_intercept"] = geos[order[0]]["slopes"][0], geos[order[0]]["intercepts"][0]
+    return Image(vol, spacing=(dz, *first["pixel_spacing"]), origin=origin,
+                 modality=str(slices[0][1].get("Modality", "")), source=str(folder), sha256=sha256, meta=meta)

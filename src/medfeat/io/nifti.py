@@ -1,81 +1,129 @@
-"""NIfTI-1/2 (.nii, .nii.gz) through nibabel.
+"""NIfTI-1 and NIfTI-2 volumes (.nii, .nii.gz), through nibabel.
 
-Voxels keep their stored order (no reorientation); the (x, y, z) array is transposed to medfeat's
-(z, y, x). Spacing comes from the header's zooms, the origin from the affine's translation.
+Voxels are not reoriented: the stored (x, y, z) array is only transposed to medfeat's (z, y, x), so
+two files of one scan stored with different axis directions give flipped arrays (the affine, kept in
+``meta["affine"]`` with its axis codes in ``meta["axcodes"]``, tells them apart). Spacing comes from
+the header's zooms, the origin from the affine's translation (NIfTI world coordinates are RAS+,
+unlike DICOM's LPS), both reversed to (z, y, x) and converted to mm.
 """
 from __future__ import annotations
 
+import gzip
 import hashlib
+import math
 import os
-from pathlib import Path
+import struct
+import zlib
 
 import numpy as np
 
 from medfeat.errors import InputError
+from medfeat.image import Image
+from medfeat.io._files import read_file
+
+__all__ = ["looks_like_nifti", "read_nifti"]
+
+_TO_MM = {"meter": 1000.0, "mm": 1.0, "micron": 1e-3, "unknown": 1.0}
 
 
-def read_nifti(path: str | os.PathLike, data: bytes | None = None):
-    """Read a NIfTI file into an :class:`~medfeat.image.Image` (3D; a singleton 4th axis is dropped)."""
-    import nibabel as nib
-
-    from medfeat.image import Image
-
-    if data is None:
-        data = Path(path).read_bytes()
-    try:
-        img = nib.Nifti1Image.from_bytes(data) if not _gz(data) else nib.Nifti1Image.from_bytes(_gunzip(data, path))
-    except InputError:
-        raise
-    except Exception:
-        try:
-            raw = _gunzip(data, path) if _gz(data) else data
-            img = nib.Nifti2Image.from_bytes(raw)
-        except InputError:
-            raise
-        except Exception as exc:
-            raise InputError(path, f"not a readable NIfTI file ({type(exc).__name__}: {exc})") from None
-    try:
-        arr = np.asanyarray(img.dataobj)
-    except Exception as exc:
-        raise InputError(path, f"truncated or corrupt NIfTI data ({type(exc).__name__}: {exc})") from None
-    if arr.dtype.names:  # RGB24 is a structured dtype
-        arr = np.stack([arr[n] for n in arr.dtype.names[:3]], axis=-1)
-        colour = True
-    else:
-        colour = False
-    spatial = arr.ndim - (1 if colour else 0)
-    if spatial == 4 and arr.shape[3] == 1:
-        arr = arr[:, :, :, 0]
-        spatial = 3
-    if spatial > 3:
-        raise InputError(path, f"4D NIfTI ({arr.shape}) is not supported yet: give one volume")
-    while spatial < 3:
-        arr = arr[..., np.newaxis] if not colour else arr[:, :, np.newaxis]
-        spatial += 1
-    arr = arr.transpose(2, 1, 0, 3) if colour else arr.transpose(2, 1, 0)
-    zooms = [float(z) for z in img.header.get_zooms()[:3]] + [1.0] * 3
-    origin = img.affine[:3, 3]
-    return Image(np.ascontiguousarray(arr), spacing=tuple(reversed(zooms[:3])),
-                 origin=tuple(float(o) for o in reversed(origin)), modality="", source=str(path),
-                 sha256=hashlib.sha256(data).hexdigest(), meta={"format": "nifti", "affine": img.affine.tolist()})
+def _sizeof_hdr(head: bytes) -> set[int]:
+    """The header's first int32 read in both byte orders (NIfTI files may be big-endian)."""
+    return set(struct.unpack("<i", head[:4]) + struct.unpack(">i", head[:4])) if len(head) >= 4 else set()
 
 
-def _gz(data: bytes) -> bool:
-    return data[:2] == b"\x1f\x8b"
+def looks_like_nifti(head: bytes) -> bool:
+    """True for a NIfTI-1 (sizeof_hdr 348, magic ``n+1``/``ni1``) or NIfTI-2 (540, ``n+2``) header."""
+    sizes = _sizeof_hdr(head)
+    if 348 in sizes and head[344:348] in (b"n+1\0", b"ni1\0"):
+        return True
+    return 540 in sizes and head[4:8] in (b"n+2\0", b"ni2\0")
 
 
 def _gunzip(data: bytes, path) -> bytes:
-    import gzip
-    import zlib
-
     try:
         return gzip.decompress(data)
     except (OSError, EOFError, zlib.error) as exc:
         raise InputError(path, f"truncated or corrupt gzip data ({exc})") from None
 
 
-def looks_like_nifti(head: bytes) -> bool:
-    """NIfTI-1 (348-byte header, magic n+1/ni1 at 344) or NIfTI-2 (540, n+2 at 4)."""
-    if len(head) >= 348 and head[344:347] in (b"n+1", b"ni1"):
-        return True
-    return len(head) >= 8 and head[4:7] == b"n+2"
+def read_nifti(path: str | os.PathLike, data: bytes | None = None) -> Image:
+    """Read a NIfTI file (plain or gzipped).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file; named in error messages.
+    data : bytes, optional
+        The file's content (gzipped or not), when the caller has already read it.
+
+    Returns
+    -------
+    Image
+        ``(z, y, x)``, or ``(z, y, x, 3)`` for RGB24 data. Values pass through the header's
+        scl_slope/scl_inter (float then; the stored integer dtype otherwise). A 2D image gets
+        ``z == 1``; a singleton 4th axis is dropped.
+
+    Raises
+    ------
+    InputError
+        Not NIfTI, a header/image pair (``ni1``), truncated or corrupt data, or a 4D (or higher)
+        image with more than one volume.
+    """
+    import nibabel as nib
+
+    if data is None:
+        data = read_file(path)
+    raw = _gunzip(data, path) if data[:2] == b"\x1f\x8b" else data
+    if not looks_like_nifti(raw[:548]):
+        raise InputError(path, "not a NIfTI file (no sizeof_hdr 348/540 with an n+1/n+2 magic)")
+    if raw[344:348] == b"ni1\0" or raw[4:8] == b"ni2\0":
+        raise InputError(path, "NIfTI header of a .hdr/.img pair: not supported, convert it to a single .nii")
+    klass = nib.Nifti1Image if 348 in _sizeof_hdr(raw) else nib.Nifti2Image
+    try:
+        img = klass.from_bytes(raw)
+    except MemoryError:
+        raise
+    except Exception as exc:
+        raise InputError(path, f"corrupt NIfTI header ({type(exc).__name__}: {exc})") from None
+    hdr = img.header
+    shape = tuple(int(n) for n in img.shape)
+    # Refuse before any voxel is read: a real 4D series, or a header promising more than the file holds.
+    while len(shape) > 3 and shape[-1] == 1:
+        shape = shape[:-1]
+    if len(shape) > 3:
+        extra = "x".join(str(n) for n in shape[3:])
+        raise InputError(path, f"{len(shape)}D NIfTI ({'x'.join(map(str, shape))}: {extra} volumes) "
+                               "is not supported yet: give one 3D volume")
+    dtype = hdr.get_data_dtype()
+    need = int(hdr.get_data_offset()) + math.prod(img.shape) * dtype.itemsize
+    if len(raw) < need:
+        raise InputError(path, f"truncated NIfTI data: header says {'x'.join(map(str, img.shape))} {dtype} "
+                               f"({need} bytes with the header) but the file holds {len(raw)}")
+    try:
+        arr = np.asanyarray(img.dataobj)  # applies scl_slope/scl_inter when set
+    except MemoryError:
+        raise
+    except Exception as exc:
+        raise InputError(path, f"corrupt NIfTI data ({type(exc).__name__}: {exc})") from None
+    if not arr.dtype.isnative:  # big-endian files: native order for the numeric code downstream
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    colour = bool(arr.dtype.names)
+    if colour:  # RGB24 (and RGBA32) arrive as a structured dtype: fields R, G, B[, A]
+        arr = np.stack([arr[name] for name in arr.dtype.names[:3]], axis=-1)
+    arr = arr.reshape(shape + (3,) * colour)
+    while arr.ndim - colour < 3:  # 1D/2D images: add singleton y/z axes
+        arr = arr[:, np.newaxis] if arr.ndim - colour == 1 else arr[:, :, np.newaxis]
+    arr = arr.transpose((2, 1, 0, 3) if colour else (2, 1, 0))
+    to_mm = _TO_MM.get(hdr.get_xyzt_units()[0], 1.0)
+    zooms = [float(z) for z in hdr.get_zooms()[:3]] + [1.0] * 3
+    spacing = [z * to_mm if np.isfinite(z) and z > 0 else 1.0 for z in zooms[:3]]
+    origin = [float(o) * to_mm for o in img.affine[:3, 3]]
+    slope, inter = (float(v) for v in (img.dataobj.slope, img.dataobj.inter))
+    meta = {"format": "nifti", "version": 1 if klass is nib.Nifti1Image else 2,
+            "affine": img.affine.tolist(), "axcodes": "".join(c or "?" for c in nib.aff2axcodes(img.affine)),
+            "qform_code": int(hdr["qform_code"]), "sform_code": int(hdr["sform_code"]),
+            "datatype": str(dtype), "xyz_units": hdr.get_xyzt_units()[0]}
+    if (slope, inter) != (1.0, 0.0):
+        meta["scl_slope"], meta["scl_inter"] = slope, inter
+    return Image(np.ascontiguousarray(arr), spacing=tuple(reversed(spacing)), origin=tuple(reversed(origin)),
+                 modality="", source=str(path), sha256=hashlib.sha256(data).hexdigest(), meta=meta)

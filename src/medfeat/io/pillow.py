@@ -1,10 +1,15 @@
-"""PNG, JPEG and TIFF through Pillow.
+"""PNG, JPEG and TIFF pictures through Pillow.
 
-Pixel sizes are not read from DPI (a scanner's dots per inch say nothing about anatomy): spacing is
-1 mm and the DPI, when present, is kept in ``meta``.
+Pictures carry no anatomy-scale pixel size: a scanner's or a camera's DPI says nothing about the
+tissue, so spacing is 1 mm and the DPI, when present, is kept in ``meta["dpi"]``.
+
+Modes map to arrays as follows: ``1`` -> uint8 0/1; ``L`` -> uint8; ``P`` -> RGB, or greyscale
+when every palette entry is grey; ``RGB``/``RGBA``/``CMYK``/``YCbCr`` -> RGB uint8 (alpha dropped);
+``LA`` -> uint8; ``I;16*`` -> uint16; ``I`` -> int32; ``F`` -> float32.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import warnings
@@ -12,54 +17,96 @@ import warnings
 import numpy as np
 
 from medfeat.errors import InputError
+from medfeat.image import Image
+from medfeat.io._files import read_file
+
+__all__ = ["read_pillow"]
 
 
 def _frame_array(frame) -> np.ndarray:
+    """One decoded Pillow frame as ``(y, x)`` or ``(y, x, 3)``."""
     mode = frame.mode
-    if mode == "P":
-        pal = frame.convert("RGB")
-        arr = np.asarray(pal)
-        if np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 1], arr[..., 2]):
-            return arr[..., 0]  # a grey palette is a greyscale image
-        return arr
-    if mode in ("RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"):
-        return np.asarray(frame.convert("RGB"))
-    if mode == "LA":
-        return np.asarray(frame.convert("L"))
+    if mode in ("P", "PA"):
+        rgb = np.asarray(frame.convert("RGB"))
+        if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2]):
+            return rgb[..., 0].copy()  # a grey palette is a greyscale picture
+        return rgb
     if mode == "1":
-        return np.asarray(frame, dtype=np.uint8)
+        return np.asarray(frame).astype(np.uint8)  # bilevel: keep the stored 0/1
+    if mode in ("L", "I", "F"):
+        return np.asarray(frame)
+    if mode in ("LA", "La"):
+        return np.asarray(frame.convert("L"))  # drop alpha: it is not an intensity
     if mode.startswith("I;16"):
-        return np.asarray(frame).astype(np.uint16)
-    return np.asarray(frame)
+        arr = np.asarray(frame)
+        return arr.astype(arr.dtype.newbyteorder("="))  # I;16B arrives big-endian
+    # RGB and everything else with colour (RGBA, RGBX, CMYK, YCbCr, LAB, HSV): RGB without alpha
+    return np.asarray(frame.convert("RGB"))
 
 
-def read_pillow(path: str | os.PathLike, data: bytes | None = None):
-    """Read PNG/JPEG/TIFF into an :class:`~medfeat.image.Image`; a multi-page TIFF becomes a z stack."""
-    from PIL import Image as PILImage, UnidentifiedImageError
+def read_pillow(path: str | os.PathLike, data: bytes | None = None) -> Image:
+    """Read a PNG, JPEG or TIFF file.
 
-    from medfeat.image import Image
+    Parameters
+    ----------
+    path : str or path-like
+        The file; named in error messages.
+    data : bytes, optional
+        The file's content, when the caller has already read it.
 
-    src = io.BytesIO(data) if data is not None else path
+    Returns
+    -------
+    Image
+        ``(1, y, x)`` or ``(1, y, x, 3)``; a multi-page TIFF whose pages share size and mode becomes
+        a ``(pages, y, x[, 3])`` stack. Spacing 1 mm.
+
+    Raises
+    ------
+    InputError
+        Unreadable, truncated or corrupt files, pictures above Pillow's decompression-bomb limit
+        (``PIL.Image.MAX_IMAGE_PIXELS``) and TIFF pages that differ in size or mode.
+    """
+    from PIL import Image as PILImage
+
+    if data is None:
+        data = read_file(path)
+    if not data:
+        raise InputError(path, "empty file")
     try:
         with warnings.catch_warnings():
+            # Pillow only warns between 1x and 2x MAX_IMAGE_PIXELS; a reader refuses both.
             warnings.simplefilter("error", PILImage.DecompressionBombWarning)
-            with PILImage.open(src) as im:
-                fmt = im.format
-                dpi = im.info.get("dpi")
-                frames = []
-                for i in range(getattr(im, "n_frames", 1)):
+            with PILImage.open(io.BytesIO(data)) as im:
+                fmt, info = im.format, dict(im.info)
+                # Only TIFF pages form a stack; other formats' extra frames (APNG, MPO) are
+                # animations or previews, so the first frame is the picture.
+                n = getattr(im, "n_frames", 1) if fmt == "TIFF" else 1
+                frames, modes = [], []
+                for i in range(n):
                     im.seek(i)
                     im.load()
+                    modes.append(im.mode)
                     frames.append(_frame_array(im))
     except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning) as exc:
         raise InputError(path, f"image too large to decode safely ({exc})") from None
-    except UnidentifiedImageError:
-        raise InputError(path, "not a readable PNG/JPEG/TIFF image") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise InputError(path, f"truncated or corrupt image data ({exc})") from None
-    if any(f.shape != frames[0].shape or f.dtype != frames[0].dtype for f in frames):
-        raise InputError(path, "TIFF pages differ in size or type; cannot stack them")
-    meta = {"format": fmt}
-    if dpi:
-        meta["dpi"] = tuple(float(d) for d in dpi)
-    return Image(np.stack(frames), source=str(path), meta=meta)
+    except PILImage.UnidentifiedImageError:
+        raise InputError(path, "not a readable PNG/JPEG/TIFF image (unidentified or corrupt header)") from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # Pillow's decoders raise OSError, SyntaxError, ValueError, struct.error ...
+        raise InputError(path, f"truncated or corrupt {_name(data)} data ({type(exc).__name__}: {exc})") from None
+    if any(m != modes[0] or f.shape != frames[0].shape for m, f in zip(modes, frames)):
+        found = sorted({f"{m} {f.shape[1]}x{f.shape[0]}" for m, f in zip(modes, frames)})
+        raise InputError(path, f"TIFF pages differ in size or mode ({', '.join(found)}); cannot stack them")
+    meta = {"format": fmt.lower(), "mode": modes[0]}
+    if n > 1:
+        meta["pages"] = n
+    if info.get("dpi"):
+        meta["dpi"] = tuple(float(d) for d in info["dpi"])
+    return Image(np.stack(frames), source=str(path), sha256=hashlib.sha256(data).hexdigest(), meta=meta)
+
+
+def _name(data: bytes) -> str:
+    if data[:4] == b"\x89PNG":
+        return "PNG"
+    return "JPEG" if data[:2] == b"\xff\xd8" else "TIFF"
