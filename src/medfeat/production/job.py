@@ -16,6 +16,7 @@ from pathlib import Path
 
 from medfeat.errors import InputError
 from medfeat.production.staging import Stage, unpack_bundle
+from medfeat.production.tuning import tune_malloc
 
 
 def _worker_name() -> str:
@@ -87,6 +88,7 @@ def run_job(spec: dict) -> dict:
     import pyarrow.parquet as pq
 
     started = time.time()
+    tune_malloc()  # once per process; see medfeat.production.tuning
     report = {"worker": _worker_name(), "host": socket.gethostname(), "pid": os.getpid(), "started": started}
     stage = Stage(spec["stage_url"])
     scratch = tempfile.mkdtemp(prefix=f"medfeat-job{spec['job_id']:05d}-", dir=_scratch_root())
