@@ -23,6 +23,7 @@ import medfeat
 from medfeat.io.netpbm import write_netpbm
 from medfeat.production.engine import Production, RunOptions
 from medfeat.production.ledger import Ledger
+from medfeat.production.staging import build_bundle, sha256_bytes
 
 SETTINGS = "default-2d"
 FAMILIES = ("stat", "ih", "glcm", "glrlm")
@@ -232,22 +233,48 @@ def test_failing_job_is_retried_then_failed_and_the_run_completes(tmp_path):
     run_dir = tmp_path / "run"
     prod = Production(run_dir, str(tmp_path / "data"), SETTINGS, FAMILIES,
                       RunOptions(images_per_job=3, workers=2, progress=False, max_attempts=2))
-    # job 1's staged bundle is corrupt: every attempt raises on the hash check
-    prod.stage.put("bundles/job-00001.tar", b"not a tar at all")
-    prod.ledger.set_bundle(1, "bundles/job-00001.tar", "0" * 64, 16)
+    # job 1's staged bundle matches its recorded hash but is no tar: every attempt raises
+    junk = b"not a tar at all"
+    prod.stage.put("bundles/job-00001.tar", junk)
+    prod.ledger.set_bundle(1, "bundles/job-00001.tar", sha256_bytes(junk), len(junk))
     m = prod.run()
     assert (m["jobs"], m["committed_jobs"], m["failed_jobs"], m["attempts"]) == (3, 2, 1, 4)
     assert m["failed_images"] == 3
     rows = {r["image"]: r for r in pq.read_table(run_dir / "features.parquet").to_pylist()}
     assert sorted(rows) == sorted(str(p) for p in paths)
     for p in paths[3:6]:
-        assert "job failed" in rows[str(p)]["error"] and "sha256" in rows[str(p)]["error"]
+        assert "job failed" in rows[str(p)]["error"] and "not a valid tar" in rows[str(p)]["error"]
     led = Ledger(run_dir)
     try:
         assert led.check_consistency() == []
         job = led.job(1)
         assert job["state"] == "failed" and "2 attempt(s)" in job["error"]
         assert [a["outcome"] for a in led.attempts(1)] == ["error", "error"]
+        assert [a["role"] for a in led.attempts(1)] == ["first", "retry"]
+    finally:
+        led.close()
+
+
+def test_corrupt_bundle_is_restaged_from_the_dataset(tmp_path):
+    paths = make_images(tmp_path / "data", 6)
+    run_dir = tmp_path / "run"
+    prod = Production(run_dir, str(tmp_path / "data"), SETTINGS, FAMILIES,
+                      RunOptions(images_per_job=3, workers=2, progress=False))
+    # job 1's bundle was damaged in the store after it was staged: its bytes miss the recorded hash
+    good, _ = build_bundle(prod._items(1))
+    bad = bytearray(good)
+    bad[len(bad) // 2] ^= 0xFF
+    prod.stage.put("bundles/job-00001.tar", bytes(bad))
+    prod.ledger.set_bundle(1, "bundles/job-00001.tar", sha256_bytes(good), len(good))
+    m = prod.run()
+    assert (m["committed_jobs"], m["failed_jobs"], m["failed_images"]) == (2, 0, 0)
+    check_run(run_dir, paths, compare=6)
+    led = Ledger(run_dir)
+    try:
+        assert led.check_consistency() == []
+        assert [a["outcome"] for a in led.attempts(1)] == ["error", "committed"]
+        assert "does not match" in led.attempts(1)[0]["error"]
+        assert [e["kind"] for e in led.events() if e["job_id"] == 1] == ["restage"]
     finally:
         led.close()
 

@@ -22,6 +22,7 @@ from medfeat.extract import Settings
 from medfeat.production import plan as planning
 from medfeat.production.job import run_job
 from medfeat.production.ledger import Ledger
+from medfeat.production.driver import _Driver
 from medfeat.production.staging import Stage, build_bundle, sha256_bytes
 
 FEATURES_FILE = "features.parquet"
@@ -39,6 +40,24 @@ class RunOptions:
     max_attempts: int = 3               # attempts per job whose code raises
     progress: bool = True
     cluster: object | None = None       # an already started Dask cluster (backends hand theirs over)
+    # -- the tail (see docs/production.md, "Beating the tail") --
+    speculate: bool = True              # backup attempts for stragglers
+    speculate_after: float = 0.5        # ... once this share of the session's jobs is committed
+    speculate_factor: float = 2.0       # ... for an attempt running longer than this x the median job
+    job_timeout: float | None = None    # s; None: max(timeout_factor x median, timeout_min_s); 0: off
+    timeout_factor: float = 5.0
+    timeout_min_s: float = 30.0
+    max_moves: int = 3                  # timeouts per job before it is left to run
+    slow_after: int = 2                 # a worker slow on this many jobs gets no new ones
+    lookahead: int = 0                  # jobs handed to Dask beyond the free worker threads
+    worker_ttl: str = "60s"             # embedded cluster: a silent worker is dropped after this
+    staging_retry_s: float = 60.0       # transient staging failures are retried for this long
+
+
+def local_cluster_config(options: RunOptions) -> dict:
+    """Scheduler settings for a cluster medfeat starts itself: a worker silent for ``worker_ttl``
+    (frozen, cut off) is removed and its jobs go elsewhere (Dask's default waits 5 minutes)."""
+    return {"scheduler_kwargs": {"worker_ttl": options.worker_ttl}} if options.worker_ttl else {}
 
 
 class RunRefused(InputError):
@@ -115,8 +134,11 @@ class Production:
             return Client(self.options.cluster), None
         n = self.options.workers or os.cpu_count() or 1
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
-                               silence_logs=40)
+                               silence_logs=40, **local_cluster_config(self.options))
         return Client(cluster), cluster
+
+    def _items(self, job_id: int) -> list[planning.Item]:
+        return _item_list(self.ledger, job_id)
 
     def _bundle(self, job_id: int, staged: str | None, items: list[planning.Item]) -> None:
         """Pack and stage a job's bundle unless a good one is already staged (runs in the bundler
@@ -154,100 +176,8 @@ class Production:
         return run_metrics(self.run_dir)
 
     def _drive(self, client, session: int, todo: list[int]) -> tuple[float, int]:
-        events: queue.Queue = queue.Queue()
-        self.ledger_updates: queue.Queue = queue.Queue()
-        stop = threading.Event()
-
-        work = [(job_id, self.ledger.job(job_id)["bundle"], _item_list(self.ledger, job_id)) for job_id in todo]
-
-        def bundler():
-            for job_id, staged, items in work:
-                if stop.is_set():
-                    return
-                t0 = time.time()
-                try:
-                    self._bundle(job_id, staged, items)
-                    events.put(("ready", job_id, None))
-                except Exception as exc:  # the job fails with the reason; the others go on
-                    events.put(("unstaged", job_id, f"staging the bundle failed: {type(exc).__name__}: {exc}"))
-                finally:
-                    self.planning_s += time.time() - t0
-
-        thread = threading.Thread(target=bundler, name="medfeat-bundler", daemon=True)
-        thread.start()
-        spec_base = {"stage_url": self.stage.url, "settings": self.settings, "families": self.families}
-        tries: dict[int, int] = {}
-        live: dict[str, tuple[int, int]] = {}  # Dask key -> (job_id, attempt_id)
-        open_jobs = set(todo)
-        submission_s, submitted = 0.0, 0
-        progress = _Progress(self.console if self.options.progress else None, len(todo),
-                             sum(j["n_images"] for j in self.ledger.jobs() if j["job_id"] in open_jobs))
-
-        def submit(job_id: int) -> None:
-            nonlocal submission_s, submitted
-            job = self.ledger.job(job_id)
-            tries[job_id] = tries.get(job_id, 0) + 1
-            key = f"medfeat-job-{job_id:05d}-s{session}-a{tries[job_id]}"
-            t0 = time.time()
-            attempt = self.ledger.new_attempt(job_id, session, key, t0)
-            spec = dict(spec_base, job_id=job_id, bundle=job["bundle"], bundle_sha256=job["bundle_sha256"],
-                        result=f"results/job-{job_id:05d}/attempt-{attempt}.parquet")
-            fut = client.submit(run_job, spec, key=key, pure=False, retries=0)
-            submission_s += time.time() - t0
-            submitted += 1
-            live[key] = (job_id, attempt)
-            fut.add_done_callback(lambda f: events.put(("done", f.key, f)))
-
-        try:
-            with progress:
-                while open_jobs:
-                    while not self.ledger_updates.empty():
-                        _, job_id, name, sha, nbytes = self.ledger_updates.get()
-                        self.ledger.set_bundle(job_id, name, sha, nbytes)
-                    try:
-                        kind, ref, payload = events.get(timeout=0.2)
-                    except queue.Empty:
-                        continue
-                    if kind == "ready":
-                        while not self.ledger_updates.empty():
-                            _, job_id, name, sha, nbytes = self.ledger_updates.get()
-                            self.ledger.set_bundle(job_id, name, sha, nbytes)
-                        submit(ref)
-                        progress.update(running=len(live))
-                        continue
-                    if kind == "unstaged":
-                        self.ledger.set_job_state(ref, "failed", payload)
-                        open_jobs.discard(ref)
-                        progress.update(failed=1)
-                        continue
-                    job_id, attempt = live.pop(ref)
-                    fut = payload
-                    if fut.status == "finished":
-                        report = fut.result()
-                        outcome = self.ledger.finish_attempt(attempt, report)
-                        if outcome == "discarded":
-                            self.stage.delete(report["result"])
-                        if job_id in open_jobs:
-                            open_jobs.discard(job_id)
-                            progress.update(done=1, images=report["n_images"], running=len(live))
-                    else:
-                        exc = fut.exception() if fut.status == "error" else None
-                        msg = f"{type(exc).__name__}: {exc}" if exc is not None else f"attempt {fut.status}"
-                        self.ledger.fail_attempt(attempt, msg)
-                        if job_id in open_jobs and self.ledger.job(job_id)["state"] != "committed":
-                            if tries[job_id] < self.options.max_attempts:
-                                self.ledger.event("retry", msg, job_id, attempt)
-                                submit(job_id)
-                            else:
-                                self.ledger.set_job_state(job_id, "failed",
-                                                          f"failed {tries[job_id]} attempt(s); last: {msg}")
-                                open_jobs.discard(job_id)
-                                progress.update(failed=1, running=len(live))
-                    fut.release()
-        finally:
-            stop.set()
-            thread.join(timeout=60)
-        return submission_s, submitted
+        """Stage, submit, watch and commit every job of ``todo``; returns (submission s, submissions)."""
+        return _Driver(self, client, session, todo).run()
 
     # -- output ----------------------------------------------------------------------------
     def _assemble(self) -> None:

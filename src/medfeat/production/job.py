@@ -28,6 +28,22 @@ def _worker_name() -> str:
         return "local"
 
 
+STARTED_TOPIC = "medfeat-attempt-started"
+
+
+def _signal_started(spec: dict, report: dict) -> None:
+    """Tell the client this attempt began, and where (through the scheduler's event stream), so
+    it can time the attempt for speculation and timeouts before the attempt reports."""
+    try:
+        from distributed import get_worker
+
+        get_worker().log_event(STARTED_TOPIC, {"attempt": spec.get("attempt"), "worker": report["worker"],
+                                               "host": report["host"], "pid": report["pid"],
+                                               "started": report["started"]})
+    except (ImportError, ValueError):  # not on a Dask worker (tests, local runs)
+        pass
+
+
 def _scratch_root() -> str | None:
     try:
         from distributed import get_worker
@@ -90,7 +106,8 @@ def run_job(spec: dict) -> dict:
     started = time.time()
     tune_malloc()  # once per process; see medfeat.production.tuning
     report = {"worker": _worker_name(), "host": socket.gethostname(), "pid": os.getpid(), "started": started}
-    stage = Stage(spec["stage_url"])
+    _signal_started(spec, report)
+    stage = Stage(spec["stage_url"], spec.get("staging_retry_s", 60.0))
     scratch = tempfile.mkdtemp(prefix=f"medfeat-job{spec['job_id']:05d}-", dir=_scratch_root())
     try:
         data = stage.get(spec["bundle"])
@@ -107,7 +124,7 @@ def run_job(spec: dict) -> dict:
         stage.put(spec["result"], out)
         report["staged_out"] = time.time()
         report.update(result=spec["result"], n_images=len(results), n_failed=sum(1 for r in results if r.error),
-                      bytes_out=len(out))
+                      bytes_out=len(out), staging_retries=stage.retries)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     report["finished"] = time.time()

@@ -10,7 +10,8 @@ run       one row: settings, dataset fingerprint, medfeat version, plan paramete
 jobs      one row per job: images, bundle name and sha256, state, committed attempt, result name
 images    one row per image of a job (plan order), with its mask
 attempts  one row per attempt of a job: where it ran and when each phase ended, and its outcome
-events    notable happenings (a discarded duplicate result, a resume), for the report
+events    notable happenings (a discarded duplicate result, a backup, a timeout, a slow worker,
+          a re-staged bundle), for the report
 """
 from __future__ import annotations
 
@@ -74,13 +75,14 @@ CREATE TABLE IF NOT EXISTS attempts (
     computed REAL,
     staged_out REAL,
     finished REAL,
-    outcome TEXT,            -- running | committed | discarded | error | lost
+    outcome TEXT,            -- running | committed | discarded | error | lost | cancelled | timeout
     error TEXT,
     result TEXT,
     n_images INTEGER,
     n_failed INTEGER,
     bytes_in INTEGER,
-    bytes_out INTEGER
+    bytes_out INTEGER,
+    role TEXT                -- first | retry | backup | moved | restaged
 );
 CREATE INDEX IF NOT EXISTS attempts_job ON attempts (job_id);
 CREATE TABLE IF NOT EXISTS events (
@@ -106,6 +108,9 @@ class Ledger:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+        columns = {r[1] for r in self.db.execute("PRAGMA table_info(attempts)")}
+        if "role" not in columns:  # a ledger written by medfeat 0.1.0
+            self.db.execute("ALTER TABLE attempts ADD COLUMN role TEXT")
 
     def close(self) -> None:
         self.db.close()
@@ -170,12 +175,28 @@ class Ledger:
                         (state, error, job_id))
 
     # -- attempts --------------------------------------------------------------------------
-    def new_attempt(self, job_id: int, session: int, key: str, submitted: float) -> int:
+    def new_attempt(self, job_id: int, session: int, key: str | None, submitted: float, role: str = "first") -> int:
         with self.transaction() as db:
-            cur = db.execute("INSERT INTO attempts (job_id, session, key, submitted, outcome) "
-                             "VALUES (?, ?, ?, ?, 'running')", (job_id, session, key, submitted))
+            cur = db.execute("INSERT INTO attempts (job_id, session, key, submitted, outcome, role) "
+                             "VALUES (?, ?, ?, ?, 'running', ?)", (job_id, session, key, submitted, role))
             db.execute("UPDATE jobs SET state = 'running' WHERE job_id = ? AND state != 'committed'", (job_id,))
         return int(cur.lastrowid)
+
+    def set_attempt_key(self, attempt_id: int, key: str) -> None:
+        self.db.execute("UPDATE attempts SET key = ? WHERE attempt_id = ?", (key, attempt_id))
+
+    def start_attempt(self, attempt_id: int, worker: str, started: float, host: str | None = None,
+                      pid: int | None = None) -> None:
+        """A worker began the attempt (its start signal): where and when, before it reports."""
+        self.db.execute("UPDATE attempts SET worker = ?, started = ?, host = COALESCE(?, host), "
+                        "pid = COALESCE(?, pid) WHERE attempt_id = ? AND outcome = 'running'",
+                        (worker, started, host, pid, attempt_id))
+
+    def stop_attempt(self, attempt_id: int, outcome: str, reason: str) -> None:
+        """End a running attempt that will not report (``cancelled`` after another attempt won,
+        ``timeout`` when moved elsewhere); its worker time so far counts as running time."""
+        self.db.execute("UPDATE attempts SET outcome = ?, error = ?, finished = ? "
+                        "WHERE attempt_id = ? AND outcome = 'running'", (outcome, reason, time.time(), attempt_id))
 
     def attempts(self, job_id: int | None = None) -> list[dict]:
         q = "SELECT * FROM attempts" + (" WHERE job_id = ?" if job_id is not None else "") + " ORDER BY attempt_id"

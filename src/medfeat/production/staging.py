@@ -28,6 +28,18 @@ class StageError(RuntimeError):
     """The staging store failed (unreachable, full, refused) or returned corrupt data."""
 
 
+class BundleCorrupt(StageError):
+    """A bundle's bytes do not match the sha256 recorded when it was staged (the engine re-stages
+    the bundle once from the dataset, then fails the job with this reason)."""
+
+
+# Transient store failures (unreachable, disk full, permission denied, a folder briefly missing)
+# are retried with exponential backoff for up to this long before the operation fails.
+RETRY_S = 60.0
+RETRY_FIRST_DELAY_S = 0.1
+RETRY_MAX_DELAY_S = 5.0
+
+
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -35,19 +47,43 @@ def sha256_bytes(data: bytes) -> str:
 class Stage:
     """A folder in an fsspec filesystem (local path, ``file://``, ``sftp://``, ``s3://`` ...)."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, retry_s: float = RETRY_S):
         self.url = str(url)
+        self.retry_s = float(retry_s)
         self.fs, self.root = fsspec.core.url_to_fs(self.url)
         self.root = self.root.rstrip("/") or "/"
+        self.retries = 0  # transient failures survived (reported by jobs)
 
     def __reduce__(self):  # ship the URL to workers, not a live connection
-        return (Stage, (self.url,))
+        return (Stage, (self.url, self.retry_s))
+
+    def _retrying(self, what: str, op):
+        """Run ``op()``; on ``OSError`` retry with exponential backoff for up to ``retry_s`` seconds,
+        then raise :class:`StageError` naming the operation, the tries and the last error."""
+        deadline = time.monotonic() + self.retry_s
+        delay, tries = RETRY_FIRST_DELAY_S, 0
+        while True:
+            tries += 1
+            try:
+                return op()
+            except OSError as exc:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise StageError(f"staging: {what} failed {tries} time(s) over {self.retry_s:.0f} s; "
+                                     f"last error: {type(exc).__name__}: {exc}") from None
+                self.retries += 1
+                time.sleep(min(delay, left))
+                delay = min(delay * 2, RETRY_MAX_DELAY_S)
 
     def path(self, name: str) -> str:
         return posixpath.join(self.root, name)
 
     def put(self, name: str, data: bytes) -> None:
-        """Write ``data`` under ``name`` atomically (temporary name, then rename)."""
+        """Write ``data`` under ``name`` atomically (temporary name, then rename), retrying
+        transient failures; a reader sees the whole file or none."""
+        self._retrying(f"writing {self.path(name)}", lambda: self._put_once(name, data))
+
+    def _put_once(self, name: str, data: bytes) -> None:
         final = self.path(name)
         tmp = f"{final}.tmp-{uuid.uuid4().hex[:12]}"
         self.fs.makedirs(posixpath.dirname(final), exist_ok=True)
@@ -63,8 +99,13 @@ class Stage:
             raise
 
     def get(self, name: str) -> bytes:
-        with self.fs.open(self.path(name), "rb") as fh:
-            return fh.read()
+        """The bytes stored under ``name``, retrying transient failures (a missing file included:
+        on a briefly unreachable store it looks the same)."""
+        def once():
+            with self.fs.open(self.path(name), "rb") as fh:
+                return fh.read()
+
+        return self._retrying(f"reading {self.path(name)}", once)
 
     def exists(self, name: str) -> bool:
         return self.fs.exists(self.path(name))
@@ -157,7 +198,7 @@ def unpack_bundle(data: bytes, dest: str | os.PathLike, expected_sha256: str | N
     if expected_sha256 is not None:
         got = sha256_bytes(data)
         if got != expected_sha256:
-            raise StageError(f"bundle sha256 {got[:12]} does not match the planned {expected_sha256[:12]}")
+            raise BundleCorrupt(f"bundle sha256 {got[:12]} does not match the planned {expected_sha256[:12]}")
     dest = Path(dest)
     try:
         tar = tarfile.open(fileobj=io.BytesIO(data), mode="r:")
@@ -184,7 +225,7 @@ def unpack_bundle(data: bytes, dest: str | os.PathLike, expected_sha256: str | N
             if want is None:
                 raise StageError(f"bundle member {m.name!r} is not in its manifest")
             if sha256_bytes(blob) != want:
-                raise StageError(f"bundle member {m.name!r} fails its sha256 check")
+                raise BundleCorrupt(f"bundle member {m.name!r} fails its sha256 check")
             target = dest / m.name
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(blob)
