@@ -46,7 +46,8 @@ def extract(
     label: Optional[int] = typer.Option(None, "--label", help="Mask label to use (default: any non-zero)."),
     settings: str = typer.Option("default-3d", "--settings", "-s", help="Preset name or settings .toml file."),
     families: Optional[str] = typer.Option(None, "--families", "-f",
-                                           help="Comma-separated families (stat,ih,ivh,glcm,glrlm)."),
+                                           help="Comma-separated families (stat,ih,ivh,glcm,glrlm,glszm,gldzm,"
+                                                "...; see `medfeat families`)."),
     layout: str = typer.Option("wide", "--layout", help="wide: one row per image; long: one row per value."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="OUT.parquet, .csv or .json (default: CSV on stdout)."),
 ) -> None:
@@ -94,6 +95,48 @@ def extract(
         raise typer.Exit(worst)
 
 
+@app.command("gift-fts")
+def gift_fts(
+    images: List[str] = typer.Argument(..., help="Image files or DICOM series folders."),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder for the .fts files (created if needed)."),
+    grey_levels: int = typer.Option(4, "--grey-levels",
+                                    help="Grey bins: 4 is GIFT's; any other value (1..94) is not GIFT-compatible."),
+) -> None:
+    """Write GNU GIFT 0.1.15a feature files, OUTPUT/<stem>.fts per image, as gift-extract-features
+    writes them for the image forced to 256x256. A bad image gets a one-line error; the others are
+    still written, and the exit status is then 2."""
+    from medfeat.features.gift import MAX_GREY_LEVELS, gift_features, gift_rgb, write_fts
+    from medfeat.io import read_image
+
+    if not 1 <= grey_levels <= MAX_GREY_LEVELS:
+        _fail(f"--grey-levels must be in 1..{MAX_GREY_LEVELS}, not {grey_levels}")
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _fail(f"{output}: cannot create the output folder: {exc.strerror or exc}")
+    worst = 0
+    written: dict[str, str] = {}
+    for path in images:
+        target = output / (Path(path.rstrip("/\\") or path).stem + ".fts")  # GIFT cuts at the last dot too
+        try:
+            if str(target) in written:
+                raise InputError(path, f"its feature file {target} would overwrite that of {written[str(target)]}")
+            rgb = gift_rgb(read_image(path), path)
+            write_fts(target, *gift_features(rgb, grey_levels=grey_levels).to_sparse())
+            written[str(target)] = path
+        except InputError as exc:
+            typer.echo(f"medfeat: error: {exc}", err=True)
+            worst = max(worst, 2)
+        except OSError as exc:
+            typer.echo(f"medfeat: error: {target}: cannot write: {exc.strerror or exc}", err=True)
+            worst = max(worst, 2)
+        except Exception as exc:  # a bug must not cost the other images their files
+            typer.echo(f"medfeat: error: {path}: internal error: {type(exc).__name__}: {exc}", err=True)
+            worst = max(worst, 1)
+    if worst:
+        raise typer.Exit(worst)
+
+
 @app.command()
 def families() -> None:
     """List every feature family and feature with its IBSI code."""
@@ -109,8 +152,22 @@ def families() -> None:
     Console().print(t)
 
 
+def _tail_options(speculate: bool, speculate_after: float, speculate_factor: float, job_timeout: Optional[float],
+                  slow_after: int) -> dict:
+    return {"speculate": speculate, "speculate_after": speculate_after, "speculate_factor": speculate_factor,
+            "job_timeout": job_timeout, "slow_after": slow_after}
+
+
+_SPECULATE = typer.Option(True, "--speculate/--no-speculate", help="Backup attempts for straggling jobs.")
+_SPEC_AFTER = typer.Option(0.5, "--speculate-after", help="Share of jobs done before backups start.")
+_SPEC_FACTOR = typer.Option(2.0, "--speculate-factor", help="Backup a job running longer than this x the median.")
+_TIMEOUT = typer.Option(None, "--job-timeout",
+                        help="Seconds before a job is moved elsewhere (default: 5 x median, at least 30; 0: never).")
+_SLOW_AFTER = typer.Option(2, "--slow-after", help="Slow jobs after which a worker gets no new ones.")
+
+
 def _run_production(run_dir: Path, dataset, settings, families, images_per_job, workers, scheduler, stage,
-                    max_attempts, quiet) -> None:
+                    max_attempts, quiet, tail: dict | None = None) -> None:
     from rich.console import Console
 
     from medfeat.production.engine import Production, RunOptions
@@ -118,7 +175,7 @@ def _run_production(run_dir: Path, dataset, settings, families, images_per_job, 
 
     console = Console(stderr=False)
     opts = RunOptions(images_per_job=images_per_job, workers=workers, scheduler=scheduler, stage=stage,
-                      max_attempts=max_attempts, progress=not quiet)
+                      max_attempts=max_attempts, progress=not quiet, **(tail or {}))
     try:
         prod = Production(run_dir, dataset, settings, _families(families), opts, console=console)
         metrics = prod.run()
@@ -140,11 +197,17 @@ def run(
     stage: Optional[str] = typer.Option(None, "--stage", help="fsspec URL of the staging area (default RUN_DIR/stage)."),
     max_attempts: int = typer.Option(3, "--max-attempts", help="Attempts per job whose code raises."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    speculate: bool = _SPECULATE,
+    speculate_after: float = _SPEC_AFTER,
+    speculate_factor: float = _SPEC_FACTOR,
+    job_timeout: Optional[float] = _TIMEOUT,
+    slow_after: int = _SLOW_AFTER,
 ) -> None:
     """Run DATASET as a production of jobs on Dask. Re-running it on the same folder resumes."""
     if workers is not None and scheduler is not None:
         _fail("give --workers (embedded cluster) or --scheduler (existing cluster), not both")
-    _run_production(output, dataset, settings, families, images_per_job, workers, scheduler, stage, max_attempts, quiet)
+    _run_production(output, dataset, settings, families, images_per_job, workers, scheduler, stage, max_attempts, quiet,
+                    _tail_options(speculate, speculate_after, speculate_factor, job_timeout, slow_after))
 
 
 @app.command()
@@ -154,6 +217,11 @@ def resume(
     scheduler: Optional[str] = typer.Option(None, "--scheduler"),
     max_attempts: int = typer.Option(3, "--max-attempts"),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
+    speculate: bool = _SPECULATE,
+    speculate_after: float = _SPEC_AFTER,
+    speculate_factor: float = _SPEC_FACTOR,
+    job_timeout: Optional[float] = _TIMEOUT,
+    slow_after: int = _SLOW_AFTER,
 ) -> None:
     """Run only the jobs of RUN_DIR without a committed result."""
     from medfeat.production.ledger import LEDGER_NAME
@@ -165,7 +233,8 @@ def resume(
     led = Ledger(run_dir)
     per_job = led.run_info()["images_per_job"]
     led.close()
-    _run_production(run_dir, None, None, None, per_job, workers, scheduler, None, max_attempts, quiet)
+    _run_production(run_dir, None, None, None, per_job, workers, scheduler, None, max_attempts, quiet,
+                    _tail_options(speculate, speculate_after, speculate_factor, job_timeout, slow_after))
 
 
 @app.command()

@@ -79,6 +79,7 @@ class _Driver:
         self.durations: list[float] = []           # running times of reporting attempts
         self.strikes: Counter = Counter()
         self.avoided: set[str] = set()
+        self.warm: set[str] = set()                # workers that completed an attempt
         self.nthreads: dict[str, int] = {}
         self.committed = 0
         self.submission_s = 0.0
@@ -176,7 +177,7 @@ class _Driver:
         """End a live attempt that will not report (cancelled or timed out)."""
         self.live.pop(a.key, None)
         self.jobs[a.job_id].keys.discard(a.key)
-        self.ledger.stop_attempt(a.attempt_id, outcome, reason)
+        self.ledger.stop_attempt(a.attempt_id, outcome, reason, a.worker)
         try:
             a.fut.cancel()
             a.fut.release()
@@ -202,8 +203,11 @@ class _Driver:
             outcome = self.ledger.finish_attempt(a.attempt_id, report)
             took = report["finished"] - report["started"]
             med = self._median()
-            if med and took > self.o.speculate_factor * med and len(self.durations) >= 3:
-                self._strike(report.get("worker"), f"{took:.1f} s for a {med:.1f} s median job", a.job_id)
+            worker = report.get("worker")
+            if (med and took > self.o.speculate_factor * med and len(self.durations) >= 3
+                    and worker in self.warm):  # a worker's first job pays its imports: not a strike
+                self._strike(worker, f"{took:.1f} s for a {med:.1f} s median job", a.job_id)
+            self.warm.add(worker)
             self.durations.append(took)
             if outcome == "discarded":
                 self.p.stage.delete(report["result"])
@@ -251,8 +255,22 @@ class _Driver:
             return self.o.job_timeout or None
         return max(self.o.timeout_factor * med, self.o.timeout_min_s) if med else None
 
+    def _locate(self, now: float) -> None:
+        """Where did Dask place attempts that have not signalled a start? (A frozen or swamped
+        worker holds them without running them; the tail policy needs to know which.)"""
+        if not any(a.worker is None and now - a.submitted > 2 * TICK_S for a in self.live.values()):
+            return
+        try:
+            placed = {k: w for w, keys in self.client.processing().items() for k in keys}
+        except Exception:
+            return
+        for a in self.live.values():
+            if a.worker is None and a.key in placed:
+                a.worker = placed[a.key]
+
     def _tail(self) -> None:
         now = time.time()
+        self._locate(now)
         med = self._median()
         timeout = self._timeout(med)
         share = self.committed / max(len(self.todo), 1)
@@ -272,7 +290,7 @@ class _Driver:
                     if not self._submit(a.job_id, "moved", excl):
                         self._submit(a.job_id, "moved")
                 continue
-            if (self.o.speculate and med and not st.backup and len(st.keys) == 1 and a.started is not None
+            if (self.o.speculate and med and not st.backup and len(st.keys) == 1 and a.worker is not None
                     and share >= self.o.speculate_after and ran > self.o.speculate_factor * med):
                 if self._submit(a.job_id, "backup", {a.worker}):
                     st.backup = True

@@ -82,7 +82,8 @@ CREATE TABLE IF NOT EXISTS attempts (
     n_failed INTEGER,
     bytes_in INTEGER,
     bytes_out INTEGER,
-    role TEXT                -- first | retry | backup | moved | restaged
+    role TEXT,               -- first | retry | backup | moved
+    staging_retries INTEGER  -- transient staging failures the attempt survived
 );
 CREATE INDEX IF NOT EXISTS attempts_job ON attempts (job_id);
 CREATE TABLE IF NOT EXISTS events (
@@ -109,8 +110,9 @@ class Ledger:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
         columns = {r[1] for r in self.db.execute("PRAGMA table_info(attempts)")}
-        if "role" not in columns:  # a ledger written by medfeat 0.1.0
-            self.db.execute("ALTER TABLE attempts ADD COLUMN role TEXT")
+        for col, kind in (("role", "TEXT"), ("staging_retries", "INTEGER")):
+            if col not in columns:  # a ledger written by medfeat 0.1.0
+                self.db.execute(f"ALTER TABLE attempts ADD COLUMN {col} {kind}")
 
     def close(self) -> None:
         self.db.close()
@@ -192,11 +194,12 @@ class Ledger:
                         "pid = COALESCE(?, pid) WHERE attempt_id = ? AND outcome = 'running'",
                         (worker, started, host, pid, attempt_id))
 
-    def stop_attempt(self, attempt_id: int, outcome: str, reason: str) -> None:
+    def stop_attempt(self, attempt_id: int, outcome: str, reason: str, worker: str | None = None) -> None:
         """End a running attempt that will not report (``cancelled`` after another attempt won,
         ``timeout`` when moved elsewhere); its worker time so far counts as running time."""
-        self.db.execute("UPDATE attempts SET outcome = ?, error = ?, finished = ? "
-                        "WHERE attempt_id = ? AND outcome = 'running'", (outcome, reason, time.time(), attempt_id))
+        self.db.execute("UPDATE attempts SET outcome = ?, error = ?, finished = ?, worker = COALESCE(worker, ?) "
+                        "WHERE attempt_id = ? AND outcome = 'running'",
+                        (outcome, reason, time.time(), worker, attempt_id))
 
     def attempts(self, job_id: int | None = None) -> list[dict]:
         q = "SELECT * FROM attempts" + (" WHERE job_id = ?" if job_id is not None else "") + " ORDER BY attempt_id"
@@ -209,7 +212,7 @@ class Ledger:
         runs in a single transaction: exactly one committed result per job.
         """
         fields = ("worker", "host", "pid", "started", "staged_in", "computed", "staged_out", "finished",
-                  "result", "n_images", "n_failed", "bytes_in", "bytes_out")
+                  "result", "n_images", "n_failed", "bytes_in", "bytes_out", "staging_retries")
         with self.transaction() as db:
             job_id = db.execute("SELECT job_id FROM attempts WHERE attempt_id = ?", (attempt_id,)).fetchone()[0]
             state = db.execute("SELECT state FROM jobs WHERE job_id = ?", (job_id,)).fetchone()[0]

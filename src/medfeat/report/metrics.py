@@ -7,7 +7,11 @@ Definitions (per run, summed over its sessions when a run was resumed):
 - user waiting time: wall time of the ``medfeat run``/``resume`` sessions, from start (planning
   and staging included) to the feature table written: what the user waited;
 - staging in / out: sum over attempts of bundle download+check+unpack / result upload;
-- parallel efficiency: summed running time / (workers x user waiting time).
+- parallel efficiency: summed running time / (workers x user waiting time);
+- tail figures: p50 / p95 / max job time (running time of each job's committed attempt), the tail
+  ratio (user waiting time / (summed running time / workers): 1 is a perfectly packed run, the
+  excess is time spent waiting on the last jobs, idle workers or overheads), backups launched and
+  won, attempts moved by the timeout, and the workers found slow.
 """
 from __future__ import annotations
 
@@ -32,7 +36,27 @@ METRICS = (
     ("images_per_s", "images per second", "1/s"),
     ("workers", "workers", ""),
     ("parallel_efficiency", "parallel efficiency", ""),
+    ("job_time_p50_s", "job time p50", "s"),
+    ("job_time_p95_s", "job time p95", "s"),
+    ("job_time_max_s", "job time max", "s"),
+    ("tail_ratio", "tail ratio (waiting / (running / workers))", ""),
+    ("backups_launched", "backups launched", ""),
+    ("backups_won", "backups won", ""),
+    ("timeouts", "attempts moved by the timeout", ""),
+    ("slow_workers", "slow workers", ""),
+    ("staging_retries", "staging retries (transient store failures)", ""),
 )
+
+
+def _percentile(values: list[float], q: float) -> float:
+    """Linear-interpolation percentile (numpy's default) without importing numpy."""
+    if not values:
+        return 0.0
+    v = sorted(values)
+    pos = (len(v) - 1) * q / 100.0
+    lo = int(pos)
+    hi = min(lo + 1, len(v) - 1)
+    return v[lo] + (v[hi] - v[lo]) * (pos - lo)
 
 
 def run_metrics(run_dir: str | Path) -> dict:
@@ -42,6 +66,7 @@ def run_metrics(run_dir: str | Path) -> dict:
         jobs = ledger.jobs()
         attempts = ledger.attempts()
         sessions = ledger.sessions()
+        events = ledger.events()
     finally:
         ledger.close()
     by_id = {a["attempt_id"]: a for a in attempts}
@@ -58,6 +83,9 @@ def run_metrics(run_dir: str | Path) -> dict:
             failed_images += j["n_images"]
     images = sum(j["n_images"] for j in jobs)
     workers = max((s["workers"] or 0 for s in sessions), default=0)
+    job_times = [by_id[j["committed_attempt"]]["finished"] - by_id[j["committed_attempt"]]["started"]
+                 for j in jobs if j["state"] == "committed" and by_id[j["committed_attempt"]]["started"]]
+    slow = sorted({e["detail"].split(": ")[0] for e in events if e["kind"] == "slow-worker"})
     return {
         "submission_time_per_job_s": (sum(s["submission_s"] or 0 for s in sessions) / submitted) if submitted else 0.0,
         "summed_running_time_s": running,
@@ -75,10 +103,21 @@ def run_metrics(run_dir: str | Path) -> dict:
         "workers": workers,
         "parallel_efficiency": running / (workers * waiting) if workers and waiting else 0.0,
         "sessions": len(sessions),
+        "job_time_p50_s": _percentile(job_times, 50),
+        "job_time_p95_s": _percentile(job_times, 95),
+        "job_time_max_s": max(job_times, default=0.0),
+        "tail_ratio": waiting / (running / workers) if running and workers else 0.0,
+        "backups_launched": sum(1 for a in attempts if a.get("role") == "backup"),
+        "backups_won": sum(1 for a in attempts if a.get("role") == "backup" and a["outcome"] == "committed"),
+        "timeouts": sum(1 for a in attempts if a["outcome"] == "timeout"),
+        "slow_workers": slow,
+        "staging_retries": sum(a.get("staging_retries") or 0 for a in attempts),
     }
 
 
 def format_value(key: str, value) -> str:
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or "none"
     if isinstance(value, float):
         if key == "submission_time_per_job_s":
             return f"{value * 1e3:.2f} ms"
@@ -86,7 +125,7 @@ def format_value(key: str, value) -> str:
             return f"{value:.1f} /s"
         if key.endswith("_s"):
             return f"{value:.2f} s"
-        return f"{value:.3f}" if key == "parallel_efficiency" else f"{value:.1f}"
+        return f"{value:.3f}" if key in ("parallel_efficiency", "tail_ratio") else f"{value:.1f}"
     return str(value)
 
 
