@@ -57,6 +57,7 @@ class _JobState:
     moves: int = 0       # attempts cancelled by the timeout
     restaged: int = 0    # bundles re-staged after a failed hash check
     backup: bool = False
+    bad_workers: set = field(default_factory=set)  # where this job timed out or straggled
 
 
 class _Driver:
@@ -285,14 +286,15 @@ class _Driver:
                 self.ledger.event("timeout", f"attempt ran {ran:.1f} s > {timeout:.1f} s on {a.worker}; "
                                   "moved to another worker", a.job_id, a.attempt_id)
                 self._drop(a, "timeout", f"timed out after {ran:.1f} s (limit {timeout:.1f} s)")
-                if not st.keys:
-                    excl = {a.worker} if a.worker else set()
-                    if not self._submit(a.job_id, "moved", excl):
-                        self._submit(a.job_id, "moved")
+                if a.worker:
+                    st.bad_workers.add(a.worker)
+                if not st.keys and not self._submit(a.job_id, "moved", st.bad_workers):
+                    self._submit(a.job_id, "moved")
                 continue
             if (self.o.speculate and med and not st.backup and len(st.keys) == 1 and a.worker is not None
                     and share >= self.o.speculate_after and ran > self.o.speculate_factor * med):
-                if self._submit(a.job_id, "backup", {a.worker}):
+                st.bad_workers.add(a.worker)
+                if self._submit(a.job_id, "backup", st.bad_workers):
                     st.backup = True
                     self._strike(a.worker, f"needed a backup after {ran:.1f} s", a.job_id)
                     self.ledger.event("backup", f"attempt on {a.worker} ran {ran:.1f} s > "
