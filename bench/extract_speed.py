@@ -15,6 +15,10 @@ which removes no voxel). Families: medfeat ``stat``, ``ih``, ``glcm``, ``glrlm``
 
 Timing is per image, on in-memory data, best of several calls after one warm-up call (the warm-up
 pays numba's one-off JIT / cache load in medfeat; it is reported separately as the first call).
+Both tools run with one BLAS / OpenMP thread (``OPENBLAS_NUM_THREADS`` etc. = 1 unless already set
+in the environment; the PyRadiomics worker inherits them): one image per core is how extraction is
+deployed (Dask workers get the same setting), and on a shared machine a second BLAS thread waiting
+for a busy core turned numpy's dot products of a ROI's intensities into 10 ms stalls.
 medfeat is timed as ``medfeat.extract(Image, mask, settings, families=[...])``, PyRadiomics as
 ``RadiomicsFeatureExtractor.execute`` on SimpleITK images (without its diagnostics), in a
 subprocess: PyRadiomics 3.0.1 lives in its own venv, ``bench/.venvs/pyradiomics``, which this script
@@ -28,7 +32,7 @@ ratio uses the matched run (same families, PyRadiomics' diagnostics off). For co
 also times PyRadiomics' default ``execute`` (diagnostics on) and, once, every feature class it
 enables by default (adding shape, glszm, gldm, ngtdm: on the 2D case its 3D shape class alone takes
 ~20 s, which is where the issue's "16 s per slice" comes from). Results are printed and written to
-``bench/out/extract_speed.json``. About 30 s in all (5 s with ``--no-context``).
+``bench/out/extract_speed.json``. About 40 s in all (10 s with ``--no-context``).
 
     .venv/bin/python bench/extract_speed.py                   # from the repository root
     .venv/bin/python bench/extract_speed.py --no-context      # skip the context runs
@@ -49,7 +53,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+# before numpy loads its BLAS (see the docstring); an explicit setting in the environment wins
+BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+for _var in BLAS_THREAD_VARS:
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -382,8 +391,8 @@ def bench_case(case: dict, pyradiomics: bool, medfeat_repeats: int, pyr_repeats:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--no-pyradiomics", action="store_true", help="time medfeat only")
-    parser.add_argument("--repeats", type=int, default=5, help="timed medfeat calls per case (after a warm-up)")
-    parser.add_argument("--pyradiomics-repeats", type=int, default=5,
+    parser.add_argument("--repeats", type=int, default=20, help="timed medfeat calls per case (after a warm-up)")
+    parser.add_argument("--pyradiomics-repeats", type=int, default=10,
                         help="timed PyRadiomics calls per case (after a warm-up)")
     parser.add_argument("--no-context", action="store_true",
                         help="skip PyRadiomics' diagnostics-on and all-classes context runs (saves ~25 s)")
@@ -403,13 +412,15 @@ def main(argv: list[str] | None = None) -> int:
 
     context = not args.no_context
     print(f"load average before the run: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs"
-          " (other processes on the machine inflate the timings)")
+          " (other processes on the machine inflate the timings); "
+          + ", ".join(f"{v}={os.environ[v]}" for v in BLAS_THREAD_VARS))
     results = [bench_case(case_2d(), use_pyr, args.repeats, args.pyradiomics_repeats, context),
                bench_case(case_3d(), use_pyr, args.repeats, args.pyradiomics_repeats, context)]
     print_summary(results)
     OUT.mkdir(parents=True, exist_ok=True)
     report = {"medfeat": medfeat.__version__, "python": sys.version.split()[0], "cpus": os.cpu_count(),
               "load_average_after": list(os.getloadavg()), "bin_width": BIN_WIDTH,
+              "blas_threads": {v: os.environ[v] for v in BLAS_THREAD_VARS},
               "families": list(FAMILIES), "target_ratio": TARGET_RATIO, "rtol": RTOL, "atol": ATOL,
               "pyradiomics_skipped": skip_reason, "cases": results}
     (OUT / "extract_speed.json").write_text(json.dumps(report, indent=1, default=float))

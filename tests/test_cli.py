@@ -102,7 +102,9 @@ def test_mask_errors_and_settings_errors(images, tmp_path):
     write_netpbm(empty, np.zeros((32, 32), dtype=np.uint8))
     r = run("extract", images[0], "--mask", empty)
     assert r.returncode == 2 and "mask is empty" in r.stderr
-    r = run("extract", images[0], "--settings", "ibsi-c")
+    bad_settings = tmp_path / "quintic.toml"
+    bad_settings.write_text('preset = "ibsi-c"\ninterpolation = "quintic"\n')
+    r = run("extract", images[0], "--settings", bad_settings)
     assert r.returncode == 2 and "interpolation" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     r = run("extract", images[0], "--families", "glcm,bogus")
     assert r.returncode == 2 and "bogus" in r.stderr

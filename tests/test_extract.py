@@ -19,14 +19,17 @@ def image():
     return _img(rng.integers(0, 100, size=(3, 12, 12)))
 
 
-def test_presets_load_and_b_to_e_refuse_until_interpolation_exists():
-    for name in ("default-2d", "default-3d", "ibsi-phantom", "ibsi-a"):
+def test_presets_load_and_b_to_e_interpolate():
+    for name in PRESETS:
         assert Settings.preset(name).name == name
     a = Settings.preset("ibsi-a")
     assert (a.dimension, a.discretisation, a.bin_width, a.resegment_min, a.resegment_max) == ("2d", "fbs", 25, -500, 400)
-    for name in ("ibsi-b", "ibsi-c", "ibsi-d", "ibsi-e"):
-        with pytest.raises(InputError, match="interpolation"):
-            Settings.preset(name)
+    assert a.interpolation_spacing is None
+    b, c, d, e = (Settings.preset(f"ibsi-{k}") for k in "bcde")
+    assert (b.dimension, b.interpolation, b.interpolation_spacing) == ("2d", "bilinear", (2.0, 2.0))
+    for s in (c, d, e):
+        assert (s.dimension, s.interpolation_spacing, s.roi_partial_volume) == ("3d", (2.0, 2.0, 2.0), 0.5)
+    assert (c.interpolation, d.interpolation, e.interpolation) == ("trilinear", "trilinear", "tricubic")
     with pytest.raises(InputError, match="unknown settings preset"):
         Settings.preset("nope")
     assert set(PRESETS) >= {"ibsi-a", "ibsi-e"}
@@ -53,8 +56,15 @@ def test_columns_are_stable_and_complete(image):
     cols = [c.name for c in feature_columns(s)]
     row = medfeat.extract(image, None, s)
     assert list(row) == cols
-    assert len(cols) == 18 + 23 + 6 + (25 + 16) * 4
+    # stat, ih, ivh; GLCM, GLRLM in 4 methods; NGTDM, NGLDM, GLSZM, GLDZM in "2D" and "2.5D"
+    undirected = {"ngtdm": 5, "ngldm": 17, "glszm": 16, "gldzm": 16}
+    assert len(cols) == 18 + 23 + 6 + (25 + 16) * 4 + sum(undirected[f] for f in s.families if f in undirected) * 2
+    assert "morph" not in s.families and "li" not in s.families  # 3D shape: asked for, not default for pictures
+    with_shape = [c.name for c in feature_columns(s.replace(families=s.families + ("morph", "li")))]
+    # morph: IBSI's 3D features plus 2D per-slice ones under slice-wise settings; li: 2 peaks
+    assert len(with_shape) == len(cols) + 29 + 11 + 2
     assert "cm_joint_max_2d_avg" in cols and "rlm_sre_25d_mrg" in cols
+    assert "ngt_coarseness_2d" in cols and "ngl_dc_entr_25d" in cols
     assert all(np.isfinite(v) for k, v in row.items() if not k.startswith("cm_corr"))
 
 

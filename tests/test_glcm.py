@@ -227,16 +227,42 @@ def test_matrices_match_a_voxel_loop(shape, distance):
         np.testing.assert_array_equal(m2[:, z], ref2)
 
 
-@pytest.mark.parametrize("sparse", [0.0, 2.0])
-def test_both_pairing_strategies_agree(monkeypatch, sparse):
-    """_glcm_counts pairs ROI voxels only (sparse ROI) or every position (dense ROI): same counts."""
+@pytest.mark.parametrize("chunk", [1, 7, 2048])
+def test_sparse_roi_any_chunk_size(monkeypatch, chunk):
+    """_pair_counts takes each slice in chunks: a half-empty ROI counts the same whatever the chunk."""
     rng = np.random.default_rng(3)
     levels = np.where(rng.random((5, 9, 8)) < 0.5, rng.integers(1, 5, size=(5, 9, 8)), 0)
-    ref2, _ = glcm.cooccurrence_matrices(levels, 2)
-    ref3, _ = glcm.cooccurrence_matrices(levels, 2, three_d=True)
-    monkeypatch.setattr(glcm, "_SPARSE", sparse)
-    np.testing.assert_array_equal(glcm.cooccurrence_matrices(levels, 2)[0], ref2)
-    np.testing.assert_array_equal(glcm.cooccurrence_matrices(levels, 2, three_d=True)[0], ref3)
+    monkeypatch.setattr(glcm, "_CHUNK", chunk)
+    m3, _ = glcm.cooccurrence_matrices(levels, 2, three_d=True)
+    np.testing.assert_array_equal(m3, _naive_matrices(levels, directions_3d() * 2, 4))
+    m2, _ = glcm.cooccurrence_matrices(levels, 2)
+    for z in range(levels.shape[0]):
+        np.testing.assert_array_equal(m2[:, z], _naive_matrices(levels[z:z + 1], directions_2d() * 2, 4))
+
+
+def test_wide_cell_indices_give_the_same_counts():
+    # count arrays of 2**31 cells or more index them with int64 (a separate compiled specialisation)
+    rng = np.random.default_rng(12)
+    levels = rng.integers(0, 5, size=(3, 6, 7))
+    padded, grey = glcm._encode(levels, 1, pad_z=True)
+    shifts = directions_3d() @ np.array([padded.shape[1] * padded.shape[2], padded.shape[2], 1])
+    narrow = np.empty((13, glcm._CHUNK + 40), np.int32)
+    for per_slice in (False, True):
+        want = glcm._pair_counts(padded, shifts, grey.size, 1, 1, 4, per_slice, narrow)
+        got = glcm._pair_counts(padded, shifts, grey.size, 1, 1, 4, per_slice, narrow.astype(np.int64))
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.int64, np.uint64])
+def test_level_dtypes_and_layouts(dtype):
+    rng = np.random.default_rng(4)
+    levels = rng.integers(0, 5, size=(3, 6, 7))
+    ref, grey = glcm.cooccurrence_matrices(levels.astype(np.int32), 1, three_d=True)
+    got, grey2 = glcm.cooccurrence_matrices(levels.astype(dtype)[:, :, ::-1][:, :, ::-1], 1, three_d=True)
+    np.testing.assert_array_equal(got, ref)
+    np.testing.assert_array_equal(grey2, grey)
+    with pytest.raises(ValueError, match=">= 0"):
+        glcm.cooccurrence_matrices(np.array([[[1, -1, 2]]]))
 
 
 def _naive_features(counts, g, n_g):

@@ -264,8 +264,11 @@ def _nv(aggregation, lv):
             "3D, averaged": lv.size, "3D, merged": 13 * lv.size}[aggregation]
 
 
-def test_long_runs_beyond_dense_2d_columns():
-    # 2D matrices keep short runs dense and list longer ones separately: both must land right
+@pytest.mark.parametrize("chunk", [7, 2048])
+def test_long_runs_beyond_dense_2d_columns(monkeypatch, chunk):
+    # 2D matrices keep short runs dense and list longer ones separately: both must land right,
+    # also when the sweep's chunks cut the runs
+    monkeypatch.setattr(glrlm, "_CHUNK", chunk)
     n = 3 * glrlm._CAP_2D + 5
     lv = np.ones((2, 2, n), dtype=np.int32)
     lv[1, 0, 10] = 2
@@ -322,6 +325,22 @@ def test_matches_brute_force(seed):
         np.testing.assert_array_equal(m, want[..., : m.shape[-1]])
         assert not want[..., m.shape[-1]:].any()
         np.testing.assert_array_equal(grey, np.unique(lv[lv > 0]))
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 64])
+def test_chunked_sweep_and_absent_levels(monkeypatch, chunk):
+    """The sweep takes each slice in chunks (runs cross chunk boundaries), and levels absent from the
+    ROI take the look-up path of _prepare: both must leave the matrices unchanged."""
+    monkeypatch.setattr(glrlm, "_CHUNK", chunk)
+    rng = np.random.default_rng(7)
+    lv = rng.choice(np.array([0, 2, 5, 9]), size=(4, 9, 11), p=[0.2, 0.5, 0.2, 0.1])
+    lv[:, 3] = 5  # long runs along x and across chunks
+    for three_d, dirs in ((False, directions_2d()), (True, directions_3d())):
+        m, nv, grey = _run_length_matrices(lv, three_d=three_d)
+        want = _naive_matrices(lv, dirs, per_slice=not three_d)
+        np.testing.assert_array_equal(m, want[..., : m.shape[-1]])
+        assert not want[..., m.shape[-1]:].any()
+        np.testing.assert_array_equal(grey, [2.0, 5.0, 9.0])
 
 
 def test_merged_run_percentage_sums_voxels():
@@ -386,3 +405,18 @@ def test_flip_invariance(seed):
     _assert_same(ref, glrlm_features(lv[:, :, ::-1], 6, ALL))  # flip x
     _assert_same(ref, glrlm_features(lv[:, ::-1, :], 6, ALL))  # flip y
     _assert_same(ref, glrlm_features(lv[::-1], 6, ALL))        # reverse the slice order
+
+
+def test_wide_cell_indices_give_the_same_histograms():
+    # histograms of 2**31 cells or more index them with int64 (a separate compiled specialisation)
+    rng = np.random.default_rng(11)
+    lv = rng.integers(0, 4, size=(3, 7, 9))
+    lv[0, 0, 0] = 1
+    padded, grey, _ = glrlm._prepared(lv)
+    for offsets, per_slice, cap in ((directions_3d(), False, 0), (directions_2d(), True, 3)):
+        narrow = np.empty((len(offsets), glrlm._CHUNK + glrlm._PAD), np.int32)
+        wide = np.empty_like(narrow, dtype=np.int64)
+        h32, o32 = glrlm._count_runs(padded, offsets, grey.size, per_slice, cap, narrow)
+        h64, o64 = glrlm._count_runs(padded, offsets, grey.size, per_slice, cap, wide)
+        np.testing.assert_array_equal(h32, h64)
+        np.testing.assert_array_equal(o32, o64)

@@ -91,3 +91,18 @@ def test_ivh_counting_path_equals_the_sorting_path():
     x = rng.integers(-20, 60, size=500)
     grid = np.arange(-30, 71, dtype=float)
     assert ivh_features(x, grid) == pytest.approx(ivh_features(x.astype(float), grid))
+
+
+def test_percentiles_equal_numpy():
+    # the counting path (integer-valued samples) and numpy's path must give numpy's values exactly
+    from medfeat.features.intensity_statistics import _percentiles
+
+    rng = np.random.default_rng(13)
+    samples = [np.array([5.0]), np.array([3.0, -1.0]), np.full(10, 7.0), np.array([1.0, np.nan, 2.0]),
+               np.array([0.0, np.inf, 2.0]), np.array([-1e12, 1e12, 0.0])]
+    for n in (3, 10, 11, 101, 1000, 12345):
+        samples += [rng.integers(-1024, 3000, n).astype(float), rng.normal(size=n) * 100,
+                    np.round(rng.normal(size=n) * 1e6), rng.integers(-3, 3, n) * 0.5]
+    for x in samples:
+        with np.errstate(invalid="ignore"):  # numpy's interpolation between inf and a finite value
+            np.testing.assert_array_equal(_percentiles(x), np.percentile(x, (10, 25, 50, 75, 90)))

@@ -41,3 +41,34 @@ def test_bounding_box():
     m = np.zeros((3, 4, 5), dtype=bool)
     m[1, 1:3, 2] = True
     assert processing.bounding_box(m) == (slice(1, 2), slice(1, 3), slice(2, 3))
+
+
+def test_compiled_discretisations_equal_the_numpy_formulas():
+    # the compiled passes must give exactly the levels of the formulas written with NumPy
+    rng = np.random.default_rng(8)
+    for shape in ((1000,), (7, 9), (3, 4, 5)):
+        for x in (rng.integers(-1024, 3000, size=shape).astype(float), rng.normal(size=shape) * 300,
+                  np.round(rng.normal(size=shape), 2), (rng.integers(-40, 40, size=shape) * 25).astype(float)):
+            for w, lo in ((25.0, None), (25.0, -1000), (0.1, x.min() - 0.05), (2.5, -1000.0)):
+                low = x.min() if lo is None else lo
+                q = (x - low) / w
+                want = (np.floor(q + 1e-9 * np.maximum(1.0, np.abs(q))).astype(np.int32) + 1).clip(min=1)
+                got = processing.discretise_fixed_bin_size(x, w, lo)
+                assert got.dtype == np.int32 and got.shape == x.shape
+                np.testing.assert_array_equal(got, want)
+            for n_bins in (1, 8, 32, 1000):
+                want = np.minimum(np.floor(n_bins * (x - x.min()) / (x.max() - x.min())).astype(np.int32) + 1, n_bins)
+                got = processing.discretise_fixed_bin_number(x, n_bins)
+                assert got.dtype == np.int32 and got.shape == x.shape
+                np.testing.assert_array_equal(got, want)
+
+
+def test_bounding_box_of_any_dimension():
+    rng = np.random.default_rng(9)
+    for shape in ((7,), (5, 6), (4, 5, 6), (2, 3, 4, 5)):
+        m = rng.random(shape) < 0.05
+        m.flat[int(rng.integers(m.size))] = True
+        idx = np.nonzero(m)
+        want = tuple(slice(int(i.min()), int(i.max()) + 1) for i in idx)
+        assert processing.bounding_box(m) == want
+        assert processing.bounding_box(m.astype(np.uint8)) == want

@@ -42,8 +42,11 @@ def _families(value: Optional[str]):
 def extract(
     images: List[str] = typer.Argument(..., help="Image files or DICOM series folders."),
     mask: Optional[List[str]] = typer.Option(None, "--mask", "-m",
-                                             help="Mask file; once for all images or once per image."),
+                                             help="Mask file (label image, or DICOM RTSTRUCT); once for all "
+                                                  "images or once per image."),
     label: Optional[int] = typer.Option(None, "--label", help="Mask label to use (default: any non-zero)."),
+    roi: Optional[str] = typer.Option(None, "--roi", help="ROI name of an RTSTRUCT mask (optional when it "
+                                                            "holds one ROI)."),
     settings: str = typer.Option("default-3d", "--settings", "-s", help="Preset name or settings .toml file."),
     families: Optional[str] = typer.Option(None, "--families", "-f",
                                            help="Comma-separated families (stat,ih,ivh,glcm,glrlm,glszm,gldzm,"
@@ -78,7 +81,7 @@ def extract(
             from medfeat.io import read_image
 
             img = read_image(path)
-            feats = extract_one(img, m, s, families=fams, label=label)
+            feats = extract_one(img, m, s, families=fams, label=label, roi=roi)
             results.append(ImageResult(path, img.sha256, feats))
         except InputError as exc:
             results.append(ImageResult(path, _file_sha256(path), error=str(exc)))
@@ -137,9 +140,97 @@ def gift_fts(
         raise typer.Exit(worst)
 
 
+@app.command("index")
+def index_cmd(
+    inputs: List[str] = typer.Argument(..., help="A features table (.parquet: RUN/features.parquet of `medfeat run "
+                                                 "--families gift`), or image files / DICOM series folders."),
+    output: Path = typer.Option(..., "--output", "-o", help="Index file to write (.npz)."),
+    grey_levels: Optional[int] = typer.Option(None, "--grey-levels",
+                                              help="Grey bins for images: 4 (default) is GIFT's; 16 retrieves grey "
+                                                   "medical images better. A table brings its own."),
+) -> None:
+    """Build a search-by-example index of GIFT features (see `medfeat search`). From a table, rows with an
+    error are left out and counted; from images, a bad image gets a one-line error, the others are
+    indexed, and the exit status is then 2."""
+    from medfeat.features.gift import GREY_LEVELS, MAX_GREY_LEVELS
+    from medfeat.retrieval import Index, looks_like_parquet
+
+    t0 = time.perf_counter()
+    if grey_levels is not None and not 1 <= grey_levels <= MAX_GREY_LEVELS:
+        _fail(f"--grey-levels must be in 1..{MAX_GREY_LEVELS}, not {grey_levels}")
+    worst = 0
+    if len(inputs) == 1 and (inputs[0].lower().endswith(".parquet") or looks_like_parquet(inputs[0])):
+        try:
+            idx = Index.from_table(inputs[0])
+        except InputError as exc:
+            _fail(str(exc))
+        if grey_levels is not None and grey_levels != idx.grey_levels:
+            _fail(f"{inputs[0]}: its gift features have {idx.grey_levels} grey levels, not --grey-levels {grey_levels}")
+        if idx.skipped:
+            typer.echo(f"medfeat: {inputs[0]}: left out {len(idx.skipped)} rows with an error", err=True)
+    else:
+        idx = Index.from_images(inputs, grey_levels=GREY_LEVELS if grey_levels is None else grey_levels)
+        for _, reason in idx.skipped:
+            typer.echo(f"medfeat: error: {reason}", err=True)
+            worst = 2
+    if not len(idx):
+        _fail("no image to index" + (f" ({len(idx.skipped)} left out)" if idx.skipped else ""))
+    try:
+        idx.save(output)
+    except OSError as exc:
+        _fail(f"{output}: cannot write: {exc.strerror or exc}")
+    typer.echo(f"indexed {len(idx)} images ({idx.grey_levels} grey levels, {idx.matrix.nnz} features"
+               + (f", {len(idx.skipped)} left out" if idx.skipped else "") + f") into {output} "
+               f"in {time.perf_counter() - t0:.1f} s")
+    if worst:
+        raise typer.Exit(worst)
+
+
+@app.command()
+def search(
+    index: Path = typer.Argument(..., help="Index file written by `medfeat index`."),
+    like: str = typer.Option(..., "--like", help="Query image: a file, or the name of an indexed image."),
+    top: int = typer.Option(10, "--top", help="Number of results."),
+    method: Optional[str] = typer.Option(None, "--method",
+                                         help="gift (GIFT's classical idf, the default) or intersection."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON list of {image, score}, best first."),
+) -> None:
+    """Search INDEX for the images most like an example image; prints rank, image and score."""
+    import json
+
+    from medfeat.retrieval import DEFAULT_METHOD, METHODS, Index
+
+    method = method or DEFAULT_METHOD
+    if method not in METHODS:
+        _fail(f"--method must be one of {', '.join(METHODS)}, not {method!r}")
+    if top < 1:
+        _fail(f"--top must be at least 1, not {top}")
+    try:
+        idx = Index.load(index)
+        hits = idx.search(like, top=top, method=method)
+    except InputError as exc:
+        _fail(str(exc))
+    except ValueError as exc:
+        _fail(f"{like}: {exc}")
+    if as_json:
+        typer.echo(json.dumps([{"image": name, "score": score} for name, score in hits], indent=1))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table("rank", "image", "score", title=f"{len(hits)} images like {like} ({method}, {len(idx)} indexed)")
+    t.columns[0].justify = t.columns[2].justify = "right"
+    t.columns[1].overflow = "fold"
+    for rank, (name, score) in enumerate(hits, 1):
+        t.add_row(str(rank), name, f"{score:.4f}")
+    Console().print(t)
+
+
 @app.command()
 def families() -> None:
     """List every feature family and feature with its IBSI code."""
+    import importlib
+
     from rich.console import Console
     from rich.table import Table
 
@@ -147,7 +238,8 @@ def families() -> None:
 
     t = Table("family", "feature (IBSI tag)", "IBSI code", "name", "per aggregation")
     for key, fam in FAMILIES.items():
-        for f in fam.features:
+        # a family with thousands of columns (gift) lists them by group
+        for f in getattr(importlib.import_module(fam.module), "FEATURE_GROUPS", None) or fam.features:
             t.add_row(key, f.tag, f.code, f.name, "yes" if fam.textured else "")
     Console().print(t)
 

@@ -1,6 +1,7 @@
 """One image (and its mask) -> one row of features.
 
-Pipeline, following IBSI chapter 2: crop to the ROI's bounding box, optional rounding,
+Pipeline, following IBSI chapter 2: crop to the ROI's bounding box, optional interpolation of the
+image and the ROI to a new spacing (:mod:`medfeat.interpolation`), optional rounding,
 re-segmentation (range, then outliers), discretisation, then the requested feature families.
 
 >>> import medfeat
@@ -21,7 +22,8 @@ import numpy as np
 
 from medfeat import processing
 from medfeat.errors import InputError
-from medfeat.features.base import AGGREGATIONS_2D, AGGREGATIONS_3D, FeatureDef, check_aggregations, column
+from medfeat.features.base import (AGGREGATIONS_2D, AGGREGATIONS_3D, FeatureDef, check_aggregations, column,
+                                   undirected_aggregations)
 from medfeat.image import Image
 
 PRESETS = ("default-2d", "default-3d", "ibsi-phantom", "ibsi-a", "ibsi-b", "ibsi-c", "ibsi-d", "ibsi-e")
@@ -38,7 +40,8 @@ class Settings:
     aggregations : tuple of str or None
         IBSI aggregation methods for texture families; None means every method of ``dimension``.
     round_intensities : bool
-        Round intensities to the nearest integer first (IBSI CT configurations).
+        Round intensities to the nearest integer first (IBSI CT configurations), after
+        interpolation when there is one.
     resegment_min, resegment_max : float or None
         Re-segmentation range; voxels outside leave the intensity mask.
     outlier_sigma : float or None
@@ -51,8 +54,29 @@ class Settings:
         Discretisation for the intensity-volume histogram (``ivh_bin_number``, ``ivh_bin_width``).
     distance : int
         GLCM neighbour distance (Chebyshev).
+    ngtdm_distance, ngldm_distance : int
+        NGTDM / NGLDM neighbourhood radius (Chebyshev; IBSI default 1).
+    ngldm_alpha : int
+        NGLDM coarseness parameter: neighbours within this many grey levels are dependent (IBSI 0).
+    gift_grey_levels : int
+        Grey bins of the ``gift`` family: 4 is GNU GIFT's; 1..94. Any other value makes the gift
+        features incompatible with GIFT's (see :mod:`medfeat.features.gift`).
     families : tuple of str
         Feature families to compute, see :data:`FAMILIES`.
+    interpolation : str or None
+        Intensity interpolation to ``interpolation_spacing`` before re-segmentation (IBSI 2.4, see
+        :mod:`medfeat.interpolation`): ``"nearest"``, ``"linear"`` (alias ``"bilinear"``,
+        ``"trilinear"``) or ``"cubic"`` (cubic B-spline; alias ``"bicubic"``, ``"tricubic"``).
+        None with a spacing given means ``"linear"``.
+    interpolation_spacing : tuple of float or None
+        New voxel spacing in mm: ``(y, x)`` interpolates in-plane only (slice-wise configurations),
+        ``(z, y, x)`` every axis. None: no interpolation.
+    roi_interpolation : {"linear", "nearest"}
+        ROI mask interpolation (aliases ``"bilinear"``, ``"trilinear"``); used with
+        ``interpolation_spacing``.
+    roi_partial_volume : float
+        Partial-volume threshold in (0, 1]: an interpolated mask value at least this keeps the voxel
+        in the ROI (IBSI: 0.5).
     """
 
     dimension: str = "3d"
@@ -68,9 +92,16 @@ class Settings:
     ivh_bin_number: int = 1000
     ivh_bin_width: float = 2.5
     distance: int = 1
-    families: tuple[str, ...] = ("stat", "ih", "ivh", "glcm", "glrlm")
+    ngtdm_distance: int = 1
+    ngldm_distance: int = 1
+    ngldm_alpha: int = 0
+    gift_grey_levels: int = 4
+    families: tuple[str, ...] = ("stat", "ih", "ivh", "glcm", "glrlm", "ngtdm", "ngldm", "glszm", "gldzm",
+                                 "morph", "li")
     interpolation: str | None = None
     interpolation_spacing: tuple[float, ...] | None = None
+    roi_interpolation: str = "linear"
+    roi_partial_volume: float = 0.5
     description: str = ""
     name: str = "custom"
 
@@ -87,6 +118,12 @@ class Settings:
             raise InputError(src, "bin widths must be > 0")
         if self.distance < 1:
             raise InputError(src, "distance must be >= 1")
+        if self.gift_grey_levels != int(self.gift_grey_levels) or not 1 <= self.gift_grey_levels <= 94:
+            raise InputError(src, "gift_grey_levels must be an integer in 1..94 (4 is GIFT's)")
+        if self.ngtdm_distance < 1 or self.ngldm_distance < 1:
+            raise InputError(src, "ngtdm_distance and ngldm_distance must be >= 1")
+        if self.ngldm_alpha < 0 or self.ngldm_alpha != int(self.ngldm_alpha):
+            raise InputError(src, "ngldm_alpha must be a non-negative integer")
         if (self.resegment_min is not None and self.resegment_max is not None
                 and self.resegment_min > self.resegment_max):
             raise InputError(src, "resegment_min is above resegment_max")
@@ -99,10 +136,34 @@ class Settings:
                 self.aggregations = check_aggregations(self.aggregations)
             except ValueError as exc:
                 raise InputError(src, str(exc)) from None
-        if self.interpolation is not None or self.interpolation_spacing is not None:
-            raise InputError(
-                src, f"settings need image interpolation ({self.interpolation or 'resampling'} to "
-                f"{self.interpolation_spacing} mm), which this medfeat version does not support yet")
+        self._check_interpolation()
+
+    def _check_interpolation(self) -> None:
+        from medfeat.interpolation import METHODS, ROI_METHODS
+
+        src = self.name
+        if self.interpolation is not None and self.interpolation not in METHODS:
+            raise InputError(src, f"interpolation must be one of {', '.join(METHODS)}, not {self.interpolation!r}")
+        if self.roi_interpolation not in ROI_METHODS:
+            raise InputError(src, f"roi_interpolation must be one of {', '.join(ROI_METHODS)}, "
+                                  f"not {self.roi_interpolation!r}")
+        if not 0.0 < self.roi_partial_volume <= 1.0:
+            raise InputError(src, f"roi_partial_volume must be in (0, 1], not {self.roi_partial_volume}")
+        if self.interpolation_spacing is None:
+            if self.interpolation is not None:
+                raise InputError(src, f"interpolation {self.interpolation!r} needs interpolation_spacing (mm)")
+            return
+        try:
+            spacing = tuple(float(v) for v in self.interpolation_spacing)
+        except (TypeError, ValueError):
+            raise InputError(src, f"interpolation_spacing must be numbers (mm), not {self.interpolation_spacing!r}"
+                             ) from None
+        if len(spacing) not in (2, 3) or not all(np.isfinite(v) and v > 0 for v in spacing):
+            raise InputError(src, "interpolation_spacing must be 2 (y, x: in-plane) or 3 (z, y, x) positive "
+                                  f"spacings in mm, not {self.interpolation_spacing!r}")
+        self.interpolation_spacing = spacing
+        if self.interpolation is None:
+            self.interpolation = "linear"
 
     @property
     def texture_aggregations(self) -> tuple[str, ...]:
@@ -171,11 +232,13 @@ class ROI:
     """
 
     def __init__(self, intensities: np.ndarray, morph_mask: np.ndarray, settings: Settings,
-                 spacing: tuple[float, float, float], source: str):
+                 spacing: tuple[float, float, float], source: str, pixels: Image | None = None):
         self.settings = settings
         self.spacing = spacing
         self.source = source
+        self.pixels = pixels  # the image's ROI box as read (colour kept), for the gift family
         box = processing.bounding_box(morph_mask)
+        self._around, self._box = intensities, box  # what the ROI box was cut from (local intensity)
         self.image = intensities[box]
         if settings.round_intensities:
             self.image = np.round(self.image)
@@ -186,6 +249,15 @@ class ROI:
         if settings.outlier_sigma is not None:
             mask = processing.resegment_outliers(self.image, mask, settings.outlier_sigma)
         self.mask = mask
+
+    @cached_property
+    def surroundings(self) -> tuple[np.ndarray, tuple[slice, ...]]:
+        """The intensities this ROI was cut from, rounded like :attr:`image`, and where
+        :attr:`image` lies in them: the ROI box and the image around it as far as the caller
+        gave it (:func:`extract` widens it for the ``li`` family, whose spheres reach outside
+        the ROI, IBSI 3.2)."""
+        around = self._around
+        return (np.round(around) if self.settings.round_intensities else around), self._box
 
     @cached_property
     def values(self) -> np.ndarray:
@@ -254,10 +326,23 @@ class Family:
     compute: Callable[[ROI], dict[str, float]]
     textured: bool  # per-aggregation features
     min_voxels: int = 1
+    features_for: Callable[[Settings], tuple[FeatureDef, ...]] | None = None  # when columns depend on settings
+    undirected: bool = False  # matrices without directions: IBSI's "2D", "2.5D", "3D" methods
 
     @cached_property
     def features(self) -> tuple[FeatureDef, ...]:
         return importlib.import_module(self.module).FEATURES
+
+    def feature_defs(self, settings: Settings) -> tuple[FeatureDef, ...]:
+        """This family's features under ``settings`` (:attr:`features` unless they depend on them)."""
+        return self.features if self.features_for is None else self.features_for(settings)
+
+    def aggregations(self, settings: Settings) -> tuple[str, ...]:
+        """The aggregation methods of this family's columns under ``settings`` (none if not textured)."""
+        if not self.textured:
+            return ()
+        aggs = settings.texture_aggregations
+        return undirected_aggregations(aggs) if self.undirected else aggs
 
 
 def _stat(roi: ROI) -> dict[str, float]:
@@ -292,6 +377,84 @@ def _glrlm(roi: ROI) -> dict[str, float]:
     return glrlm_features(roi.levels, roi.level_values[1], roi.settings.texture_aggregations)
 
 
+def _ngtdm(roi: ROI) -> dict[str, float]:
+    from medfeat.features.ngtdm import ngtdm_features
+
+    s = roi.settings
+    return ngtdm_features(roi.levels, s.texture_aggregations, s.ngtdm_distance)
+
+
+def _ngldm(roi: ROI) -> dict[str, float]:
+    from medfeat.features.ngldm import ngldm_features
+
+    s = roi.settings
+    return ngldm_features(roi.levels, s.texture_aggregations, s.ngldm_distance, s.ngldm_alpha)
+
+
+def _glszm(roi: ROI) -> dict[str, float]:
+    from medfeat.features.glszm import glszm_features
+
+    return glszm_features(roi.levels, roi.level_values[1], roi.settings.texture_aggregations)
+
+
+def _gldzm(roi: ROI) -> dict[str, float]:
+    from medfeat.features.gldzm import gldzm_features
+
+    # IBSI 3.9: zones from the intensity mask, distances from the morphological mask
+    return gldzm_features(roi.levels, roi.level_values[1], roi.settings.texture_aggregations, roi.morph_mask)
+
+
+def _morph(roi: ROI) -> dict[str, float]:
+    from medfeat.features.morphology import morphology_2d_features, morphology_features
+
+    # IBSI 3.1: always 3D, shape from the morphological mask, intensities from the intensity mask
+    out = morphology_features(roi.morph_mask, roi.image, roi.mask, roi.spacing)
+    if roi.settings.dimension == "2d":
+        out.update(morphology_2d_features(roi.morph_mask, roi.spacing))
+    return {column(tag): v for tag, v in out.items()}
+
+
+def _morph_defs(settings: Settings) -> tuple[FeatureDef, ...]:
+    from medfeat.features.morphology import feature_defs
+
+    return feature_defs(settings.dimension)
+
+
+def _li(roi: ROI) -> dict[str, float]:
+    from medfeat.features.local_intensity import local_intensity_features
+
+    around, box = roi.surroundings
+    out = local_intensity_features(around, box, roi.image, roi.mask, roi.spacing)
+    return {column(tag): v for tag, v in out.items()}
+
+
+def _widen_for_spheres(img: Image, box: tuple[slice, ...], morph: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Intensities of the ROI box widened by the local-intensity sphere's reach (within the
+    image), and the ROI mask (``morph``, on the box) placed in that wider box."""
+    from medfeat.features.local_intensity import sphere_margin
+
+    wide = tuple(slice(max(0, b.start - h), min(n, b.stop + h))
+                 for b, h, n in zip(box, sphere_margin(img.spacing), img.shape))
+    arr = img.array[wide] if not img.is_rgb else img.array[wide + (slice(None),)]
+    mask = np.zeros(arr.shape[:3], dtype=bool)
+    mask[tuple(slice(b.start - w.start, b.stop - w.start) for b, w in zip(box, wide))] = morph
+    return Image(arr, spacing=img.spacing).intensity(), mask
+
+
+def _gift(roi: ROI) -> dict[str, float]:
+    from medfeat.features.gift import feature_row, gift_features, gift_rgb
+
+    # GIFT works on the whole picture (the ROI's box), in colour, forced to 256 x 256
+    rgb = gift_rgb(roi.pixels if roi.pixels is not None else roi.image, roi.source)
+    return feature_row(gift_features(rgb, grey_levels=roi.settings.gift_grey_levels))
+
+
+def _gift_defs(settings: Settings) -> tuple[FeatureDef, ...]:
+    from medfeat.features.gift import feature_defs
+
+    return feature_defs(settings.gift_grey_levels)
+
+
 FAMILIES: dict[str, Family] = {
     f.key: f
     for f in (
@@ -300,6 +463,13 @@ FAMILIES: dict[str, Family] = {
         Family("ivh", "medfeat.features.intensity_volume_histogram", _ivh, textured=False),
         Family("glcm", "medfeat.features.glcm", _glcm, textured=True, min_voxels=2),
         Family("glrlm", "medfeat.features.glrlm", _glrlm, textured=True),
+        Family("ngtdm", "medfeat.features.ngtdm", _ngtdm, textured=True, min_voxels=2, undirected=True),
+        Family("ngldm", "medfeat.features.ngldm", _ngldm, textured=True, undirected=True),
+        Family("glszm", "medfeat.features.glszm", _glszm, textured=True, undirected=True),
+        Family("gldzm", "medfeat.features.gldzm", _gldzm, textured=True, undirected=True),
+        Family("gift", "medfeat.features.gift", _gift, textured=False, features_for=_gift_defs),
+        Family("morph", "medfeat.features.morphology", _morph, textured=False, features_for=_morph_defs),
+        Family("li", "medfeat.features.local_intensity", _li, textured=False),
     )
 }
 
@@ -322,10 +492,10 @@ def feature_columns(settings: Settings | str | None = None, families: Iterable[s
     for key in fams:
         fam = FAMILIES[key]
         if fam.textured:
-            for agg in s.texture_aggregations:
+            for agg in fam.aggregations(s):
                 cols.extend(Column(column(f.tag, agg), key, f, agg) for f in fam.features)
         else:
-            cols.extend(Column(column(f.tag), key, f) for f in fam.features)
+            cols.extend(Column(column(f.tag), key, f) for f in fam.feature_defs(s))
     return cols
 
 
@@ -347,10 +517,26 @@ def _as_image(image: Image | str | os.PathLike | np.ndarray) -> Image:
     return read_image(image)
 
 
-def _as_mask(mask, image: Image, label: int | None) -> np.ndarray:
+def _as_mask(mask, image: Image, label: int | None, roi: str | None = None) -> np.ndarray:
     name = image.source or "<array>"
     if mask is None:
+        if roi is not None:
+            raise InputError(name, f"roi={roi!r} names an RTSTRUCT ROI, but no mask was given")
         return np.ones(image.shape, dtype=bool)
+    from medfeat.io.rtstruct import RTStruct, find_rtstruct, rtstruct_mask
+
+    structures = mask if isinstance(mask, RTStruct) else None
+    if structures is None and isinstance(mask, (str, os.PathLike)):
+        structures = find_rtstruct(mask)
+    if structures is not None:
+        if label is not None:
+            raise InputError(os.fspath(mask) if isinstance(mask, (str, os.PathLike)) else structures.source,
+                             "label selects a value of a label-image mask; choose an RTSTRUCT ROI with roi=NAME")
+        return rtstruct_mask(structures, image, roi)
+    if roi is not None:
+        src = mask.source if isinstance(mask, Image) else (
+            os.fspath(mask) if isinstance(mask, (str, os.PathLike)) else "<mask array>")
+        raise InputError(src, f"roi={roi!r} names an RTSTRUCT ROI, but the mask is not an RTSTRUCT file")
     if isinstance(mask, np.ndarray):
         arr, src, spacing = (mask[np.newaxis] if mask.ndim == 2 else mask), "<mask array>", None
     else:
@@ -372,26 +558,57 @@ def _as_mask(mask, image: Image, label: int | None) -> np.ndarray:
     return out
 
 
+def _interpolate(img: Image, morph: np.ndarray, s: Settings, name: str, around: bool = False
+                 ) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float]]:
+    """Image and ROI on the IBSI grid of ``s.interpolation_spacing`` (around the ROI only; with
+    ``around``, as far beyond it as the local-intensity spheres reach)."""
+    from medfeat.interpolation import interpolate_roi
+
+    new_spacing = tuple(s.interpolation_spacing)
+    if len(new_spacing) == 2:  # in-plane only: slices stay as they are
+        new_spacing = (img.spacing[0],) + new_spacing
+    margin = 0
+    if around:
+        from medfeat.features.local_intensity import sphere_margin
+
+        margin = sphere_margin(new_spacing)
+    # the interpolation crops (with a margin) and converts only the part around the ROI
+    source = img.intensity() if img.is_rgb else img.array
+    values, new_mask, grid, _ = interpolate_roi(source, morph, img.spacing, new_spacing, s.interpolation,
+                                                s.roi_interpolation, s.roi_partial_volume, margin)
+    if not new_mask.any():
+        raise InputError(name, f"the region of interest vanishes when interpolated to {new_spacing} mm "
+                               f"(partial-volume threshold {s.roi_partial_volume})")
+    bad = np.count_nonzero(~np.isfinite(values[new_mask]))
+    if bad:
+        raise InputError(name, f"image has {bad} NaN/inf voxel(s) inside the interpolated region of interest")
+    return values, new_mask, tuple(float(v) for v in grid.spacing)
+
+
 def extract(image: Image | str | os.PathLike | np.ndarray,
             mask: Image | str | os.PathLike | np.ndarray | None = None,
             settings: Settings | str | os.PathLike | None = None,
-            *, families: Iterable[str] | None = None, label: int | None = None) -> dict[str, float]:
+            *, families: Iterable[str] | None = None, label: int | None = None,
+            roi: str | None = None) -> dict[str, float]:
     """Extract features from one image.
 
     Parameters
     ----------
     image : Image, path or ndarray
         The image; a path is read with :func:`medfeat.io.read_image`. RGB images are converted to
-        BT.601 luma for the radiomics families.
+        BT.601 luma for the radiomics families; the ``gift`` family uses the colours.
     mask : Image, path, ndarray or None
         Region of interest on the image grid; non-zero voxels (or voxels equal to ``label``).
-        None means the whole image.
+        A DICOM RTSTRUCT file (or a folder holding only that file) gives the contours of ROI
+        ``roi`` (:mod:`medfeat.io.rtstruct`). None means the whole image.
     settings : Settings, preset name, TOML path or None
         Processing settings; default ``default-3d``.
     families : iterable of str, optional
         Families to compute (default: ``settings.families``).
     label : int, optional
         Mask label to use.
+    roi : str, optional
+        ROIName of an RTSTRUCT mask; may be omitted when the structure set holds one ROI.
 
     Returns
     -------
@@ -406,18 +623,26 @@ def extract(image: Image | str | os.PathLike | np.ndarray,
     s = Settings.resolve(settings)
     fams = _check_families(families, s)
     img = _as_image(image)
-    morph = _as_mask(mask, img, label)
+    morph = _as_mask(mask, img, label, roi)
     name = img.source or "<array>"
     # crop before converting: a tumour ROI is a small part of a CT volume
     box = processing.bounding_box(morph)
-    morph = morph[box]
-    intensities = (img.array[box] if not img.is_rgb else img.array[box + (slice(None),)])
-    intensities = Image(intensities).intensity()
-    roi_values = intensities[morph]
+    pixels = Image(img.array[box] if not img.is_rgb else img.array[box + (slice(None),)],
+                   spacing=img.spacing, source=name, meta=img.meta)  # as read, colour kept (gift)
+    intensities = pixels.intensity()
+    roi_values = intensities[morph[box]]
     bad = np.count_nonzero(~np.isfinite(roi_values))
     if bad:
         raise InputError(name, f"image has {bad} NaN/inf voxel(s) inside the region of interest")
-    roi = ROI(intensities, morph, s, img.spacing, name)
+    spacing = img.spacing
+    if s.interpolation_spacing is None:
+        morph = morph[box]
+        if "li" in fams:  # local intensity spheres reach outside the ROI (IBSI 3.2)
+            intensities, morph = _widen_for_spheres(img, box, morph)
+    else:  # IBSI 2.4: interpolate image and ROI before re-segmentation (and before rounding)
+        intensities, morph, spacing = _interpolate(img, morph, s, name, around="li" in fams)
+        roi_values = intensities[morph]
+    roi = ROI(intensities, morph, s, spacing, name, pixels=pixels)
     n = int(np.count_nonzero(roi.mask))
     need = max((FAMILIES[f].min_voxels for f in fams), default=1)
     if n < need:

@@ -24,6 +24,15 @@ AGGREGATIONS: dict[str, str] = {
 AGGREGATIONS_2D = ("2D, averaged", "2D, slice-merged", "2.5D, direction-merged", "2.5D, merged")
 AGGREGATIONS_3D = ("3D, averaged", "3D, merged")
 
+# Families whose matrices have no direction (GLSZM, GLDZM, NGTDM, NGLDM) have three IBSI methods:
+# "2D" (a matrix per slice, features averaged over slices), "2.5D" (the slices' matrices merged) and
+# "3D" (one matrix of the volume). Their column suffixes, and the method each directional one stands for.
+UNDIRECTED_AGGREGATIONS: dict[str, str] = {"2D": "2d", "2.5D": "25d", "3D": "3d"}
+UNDIRECTED_OF: dict[str, str] = {
+    "2D, averaged": "2D", "2D, slice-merged": "2D", "2.5D, direction-merged": "2.5D", "2.5D, merged": "2.5D",
+    "3D, averaged": "3D", "3D, merged": "3D", "2D": "2D", "2.5D": "2.5D", "3D": "3D",
+}
+
 
 @dataclass(frozen=True)
 class FeatureDef:
@@ -38,7 +47,8 @@ def column(tag: str, aggregation: str | None = None) -> str:
     """Stable column name of a feature: ``column("cm.joint.max", "2D, averaged") == "cm_joint_max_2d_avg"``."""
     name = tag.replace(".", "_")
     if aggregation:
-        name += "_" + AGGREGATIONS[aggregation]
+        name += "_" + (AGGREGATIONS[aggregation] if aggregation in AGGREGATIONS
+                       else UNDIRECTED_AGGREGATIONS[aggregation])
     return name
 
 
@@ -48,6 +58,17 @@ def check_aggregations(aggregations) -> tuple[str, ...]:
         if a not in AGGREGATIONS:
             raise ValueError(f"unknown aggregation method {a!r}; expected one of {list(AGGREGATIONS)}")
     return aggs
+
+
+def undirected_aggregations(aggregations) -> tuple[str, ...]:
+    """The methods of a family without directions that these IBSI methods ask for, in the order
+    ``2D, 2.5D, 3D``: ``("2D, averaged", "2D, slice-merged", "3D, merged") -> ("2D", "3D")``."""
+    wanted = set()
+    for a in aggregations:
+        if a not in UNDIRECTED_OF:
+            raise ValueError(f"unknown aggregation method {a!r}; expected one of {list(UNDIRECTED_OF)}")
+        wanted.add(UNDIRECTED_OF[a])
+    return tuple(a for a in UNDIRECTED_AGGREGATIONS if a in wanted)
 
 
 def directions_2d() -> np.ndarray:

@@ -59,6 +59,7 @@ References
 """
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from medfeat.features.base import (AGGREGATIONS, AGGREGATIONS_2D, AGGREGATIONS_3D, FeatureDef, check_aggregations,
@@ -82,7 +83,7 @@ def _encode(levels: np.ndarray, distance: int, pad_z: bool = True) -> tuple[np.n
     shift of the flattened array (no wrap-around between rows or slices), and pairs touching the
     sink are simply dropped from the ``(G+1) x (G+1)`` count afterwards: no masking.
 
-    Returns the padded ``intp`` array ``(z+2d, y+2d, x+2d)`` (``z`` slices without ``pad_z``) and
+    Returns the padded ``int32`` array ``(z+2d, y+2d, x+2d)`` (``z`` slices without ``pad_z``) and
     the true grey level of each index.
     """
     levels = np.asarray(levels)
@@ -92,19 +93,114 @@ def _encode(levels: np.ndarray, distance: int, pad_z: bool = True) -> tuple[np.n
         raise ValueError(f"levels must be a (z, y, x) array, got shape {levels.shape}")
     if levels.size and levels.dtype.kind not in "iub":
         raise TypeError(f"levels must be an integer array, got dtype {levels.dtype}")
-    top = int(levels.max()) if levels.size else 0
-    hist = np.bincount(levels.ravel(), minlength=top + 1)  # O(N), no sort; rejects negative levels
-    hist[0] = 0
-    present = np.flatnonzero(hist)
-    g = present.size
-    lut = np.full(top + 1, g, dtype=np.intp)
-    lut[present] = np.arange(g, dtype=np.intp)
-    d = distance
-    dz = d if pad_z else 0
+    dz = distance if pad_z else 0
+    if levels.size == 0:
+        nz, ny, nx = levels.shape
+        return np.zeros((nz + 2 * dz, ny + 2 * distance, nx + 2 * distance), np.int32), np.zeros(0)
+    if levels.dtype != np.int32 and levels.dtype.kind != "b" and levels.max() > np.iinfo(np.int32).max:
+        raise ValueError("grey levels must be below 2**31")
+    # one dtype and layout: a single compiled (and cached) specialisation serves every caller
+    padded, grey, lowest = _encode_levels(np.ascontiguousarray(levels, dtype=np.int32), distance, dz)
+    if lowest < 0:
+        raise ValueError("grey levels must be >= 0 (0 outside the ROI)")
+    return padded, grey
+
+
+@numba.njit(cache=True, nogil=True)
+def _encode_levels(levels, d, dz):  # pragma: no cover - compiled
+    """:func:`_encode`'s work: ``(padded, grey, lowest level)`` (a negative lowest level is an error)."""
     nz, ny, nx = levels.shape
-    padded = np.full((nz + 2 * dz, ny + 2 * d, nx + 2 * d), g, dtype=np.intp)
-    padded[dz:dz + nz, d:d + ny, d:d + nx] = lut[levels]
-    return padded, present.astype(np.float64)
+    flat = levels.ravel()
+    top = 0
+    lowest = 0
+    for i in range(flat.size):
+        top = max(top, flat[i])
+        lowest = min(lowest, flat[i])
+    if lowest < 0:
+        return np.zeros((1, 1, 1), np.int32), np.zeros(0), lowest
+    present = np.zeros(top + 1, np.bool_)
+    for i in range(flat.size):
+        present[flat[i]] = True
+    present[0] = False
+    g = 0
+    lut = np.empty(top + 1, np.int32)
+    for v in range(top + 1):
+        lut[v] = g
+        if present[v]:
+            g += 1
+    grey = np.empty(g)
+    for v in range(1, top + 1):
+        if present[v]:
+            grey[lut[v]] = v
+        else:
+            lut[v] = g
+    lut[0] = g
+    padded = np.full((nz + 2 * dz, ny + 2 * d, nx + 2 * d), g, np.int32)
+    dense = g == top  # every level 1..top present: index = level - 1 (no table look-up)
+    g32 = np.int32(g)
+    for z in range(nz):
+        for y in range(ny):
+            row = levels[z, y]
+            out = padded[z + dz, y + d, d:d + nx]
+            if dense:
+                for x in range(nx):
+                    v = row[x]
+                    out[x] = v - 1 if v > 0 else g32
+            else:
+                for x in range(nx):
+                    out[x] = lut[row[x]]
+    return padded, grey, lowest
+
+
+@numba.njit(cache=True, nogil=True)
+def _pair_counts(padded, shifts, g, d, z0, z1, per_slice, code):  # pragma: no cover - compiled
+    """Co-occurrence counts ``(directions, slices, (g+1)**2)`` int32 of the pairs ``(v[p], v[p+s])``.
+
+    ``p`` runs over the ROI voxels (index ``< g``) of the slices ``z0 .. z1-1`` of :func:`_encode`'s
+    padded array (border ``d`` in y and x), ``s`` over the flat ``shifts`` (all > 0, reaching at
+    most ``d`` voxels along each axis); one matrix per slice when ``per_slice``, else one over all.
+    ``code`` (directions, chunk + 40) int32 or int64 is scratch for the cell indices.
+
+    A slice is taken a chunk at a time: the cell index of every position and direction is computed
+    elementwise (SIMD), then the cells of the ROI voxels are incremented with the directions
+    innermost, so that consecutive increments never wait on each other.
+    """
+    pz, py, px = padded.shape
+    plane = py * px
+    nd = shifts.size
+    gp = g + 1
+    g2 = gp * gp
+    ns = z1 - z0 if per_slice else 1
+    cnt = np.zeros(nd * ns * g2, np.int32)
+    flat = padded.ravel()
+    chunk = code.shape[1] - 40
+    gp32 = np.int32(gp)
+    # the voxels (y, x) from (d, d) to (py-1-d, px-1-d) are contiguous in the flattened slice, and
+    # their neighbours stay inside the array (the border columns between rows hold the sink)
+    span = (py - 2 * d - 1) * px + px - 2 * d
+    for z in range(z0, z1):
+        zo = (z - z0) * g2 if per_slice else 0
+        start = z * plane + d * px + d
+        first = start  # only from the slice's first ROI voxel to its last
+        while first < start + span and flat[first] == g:
+            first += 1
+        last = start + span
+        while last > first and flat[last - 1] == g:
+            last -= 1
+        for k0 in range(first, last, chunk):
+            k1 = min(k0 + chunk, last)
+            fa = flat[k0:k1]
+            for k in range(nd):
+                base = code.dtype.type(k * ns * g2 + zo)
+                fb = flat[k0 + shifts[k]:k1 + shifts[k]]
+                cd = code[k]
+                for i in range(k1 - k0):
+                    cd[i] = base + fa[i] * gp32 + fb[i]
+            for i in range(k1 - k0):
+                if fa[i] != g:
+                    for k in range(nd):
+                        cnt[code[k, i]] += 1
+    return cnt.reshape(nd, ns, g2)
 
 
 def _glcm_counts(padded: np.ndarray, g: int, distance: int, three_d: bool, out: np.ndarray | None = None,
@@ -113,7 +209,7 @@ def _glcm_counts(padded: np.ndarray, g: int, distance: int, three_d: bool, out: 
 
     Parameters
     ----------
-    padded : ndarray of intp, shape (z+2d, y+2d, x+2d), or (z, y+2d, x+2d)
+    padded : ndarray of int32, shape (z+2d, y+2d, x+2d), or (z, y+2d, x+2d)
         Compact grey level indices, ``g`` outside the ROI and in the border. 3D needs the z border;
         2D takes the slices inside any z border.
     g : int
@@ -136,60 +232,28 @@ def _glcm_counts(padded: np.ndarray, g: int, distance: int, three_d: bool, out: 
     Notes
     -----
     With the volume flattened, a direction is a constant shift ``s > 0`` and its pairs are
-    ``(v[t], v[t + s])``. One ``np.bincount`` over the key ``(slice * (g+1) + a) * (g+1) + b``
-    gives the matrices of every slice at once; the sink row and column are cut off and
-    ``M + M.T`` taken. When the ROI fills under :data:`_SPARSE` of the padded box, only the pairs
-    whose first voxel lies in the ROI are formed (a gather): fewer pairs, and no long runs of
-    increments of the single sink-sink bin, which serialise ``bincount``. Otherwise every
-    position is paired with plain contiguous slices, cheaper per pair than the gather.
+    ``(v[t], v[t + s])``, counted by the compiled :func:`_pair_counts` (slice index in the cell
+    index for 2D, so one sweep gives every slice's matrices); the sink row and column are cut off
+    and ``M + M.T`` taken.
     """
     d = distance
     z_border = d if z_border is None else z_border
-    gp = g + 1
+    nz = padded.shape[0] - 2 * z_border
     nyp, nxp = padded.shape[1], padded.shape[2]
-    if three_d:
-        flat = padded.reshape(-1)
-    else:  # the z border (if any) holds no pair of the in-plane directions: skip it
-        flat = padded[z_border:padded.shape[0] - z_border].reshape(-1)
-    nz = flat.size // (nyp * nxp)
     dirs = directions_3d() if three_d else directions_2d()
     n_slices = 1 if three_d else nz
-    shifts = ((dirs * d) @ np.array([nyp * nxp, nxp, 1], dtype=np.intp)).tolist()  # all > 0
-    bins = n_slices * gp * gp
+    shifts = (dirs * d) @ np.array([nyp * nxp, nxp, 1], dtype=np.int64)  # all > 0
     res = np.empty((len(dirs), n_slices, g, g)) if out is None else out.reshape((len(dirs), n_slices, g, g))
-    n = flat.size
-    inside = flat != g
-    n_roi = int(np.count_nonzero(inside))
-    sparse = n_roi < _SPARSE * n
-    if sparse:
-        pos = np.flatnonzero(inside)  # first voxels: the ROI only
-        first = flat[pos]
-    else:
-        pos = None
-        first = flat.copy()
-    if not three_d and sparse:  # slice index into the key
-        first += (pos // (nyp * nxp)) * gp
-    elif not three_d:
-        first.reshape(nz, -1)[...] += (np.arange(nz, dtype=np.intp) * gp)[:, None]
-    first *= gp  # (slice * (g+1) + a) * (g+1)
-    key = np.empty(first.size, dtype=np.intp)
-    nb = np.empty(first.size, dtype=np.intp) if sparse else None
-    for k, s in enumerate(shifts):
-        if sparse:
-            np.add(pos, s, out=nb)  # neighbours stay inside the padded array: no bounds check
-            np.take(flat, nb, out=key, mode="wrap")
-            key += first
-            c = np.bincount(key, minlength=bins)
-        else:  # s < n always: the y (and z) borders are at least as thick as the distance
-            np.add(first[: n - s], flat[s:], out=key[: n - s])
-            c = np.bincount(key[: n - s], minlength=bins)
-        c = c.reshape(n_slices, gp, gp)[:, :g, :g]
-        np.add(c, c.swapaxes(1, 2), out=res[k])
+    cells = len(dirs) * n_slices * (g + 1) ** 2
+    code = np.empty((len(dirs), _CHUNK + 40), np.int32 if cells < 2**31 else np.int64)
+    counts = _pair_counts(padded, shifts, g, d, z_border, z_border + nz, not three_d, code)
+    c = counts.reshape(len(dirs), n_slices, g + 1, g + 1)[:, :, :g, :g]
+    np.add(c, c.swapaxes(2, 3), out=res)
     return res[:, 0] if three_d else res
 
 
-#: ROI fraction of the padded box under which :func:`_glcm_counts` pairs only the ROI's voxels.
-_SPARSE = 0.55
+#: Positions per chunk of a slice in :func:`_pair_counts` (its scratch: directions x chunk cell indices).
+_CHUNK = 2048
 
 
 def cooccurrence_matrices(levels: np.ndarray, distance: int = 1, three_d: bool = False):

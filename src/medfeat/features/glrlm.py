@@ -26,15 +26,18 @@ voxels) are left out; a feature without any matrix is NaN.
 
 Implementation
 --------------
-Runs are counted by one compiled pass (:mod:`numba`, ``cache=True``: compiled once, then loaded
+Runs are counted by one compiled sweep (:mod:`numba`, ``cache=True``: compiled once, then loaded
 from disk by every worker process) over the ROI's bounding box, padded with one voxel of
-"outside" so that no bounds checks are needed. Each ROI voxel carries, per direction, the length
-of the run so far (one more than at its predecessor ``p - d`` when both share a level, else 1; kept
-in a small ring buffer), and a voxel whose successor ``p + d`` has another level or lies outside
-the ROI closes a run: the count is added branch-free, which keeps images with long runs as fast
-as noisy ones. For the 2D / 2.5D methods the slice index is part of the histogram index, so one
-pass over the volume yields every per-slice matrix. A vectorised NumPy formulation (start/end
-masks paired by sorting on (line, position along the line)) was 15 to 25 times slower.
+"outside" so that no bounds checks are needed, a slice at a time. Per direction ``d``, each voxel's
+position in its run is one more than its predecessor's ``p - d`` when both share a level (else it
+starts a run); except along x the predecessor lies in an earlier row, so this is an elementwise
+loop over the slice that the compiler turns into SIMD code. A voxel whose successor ``p + d`` has
+another level or lies outside the ROI ends a run; the (level, length) cell of every run end is
+then incremented with the 13 (or 4) directions innermost, so that consecutive increments never
+wait on each other (3.5x faster than the earlier voxel-at-a-time pass). For the 2D / 2.5D methods
+the slice index is part of the histogram index, so one sweep over the volume yields every
+per-slice matrix. A vectorised NumPy formulation (start/end masks paired by sorting on (line,
+position along the line)) was 15 to 25 times slower than even the earlier pass.
 
 References
 ----------
@@ -62,6 +65,10 @@ FAMILY = "glrlm"
 # Per-slice (2D) histograms keep run lengths up to this many columns densely; the rare longer runs
 # are listed separately, so memory stays ~ 4 x slices x levels x 33 whatever the in-plane size.
 _CAP_2D = 32
+# Voxels per chunk of a slice in :func:`_count_runs` (its scratch: directions x chunk cell indices).
+_CHUNK = 2048
+# Row padding of that scratch: rows a power of two apart would share L1 cache sets.
+_PAD = 40
 
 
 # --------------------------------------------------------------------------------------------
@@ -78,28 +85,37 @@ def _prepare(levels):  # pragma: no cover - compiled
     """
     nz, ny, nx = levels.shape
     z0, y0, x0, z1, y1, x1, top = nz, ny, nx, -1, -1, -1, 0
-    for z in range(nz):
+    for z in range(nz):  # bounding box and highest level, a row at a time
         for y in range(ny):
+            row = levels[z, y]
+            m = 0
             for x in range(nx):
-                v = levels[z, y, x]
-                if v > 0:
-                    z0 = min(z0, z)
-                    z1 = max(z1, z)
-                    y0 = min(y0, y)
-                    y1 = max(y1, y)
-                    x0 = min(x0, x)
-                    x1 = max(x1, x)
-                    top = max(top, v)
+                m = max(m, row[x])
+            if m <= 0:
+                continue
+            top = max(top, m)
+            z0 = min(z0, z)
+            z1 = z
+            y0 = min(y0, y)
+            y1 = max(y1, y)
+            lo = 0
+            while row[lo] <= 0:
+                lo += 1
+            hi = nx - 1
+            while row[hi] <= 0:
+                hi -= 1
+            x0 = min(x0, lo)
+            x1 = max(x1, hi)
     if top == 0:
         return np.full((1, 1, 1), -1, np.int32), np.zeros(0), np.zeros(0)
     present = np.zeros(top + 1, np.bool_)
     for z in range(z0, z1 + 1):
         for y in range(y0, y1 + 1):
-            for x in range(x0, x1 + 1):
-                v = levels[z, y, x]
-                if v > 0:
-                    present[v] = True
-    lut = np.full(top + 1, -1, np.int32)
+            row = levels[z, y, x0:x1 + 1]
+            for x in range(row.size):
+                present[max(row[x], 0)] = True
+    present[0] = False
+    lut = np.full(top + 1, -1, np.int32)  # level -> index; 0 (outside) -> -1
     n_grey = 0
     for v in range(1, top + 1):
         if present[v]:
@@ -111,110 +127,174 @@ def _prepare(levels):  # pragma: no cover - compiled
             grey[lut[v]] = v
     padded = np.full((z1 - z0 + 3, y1 - y0 + 3, x1 - x0 + 3), -1, np.int32)
     n_voxels = np.zeros(z1 - z0 + 1)
+    dense = n_grey == top  # every level 1..top present: index = level - 1 (elementwise, no look-up)
     for z in range(z0, z1 + 1):
+        n = 0
         for y in range(y0, y1 + 1):
-            for x in range(x0, x1 + 1):
-                v = levels[z, y, x]
-                if v > 0:
-                    padded[z - z0 + 1, y - y0 + 1, x - x0 + 1] = lut[v]
-                    n_voxels[z - z0] += 1.0
+            row = levels[z, y, x0:x1 + 1]
+            out = padded[z - z0 + 1, y - y0 + 1, 1:x1 - x0 + 2]
+            if dense:
+                for x in range(row.size):
+                    v = row[x]
+                    out[x] = v - 1 if v > 0 else -1
+                    n += v > 0
+            else:
+                for x in range(row.size):
+                    v = max(row[x], 0)
+                    out[x] = lut[v]
+                    n += v > 0
+        n_voxels[z - z0] = n
     return padded, grey, n_voxels
 
 
 @numba.njit(cache=True, nogil=True)
-def _ring(shape, offsets):  # pragma: no cover - compiled
-    """Flat offsets of the directions in the padded box, and a ring buffer reaching back over them.
+def _count_runs(padded, offsets, n_grey, per_slice, cap, code):  # pragma: no cover - compiled
+    """Run length histograms of every direction (and slice) in one sweep over the padded box.
 
-    Every direction is lexicographically positive, so ``p - d`` precedes ``p`` in C order and its
-    running length is already known. The ring keeps the running length of the last ``ring_size``
-    voxels per direction; stale slots are only read multiplied by 0 (a slot is used only when
-    ``p - d`` is a ROI voxel of the same level, written after anything that shares its slot).
+    Parameters
+    ----------
+    padded : int32 array, from :func:`_prepare`
+        Level indices ``0..n_grey-1`` of the ROI's bounding box, ``-1`` outside and in the border.
+    offsets : int64 array (directions, 3)
+        Lexicographically positive ``(dz, dy, dx)`` directions, so ``p - d`` comes before ``p``.
+    n_grey : int
+        Number of level indices.
+    per_slice : bool
+        One histogram per (slice, direction), of ``cap + 1`` columns, the last one scratch
+        (the 2D / 2.5D methods; in-plane directions only), or one per direction over the volume
+        with as many columns as the longest line through the box (3D).
+    cap : int
+        Longest run length kept densely when ``per_slice``.
+    code : int32 or int64 array (directions, chunk + _PAD), scratch
+        The cell indices of a chunk of the sweep; int64 when the histograms hold ``2**31`` cells
+        or more.
+
+    Returns
+    -------
+    hist : int32 array
+        ``(matrices * n_grey * width,)``, matrix ``m = slice * directions + direction`` (per slice)
+        or ``m = direction``; column ``j - 1`` counts the runs of length ``j``.
+    overflow : int64 array (n, 3)
+        ``(m, level index, length)`` of every run longer than ``cap`` (per slice only).
+
+    Notes
+    -----
+    The box is swept a slice at a time; within a slice the voxels from ``(y, x) = (1, 1)`` to
+    ``(ny, nx)`` form one contiguous *span* of the flattened box (border columns included, which
+    end every run), of which the part from the slice's first ROI voxel to its last is taken, a
+    chunk at a time. For a direction ``d`` with flat offset ``s``, the position of a voxel in its
+    run is ``c[p] = c[p - s] + 1`` when ``p - s`` is a ROI voxel of the same level, else 0, and the
+    run ends at ``p`` when ``p + s`` has another level or lies outside. Except along x, ``p - s``
+    lies in an earlier row, so this is an elementwise (SIMD) loop, reading ``c`` of the
+    predecessors from a per-direction buffer of the last two slices (``c`` is only ever read at ROI
+    voxels, all of which get it written, so positions outside the ROI may hold stale values).
+    Along x the recurrence is a branch-free scalar loop. Each ROI voxel then gets, per direction, the histogram cell of the
+    run it ends (its level and length) or a per-direction scratch cell when it ends none, and the
+    cells are incremented voxel by voxel with the directions innermost: consecutive increments
+    never hit the same counter (a store-to-load dependency chain, which made a direction-by-direction
+    histogram 3x slower).
     """
-    _, py, px = shape
+    pz, py, px = padded.shape
+    nz, ny, nx = pz - 2, py - 2, px - 2
     nd = offsets.shape[0]
+    width = cap + 1 if per_slice else max(nz, ny, nx)
+    n_mat = nz * nd if per_slice else nd
+    total = n_mat * n_grey * width
+    hist = np.zeros(total + nd, np.int32)  # + a scratch cell per direction
+    flat = padded.ravel()
+    plane = py * px
+    span = (ny - 1) * px + nx
+    chunk = code.shape[1] - _PAD
+    # run positions of the last `slots` slices (zeroed: np.empty made the sweep several times slower)
+    slots = 1
+    for d in range(nd):
+        slots = max(slots, offsets[d, 0] + 1)
+    margin = px + 1  # predecessors of the span's ends lie up to a row and a voxel beyond it
+    run = np.zeros((nd, slots * plane + 2 * margin), np.int32)
     offs = np.empty(nd, np.int64)
-    back = 1
     for d in range(nd):
         offs[d] = (offsets[d, 0] * py + offsets[d, 1]) * px + offsets[d, 2]
-        back = max(back, offs[d])
-    ring_size = 1
-    while ring_size <= back:
-        ring_size *= 2
-    return offs, np.zeros((nd, ring_size), np.int32), ring_size - 1
-
-
-@numba.njit(cache=True, nogil=True)
-def _count_runs_3d(padded, offsets, n_grey):  # pragma: no cover - compiled
-    """Run length histograms of the volume, one per direction, in one pass over the padded box.
-
-    Returns ``hist`` int32, ``(directions * n_grey * width,)`` with ``width`` the longest line
-    through the box (no run can be longer); column ``j - 1`` counts the runs of length ``j``.
-    """
-    pz, py, px = padded.shape
-    nz, ny, nx = pz - 2, py - 2, px - 2
-    width = max(nz, ny, nx)
-    flat = padded.ravel()
-    nd = offsets.shape[0]
-    offs, ring, ring_mask = _ring(padded.shape, offsets)
-    hist = np.zeros(nd * n_grey * width, np.int32)
-    for z in range(1, nz + 1):
-        for y in range(1, ny + 1):
-            base = (z * py + y) * px
-            for x in range(1, nx + 1):
-                p = base + x
-                a = flat[p]
-                if a < 0:
-                    continue
-                for d in range(nd):
-                    off = offs[d]
-                    # run length so far: one more than at p - d if it has the same level, else 1
-                    r = ring[d, (p - off) & ring_mask] * (flat[p - off] == a) + 1
-                    ring[d, p & ring_mask] = r
-                    # the run ends at p when p + d has another level or lies outside the ROI
-                    hist[(d * n_grey + a) * width + r - 1] += flat[p + off] != a
-    return hist
-
-
-@numba.njit(cache=True, nogil=True)
-def _count_runs_2d(padded, offsets, n_grey, cap, n_roi):  # pragma: no cover - compiled
-    """Run length histograms of every (in-plane direction, slice) in one pass over the padded box.
-
-    Returns ``(hist, overflow)``: ``hist`` int32, ``(slices * directions * n_grey * (cap + 1),)``,
-    matrix ``m = slice * directions + direction`` (a slice's matrices lie together); column
-    ``j - 1`` counts the runs of length ``j <= cap`` (column ``cap`` is scratch); ``overflow`` rows
-    ``(m, level index, length)`` list the runs longer than ``cap`` (at most ``n_roi // (cap + 1)``
-    per direction).
-    """
-    pz, py, px = padded.shape
-    nz, ny, nx = pz - 2, py - 2, px - 2
-    width = cap + 1
-    flat = padded.ravel()
-    nd = offsets.shape[0]
-    offs, ring, ring_mask = _ring(padded.shape, offsets)
-    hist = np.zeros(nd * nz * n_grey * width, np.int32)
-    overflow = np.empty((nd * (n_roi // width) + 1, 3), np.int64)
+    n_long_max = 1
+    if per_slice:
+        n_roi = 0
+        for v in flat:
+            n_roi += v >= 0
+        n_long_max += nd * (n_roi // width)  # a run longer than cap holds more than `width` voxels
+    overflow = np.empty((n_long_max, 3), np.int64)
     n_over = 0
+    top = np.int32(width - 1)
+    cap32 = np.int32(cap)
+    zero = np.int32(0)
+    one = np.int32(1)
+    w32 = np.int32(width)
+    ct = code.dtype.type  # cell indices: int32 arithmetic where the histograms allow (SIMD width)
     for z in range(1, nz + 1):
-        for y in range(1, ny + 1):
-            base = (z * py + y) * px
-            for x in range(1, nx + 1):
-                p = base + x
-                a = flat[p]
-                if a < 0:
-                    continue
-                for d in range(nd):
-                    off = offs[d]
-                    r = ring[d, (p - off) & ring_mask] * (flat[p - off] == a) + 1
-                    ring[d, p & ring_mask] = r
-                    ends = flat[p + off] != a
-                    m = (z - 1) * nd + d
-                    hist[(m * n_grey + a) * width + min(r, width) - 1] += ends
-                    if r > cap and ends:
-                        overflow[n_over, 0] = m
-                        overflow[n_over, 1] = a
-                        overflow[n_over, 2] = r
-                        n_over += 1
-    return hist, overflow[:n_over]
+        # only the part of the span from the slice's first ROI voxel to its last: run positions
+        # elsewhere are left stale, which is safe as only a ROI voxel's run position is ever read
+        s0 = (z * py + 1) * px + 1
+        first = 0
+        while first < span and flat[s0 + first] < 0:
+            first += 1
+        last = span
+        while last > first and flat[s0 + last - 1] < 0:
+            last -= 1
+        for k0 in range(first, last, chunk):  # a chunk at a time: the scratch stays in cache
+            k1 = min(k0 + chunk, last)
+            p0 = (z * py + 1) * px + 1 + k0
+            fa = flat[p0:p0 + k1 - k0]
+            q0 = (z % slots) * plane + px + 1 + margin + k0
+            for d in range(nd):
+                dz, dy, dx = offsets[d, 0], offsets[d, 1], offsets[d, 2]
+                off = offs[d]
+                fb = flat[p0 - off:p0 - off + k1 - k0]  # predecessors
+                fn = flat[p0 + off:p0 + off + k1 - k0]  # successors
+                cur = run[d, q0:q0 + k1 - k0]
+                qb = q0 - ((z % slots) - (z - dz) % slots) * plane - dy * px - dx
+                prv = run[d, qb:qb + k1 - k0]
+                cd = code[d]
+                m = (z - 1) * nd + d if per_slice else d
+                h0 = ct(m * n_grey * width)
+                sink = ct(total + d)
+                n_long = 0
+                if dz == 0 and dy == 0:  # along x: the predecessor is the previous element
+                    c = run[d, q0 - 1]  # the previous chunk's last (stale at a range's start: unused)
+                    for i in range(k1 - k0):
+                        a = fa[i]
+                        c = (c + 1) * ((a >= 0) & (a == fb[i]))  # branch-free: runs are unpredictable
+                        cur[i] = c
+                    for i in range(k1 - k0):
+                        a = fa[i]
+                        c = cur[i]
+                        end = (a >= zero) & (fn[i] != a)
+                        n_long += end & (c >= cap32)
+                        cd[i] = h0 + a * w32 + min(c, top) if end else sink
+                elif per_slice:  # the predecessor lies in an earlier row: elementwise
+                    for i in range(k1 - k0):
+                        a = fa[i]
+                        c = np.int32(prv[i] + one) if (a >= zero) & (a == fb[i]) else zero
+                        cur[i] = c
+                        end = (a >= zero) & (fn[i] != a)
+                        n_long += end & (c >= cap32)
+                        cd[i] = h0 + a * w32 + min(c, top) if end else sink
+                else:
+                    for i in range(k1 - k0):
+                        a = fa[i]
+                        c = np.int32(prv[i] + one) if (a >= zero) & (a == fb[i]) else zero
+                        cur[i] = c
+                        cd[i] = ct(h0 + ct(ct(a * w32) + c)) if (a >= zero) & (fn[i] != a) else sink
+                if per_slice and n_long:
+                    for i in range(k1 - k0):
+                        a = fa[i]
+                        if a >= 0 and cur[i] >= cap and fn[i] != a:
+                            overflow[n_over, 0] = m
+                            overflow[n_over, 1] = a
+                            overflow[n_over, 2] = cur[i] + 1
+                            n_over += 1
+            for i in range(k1 - k0):
+                if fa[i] >= 0:
+                    for d in range(nd):
+                        hist[code[d, i]] += 1
+    return hist[:total], overflow[:n_over]
 
 
 def _prepared(levels: np.ndarray):
@@ -229,19 +309,29 @@ def _prepared(levels: np.ndarray):
     return _prepare(np.ascontiguousarray(levels, dtype=np.int32))
 
 
+def _runs(padded, offsets, g: int, per_slice: bool, cap: int = 0):
+    """:func:`_count_runs` with its scratch buffer (int32 cell indices unless the histograms need more)."""
+    pz, py, px = padded.shape
+    nd = offsets.shape[0]
+    width = cap + 1 if per_slice else max(pz, py, px) - 2
+    cells = ((pz - 2) * nd if per_slice else nd) * g * width + nd
+    code = np.empty((nd, _CHUNK + _PAD), np.int32 if cells < 2**31 else np.int64)
+    return _count_runs(padded, offsets, g, per_slice, cap, code)
+
+
 def _matrices(padded, grey, n_voxels, three_d: bool):
     """Run length matrices (float64, trimmed to the longest run) and voxel counts from :func:`_prepare`."""
     g = grey.size
     if three_d:
         offsets = directions_3d()
         nd = offsets.shape[0]
-        hist = _count_runs_3d(padded, offsets, g).reshape(nd, g, -1)
+        hist = _runs(padded, offsets, g, False)[0].reshape(nd, g, -1)
         used = np.flatnonzero(hist.any(axis=(0, 1)))
         return hist[:, :, : used[-1] + 1].astype(np.float64), np.full(nd, n_voxels.sum())
     offsets = directions_2d()
     nd, nz = offsets.shape[0], padded.shape[0] - 2
     cap = min(max(padded.shape[1:]) - 2, _CAP_2D)
-    hist, overflow = _count_runs_2d(padded, offsets, g, cap, int(n_voxels.sum()))
+    hist, overflow = _runs(padded, offsets, g, True, cap)
     hist = hist.reshape(nz * nd, g, cap + 1)[:, :, :cap]
     if overflow.shape[0] > 0:
         longest = int(overflow[:, 2].max())

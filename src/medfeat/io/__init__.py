@@ -8,6 +8,7 @@
 Formats: Netpbm P2/P3/P5/P6 (:mod:`~medfeat.io.netpbm`), PNG/JPEG/TIFF (:mod:`~medfeat.io.pillow`),
 DICOM files and series folders (:mod:`~medfeat.io.dicom`), NIfTI (:mod:`~medfeat.io.nifti`).
 Gzipped files are looked into: ``.nii.gz``, and gzipped DICOM or Netpbm files.
+DICOM RTSTRUCT masks (contours, not images) are turned into voxel masks by :mod:`~medfeat.io.rtstruct`.
 """
 from __future__ import annotations
 

@@ -218,6 +218,7 @@ def _meta(ds, geo: dict) -> dict:
         "sop_class_uid": str(ds.get("SOPClassUID", "")),
         "series_uid": str(ds.get("SeriesInstanceUID", "")),
         "study_uid": str(ds.get("StudyInstanceUID", "")),
+        "frame_of_reference_uid": str(ds.get("FrameOfReferenceUID", "")),
         "photometric": str(ds.get("PhotometricInterpretation", "")),
         "bits_stored": int(ds.get("BitsStored", 0) or 0),
         "rescale_slope": geo["slopes"][0],
