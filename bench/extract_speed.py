@@ -182,11 +182,17 @@ def time_calls(fn, repeats: int) -> list[float]:
 
 
 def run_medfeat(case: dict, repeats: int) -> dict:
-    """First-call and best-of-``repeats`` time of medfeat.extract, its features, and a per-family split."""
+    """First-call and best-of-``repeats`` time of medfeat.extract, its features, and a per-family split.
+
+    The timed calls of the different variants (all families, none, each family alone, every
+    aggregation) are interleaved, round after round: a burst of load from other processes then
+    slows one round of each, not every call of one variant.
+    """
     import medfeat
 
     image = medfeat.Image(case["image"], spacing=case["spacing"])
     settings = medfeat_settings(case)
+    every = medfeat_settings(case, None).replace(aggregations=None)  # all aggregations of the dimension
 
     def call(families=FAMILIES, s=settings):
         return medfeat.extract(image, case["mask"], s, families=list(families))
@@ -194,16 +200,18 @@ def run_medfeat(case: dict, repeats: int) -> dict:
     t0 = time.perf_counter()
     features = call()
     first_ms = (time.perf_counter() - t0) * 1e3
-    times = time_calls(call, repeats)
-    per_family = {"(no family: crop, checks)": min(time_calls(lambda: call(()), repeats))}
-    for fam in FAMILIES:
-        call((fam,))  # warm (a family's numba kernels load on first use)
-        per_family[fam] = min(time_calls(lambda: call((fam,)), repeats))
-    every = medfeat_settings(case, None).replace(aggregations=None)  # all aggregations of the dimension
-    call(s=every)
-    all_aggs_ms = min(time_calls(lambda: call(s=every), repeats))
-    return {"first_ms": first_ms, "times_ms": times, "best_ms": min(times), "per_family_ms": per_family,
-            "all_aggregations": list(every.texture_aggregations), "all_aggregations_ms": all_aggs_ms,
+    variants = {"all": call, "(no family: crop, checks)": lambda: call(())}
+    variants.update({fam: (lambda fam=fam: call((fam,))) for fam in FAMILIES})
+    variants["every aggregation"] = lambda: call(s=every)
+    for fn in variants.values():
+        fn()  # warm (a family's numba kernels load on first use)
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    for _ in range(repeats):
+        for k, fn in variants.items():
+            times[k] += time_calls(fn, 1)
+    per_family = {k: min(times[k]) for k in variants if k not in ("all", "every aggregation")}
+    return {"first_ms": first_ms, "times_ms": times["all"], "best_ms": min(times["all"]), "per_family_ms": per_family,
+            "all_aggregations": list(every.texture_aggregations), "all_aggregations_ms": min(times["every aggregation"]),
             "features": features}
 
 
