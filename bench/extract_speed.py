@@ -396,6 +396,59 @@ def bench_case(case: dict, pyradiomics: bool, medfeat_repeats: int, pyr_repeats:
     return result
 
 
+GIFT_C_MS = 150.0      # GNU GIFT 0.1.15a's C extractor, one core, per 256x256 image (measured by the issue)
+GIFT_TARGET_MS = 10.0
+
+
+def bench_gift(repeats: int) -> dict:
+    """The retrieval (gift) family on the 256x256 RGB GIFT fixtures: ms per image on one core,
+    from the PPM bytes GIFT read (decode + features), against GIFT's C extractor's 150 ms."""
+    import io as _io
+
+    from PIL import Image as PILImage
+
+    import medfeat
+    from medfeat.features.gift import gift_features, gift_rgb, to_sparse
+    from medfeat.io import read_image
+
+    fixtures = sorted((SHARED / "gift" / "fixtures").glob("*.png"))[:20]
+    tmp = Path(tempfile.mkdtemp(prefix="medfeat-gift-bench-"))
+    try:
+        ppms = []
+        for f in fixtures:
+            p = tmp / (f.stem + ".ppm")
+            PILImage.open(f).convert("RGB").save(p, format="PPM")
+            ppms.append(p)
+        images = [read_image(p) for p in ppms]
+        for im in images[:2]:  # warm-up
+            to_sparse(gift_features(gift_rgb(im)))
+            medfeat.extract(im, None, "default-2d", families=["gift"])
+        feat, full, readx = [], [], []
+        for _ in range(max(1, repeats // 10)):
+            for im, p in zip(images, ppms):
+                t0 = time.perf_counter()
+                to_sparse(gift_features(gift_rgb(im)))
+                feat.append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                medfeat.extract(im, None, "default-2d", families=["gift"])
+                full.append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                medfeat.extract(read_image(p), None, "default-2d", families=["gift"])
+                readx.append(time.perf_counter() - t0)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    med = lambda xs: float(np.median(xs) * 1e3)  # noqa: E731
+    out = {"images": len(images), "features_ms": med(feat), "extract_ms": med(full), "read_and_extract_ms": med(readx),
+           "gift_c_ms": GIFT_C_MS}
+    out["ratio_vs_gift_c"] = GIFT_C_MS / out["read_and_extract_ms"]
+    print(f"\ngift family, {len(images)} GIFT fixtures (256x256 RGB PPM), median ms per image, one process:")
+    print(f"  gift_features + sparse form {out['features_ms']:.2f} ms | medfeat.extract(families=['gift']) "
+          f"{out['extract_ms']:.2f} ms | read PPM + extract {out['read_and_extract_ms']:.2f} ms")
+    print(f"  GNU GIFT C extractor {GIFT_C_MS:.0f} ms -> {out['ratio_vs_gift_c']:.1f}x faster; target <= "
+          f"{GIFT_TARGET_MS:.0f} ms: {'yes' if out['read_and_extract_ms'] <= GIFT_TARGET_MS else 'NO'}")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--no-pyradiomics", action="store_true", help="time medfeat only")
@@ -425,12 +478,13 @@ def main(argv: list[str] | None = None) -> int:
     results = [bench_case(case_2d(), use_pyr, args.repeats, args.pyradiomics_repeats, context),
                bench_case(case_3d(), use_pyr, args.repeats, args.pyradiomics_repeats, context)]
     print_summary(results)
+    gift = bench_gift(args.repeats)
     OUT.mkdir(parents=True, exist_ok=True)
     report = {"medfeat": medfeat.__version__, "python": sys.version.split()[0], "cpus": os.cpu_count(),
               "load_average_after": list(os.getloadavg()), "bin_width": BIN_WIDTH,
               "blas_threads": {v: os.environ[v] for v in BLAS_THREAD_VARS},
               "families": list(FAMILIES), "target_ratio": TARGET_RATIO, "rtol": RTOL, "atol": ATOL,
-              "pyradiomics_skipped": skip_reason, "cases": results}
+              "pyradiomics_skipped": skip_reason, "cases": results, "gift": gift}
     (OUT / "extract_speed.json").write_text(json.dumps(report, indent=1, default=float))
     print(f"\nwrote {(OUT / 'extract_speed.json').relative_to(ROOT)}")
     return 0

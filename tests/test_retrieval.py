@@ -291,6 +291,15 @@ def test_load_refuses_what_is_not_an_index(tmp_path):
     np.savez(tmp_path / "other.npz", a=np.arange(3))
     with pytest.raises(InputError, match="not a medfeat retrieval index"):
         Index.load(tmp_path / "other.npz")
+    # a damaged index: feature ids out of range are refused before any compiled code sees them
+    Index.from_features(["a"], [gift.gift_features(make_image("rings"))]).save(tmp_path / "ok.npz")
+    with np.load(tmp_path / "ok.npz", allow_pickle=False) as z:
+        parts = {k: z[k] for k in z.files}
+    parts["indices"] = parts["indices"].copy()
+    parts["indices"][3] = 10 ** 6
+    np.savez(tmp_path / "damaged.npz", **parts)
+    with pytest.raises(InputError, match="damaged.npz: not a readable"):
+        Index.load(tmp_path / "damaged.npz")
 
 
 def test_empty_and_bad_images(tmp_path):

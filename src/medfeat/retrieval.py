@@ -490,7 +490,7 @@ class Index:
                 names = z["names"].tolist()
                 lay = id_layout(g)
                 matrix = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=(len(names), lay.n_features))
-                matrix.has_sorted_indices = True
+                matrix.check_format(full_check=True)  # ids in range: the compiled scorers index with them
                 skipped = list(zip(z["skipped"].tolist(), z["skipped_reasons"].tolist()))
                 return cls(names, matrix, z["codes"], z["hists"], g, skipped)
         except FileNotFoundError:

@@ -9,6 +9,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 
 from medfeat.extract import Column
@@ -27,17 +28,40 @@ class ImageResult:
 
 
 def wide_table(results: list[ImageResult], columns: list[Column]) -> pa.Table:
-    """One row per image: ``image``, ``sha256``, ``error``, then one float column per feature."""
-    data: dict[str, list] = {
-        "image": [r.image for r in results],
-        "sha256": [r.sha256 for r in results],
-        "error": [r.error for r in results],
-    }
-    for c in columns:
-        data[c.name] = [r.features.get(c.name) if not r.error else None for r in results]
+    """One row per image: ``image``, ``sha256``, ``error``, then one float column per feature
+    (null for a failed image or a feature the row lacks)."""
+    names = [c.name for c in columns]
+    name_set = set(names)
+    n, m = len(results), len(names)
+    # rows -> one float64 matrix, then zero-copy columns: thousands of columns (the gift family has
+    # 3698) would otherwise cost a Python list per column
+    values = np.full((n, m), np.nan)
+    missing = np.zeros((n, m), dtype=bool)
+    for i, r in enumerate(results):
+        if r.error:
+            missing[i] = True
+            continue
+        get = r.features.get
+        try:
+            values[i] = np.fromiter((get(k, _MISSING) for k in names), dtype=np.float64, count=m)
+        except TypeError:  # a None value: the slow path keeps it null
+            row = [get(k, _MISSING) for k in names]
+            values[i] = [np.nan if v is None else v for v in row]
+            missing[i] = [v is None for v in row]
+        if not r.features.keys() >= name_set:
+            missing[i] |= [k not in r.features for k in names]
+    arrays = [pa.array([r.image for r in results], pa.string()), pa.array([r.sha256 for r in results], pa.string()),
+              pa.array([r.error for r in results], pa.string())]
+    values = np.asfortranarray(values)  # contiguous columns
+    for j in range(m):
+        col = values[:, j]
+        arrays.append(pa.array(col, pa.float64(), mask=missing[:, j]) if missing[:, j].any() else pa.array(col))
     schema = pa.schema([("image", pa.string()), ("sha256", pa.string()), ("error", pa.string())]
-                       + [(c.name, pa.float64()) for c in columns])
-    return pa.table(data, schema=schema)
+                       + [(k, pa.float64()) for k in names])
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+_MISSING = float("nan")
 
 
 def long_table(results: list[ImageResult], columns: list[Column]) -> pa.Table:

@@ -119,7 +119,8 @@ def run_job(spec: dict) -> dict:
         report["computed"] = time.time()
         table = result_table(results, spec["settings"], spec["families"], spec["job_id"])
         buf = io.BytesIO()
-        pq.write_table(table, buf)
+        # statistics and dictionaries cost per column (thousands with gift) and help no reader here
+        pq.write_table(table, buf, write_statistics=False, use_dictionary=False)
         out = buf.getvalue()
         stage.put(spec["result"], out)
         report["staged_out"] = time.time()
