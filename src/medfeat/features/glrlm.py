@@ -57,6 +57,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from medfeat.features._levels import level_lut
 from medfeat.features.base import (AGGREGATIONS_3D, FeatureDef, aggregate, check_aggregations, directions_2d,
                                    directions_3d, flatten)
 
@@ -115,19 +116,10 @@ def _prepare(levels):  # pragma: no cover - compiled
             for x in range(row.size):
                 present[max(row[x], 0)] = True
     present[0] = False
-    lut = np.full(top + 1, -1, np.int32)  # level -> index; 0 (outside) -> -1
-    n_grey = 0
-    for v in range(1, top + 1):
-        if present[v]:
-            lut[v] = n_grey
-            n_grey += 1
-    grey = np.empty(n_grey)
-    for v in range(1, top + 1):
-        if present[v]:
-            grey[lut[v]] = v
+    lut, grey = level_lut(present, top)  # level -> index; 0 (outside) -> -1
     padded = np.full((z1 - z0 + 3, y1 - y0 + 3, x1 - x0 + 3), -1, np.int32)
     n_voxels = np.zeros(z1 - z0 + 1)
-    dense = n_grey == top  # every level 1..top present: index = level - 1 (elementwise, no look-up)
+    dense = grey.size == top  # every level 1..top present: index = level - 1 (elementwise, no look-up)
     for z in range(z0, z1 + 1):
         n = 0
         for y in range(y0, y1 + 1):

@@ -52,6 +52,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from medfeat.features._levels import level_lut
 from medfeat.features.base import FeatureDef, directions_2d, directions_3d, flatten, undirected_aggregations
 
 # --------------------------------------------------------------------------------------------
@@ -92,16 +93,7 @@ def _prepare(levels, morph):  # pragma: no cover - compiled
                 v = levels[z, y, x]
                 if v > 0:
                     present[v] = True
-    lut = np.full(top + 1, -1, np.int32)
-    n_grey = 0
-    for v in range(1, top + 1):
-        if present[v]:
-            lut[v] = n_grey
-            n_grey += 1
-    grey = np.empty(n_grey)
-    for v in range(1, top + 1):
-        if present[v]:
-            grey[lut[v]] = v
+    lut, grey = level_lut(present, top)
     shape = (z1 - z0 + 3, y1 - y0 + 3, x1 - x0 + 3)
     padded = np.full(shape, -1, np.int32)
     inside = np.zeros(shape, np.uint8)
