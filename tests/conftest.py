@@ -22,14 +22,15 @@ def require_shared(*parts: str) -> Path:
 
 def ibsi_reference(family_prefix: str, data: str) -> list[dict]:
     """Rows of reference_values.csv whose tag starts with ``family_prefix`` (e.g. ``"cm."``) for one
-    data set (``"dig. phantom"``, ``"config. A"`` ...); value and tolerance parsed to float."""
+    data set (``"dig. phantom"``, ``"config. A"`` ...); value and tolerance parsed to float.  A row whose
+    value the table leaves empty (config. C ``morph.comp.1``) gets ``value`` None."""
     path = require_shared("data", "ibsi", "reference_values.csv")
     rows = []
     with open(path, newline="") as fh:
         for r in csv.DictReader(fh):
             if r["tag"].startswith(family_prefix) and r["data"] == data:
                 r = dict(r)
-                r["value"] = float(r["value"])
+                r["value"] = float(r["value"]) if r["value"].strip() else None
                 r["tolerance"] = float(r["tolerance"])
                 rows.append(r)
     return rows

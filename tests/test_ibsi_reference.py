@@ -1,17 +1,17 @@
-"""Every IBSI reference value of the foundation families, through the public API.
+"""Every row of the IBSI reference table (1,804: digital phantom and CT phantom configurations A-E,
+all families and aggregation methods), through the public API.
 
-Digital phantom: all rows of stat, ih, ivh, GLCM, GLRLM, NGTDM, NGLDM, GLSZM and GLDZM (every
-aggregation method).
-CT phantom configuration A (NIfTI image + mask, as ../shared/data/ibsi/configs.md prescribes):
-all rows of the same families.
-Morphology and local intensity (IBSI 3.1, 3.2): every digital phantom and configuration A row.
-CT phantom configurations B-E (interpolation to 2 mm: bilinear in-plane, trilinear, tricubic spline;
-ROI partial-volume threshold 0.5; re-segmentation and outlier filtering; presets ``ibsi-b``..``ibsi-e``):
-all rows of the same families.
+Digital phantom: preset ``ibsi-phantom``.  CT phantom configuration A-E (NIfTI image + mask, read as
+../shared/data/ibsi/configs.md prescribes): presets ``ibsi-a``..``ibsi-e`` (A, B slice-wise; B-E
+interpolate to 2 mm: bilinear in-plane, trilinear, tricubic spline; ROI partial-volume threshold 0.5;
+re-segmentation and outlier filtering).  One row has no reference value (config. C ``morph.comp.1``);
+it is checked against the value IBSI's definitions derive from the same configuration's comp.2.
 """
 from __future__ import annotations
 
+import csv
 import functools
+import math
 
 import numpy as np
 import pytest
@@ -26,8 +26,8 @@ FAMILY_PREFIX["ngtdm"] = ("ngt.", "ntg.")  # IBSI's manual tags complexity "ntg.
 FAMILY_PREFIX["ngldm"] = "ngl."
 FAMILY_PREFIX["glszm"] = "szm."
 FAMILY_PREFIX["gldzm"] = "dzm."
-# morphology and local intensity: checked on the digital phantom and configuration A
-PHANTOM_A_PREFIX = {**FAMILY_PREFIX, "morph": "morph.", "li": "loc."}
+FAMILY_PREFIX["morph"] = "morph."
+FAMILY_PREFIX["li"] = "loc."
 # reference tag -> medfeat's tag, where IBSI's manual has a typo
 TAG_ALIASES = {"ntg.complexity": "ngt.complexity"}
 
@@ -71,20 +71,37 @@ def _config_features(config: str) -> dict[str, float]:
     return medfeat.extract(image, mask, f"ibsi-{config.lower()}")
 
 
+def _missing_reference(features, row) -> float:
+    """Reference for a row whose value the table leaves empty, derived from a row it does give.
+
+    Only config. C ``morph.comp.1`` (Compactness 1, SKGS) is empty.  IBSI defines
+    comp.1 = V / (pi^1/2 A^3/2) and comp.2 (BQWJ) = 36 pi V^2 / A^3, so comp.1 = sqrt(comp.2) / (6 pi)
+    exactly; the check uses config. C's comp.2 reference through that identity."""
+    if row["tag"] != "morph.comp.1":
+        raise AssertionError(f"{row['tag']} [{row['data']}] has no reference value and no identity to derive one")
+    (comp2,) = [r for r in ibsi_reference("morph.comp.2", row["data"]) if r["tag"] == "morph.comp.2"]
+    return math.sqrt(comp2["value"]) / (6 * math.pi)
+
+
 def _check(features, row):
     name = column(TAG_ALIASES.get(row["tag"], row["tag"]), row["aggregation"] or None)
     assert name in features, f"{name} not computed"
     got = features[name]
+    if row["value"] is None:
+        derived = _missing_reference(features, row)
+        assert math.isclose(got, derived, rel_tol=1e-3), (
+            f"{row['tag']} [{row['data']}] = {got!r}; IBSI leaves it empty, derived from comp.2: {derived!r}")
+        return
     assert matches_reference(got, row["value"], row["tolerance"]), (
         f"{row['tag']} [{row['aggregation']}] = {got!r}, IBSI {row['value']} +/- {row['tolerance']}")
 
 
-@pytest.mark.parametrize("family,row", _rows("dig. phantom", PHANTOM_A_PREFIX))
+@pytest.mark.parametrize("family,row", _rows("dig. phantom", FAMILY_PREFIX))
 def test_digital_phantom(family, row):
     _check(_phantom_features(), row)
 
 
-@pytest.mark.parametrize("family,row", _rows("config. A", PHANTOM_A_PREFIX))
+@pytest.mark.parametrize("family,row", _rows("config. A", FAMILY_PREFIX))
 def test_ct_phantom_config_a(family, row):
     _check(_config_a_features(), row)
 
@@ -105,16 +122,14 @@ def test_ct_phantom_configs_b_to_e(config, family, row):
 
 
 def test_reference_rows_are_all_covered():
-    """The table holds the expected number of rows for these families: nothing silently skipped."""
-    if not (SHARED / "data" / "ibsi" / "reference_values.csv").exists():
+    """Every one of the table's 1,804 rows is a test case above: nothing silently skipped."""
+    path = SHARED / "data" / "ibsi" / "reference_values.csv"
+    if not path.exists():
         pytest.skip("needs ../shared/data/ibsi (CI has it)")
-    n_phantom = sum(len(ibsi_reference(p, "dig. phantom")) for p in FAMILY_PREFIX.values())
-    n_a = sum(len(ibsi_reference(p, "config. A")) for p in FAMILY_PREFIX.values())
-    # ... then NGTDM, NGLDM, GLSZM, GLDZM: 2D, 2.5D, 3D (config. A: 2D, 2.5D)
-    assert n_phantom == 18 + 23 + 6 + 25 * 6 + 16 * 6 + 5 * 3 + 17 * 3 + 16 * 3 * 2
-    assert n_a == 18 + 23 + 6 + 25 * 4 + 16 * 4 + 5 * 2 + 17 * 2 + 16 * 2 * 2
-    for data in ("dig. phantom", "config. A"):  # morphology (25 of its 29 features), local intensity (2)
-        assert len(ibsi_reference("morph.", data)) == 25 and len(ibsi_reference("loc.", data)) == 2
-    n = {c: sum(len(ibsi_reference(p, f"config. {c}")) for p in FAMILY_PREFIX.values()) for c in "BCDE"}
-    assert n["B"] == n_a  # B is slice-wise like A
-    assert n["C"] == n["D"] == n["E"] == 18 + 23 + 6 + 25 * 2 + 16 * 2 + 5 + 17 + 16 * 2  # 3D only
+    with open(path, newline="") as fh:
+        table = [(r["tag"], r["data"], r["aggregation"]) for r in csv.DictReader(fh)]
+    cases = [(p.values[1]["tag"], p.values[1]["data"], p.values[1]["aggregation"])
+             for p in _rows("dig. phantom") + _rows("config. A")]
+    cases += [(p.values[2]["tag"], p.values[2]["data"], p.values[2]["aggregation"]) for p in _config_rows()]
+    assert len(table) == 1804
+    assert sorted(cases) == sorted(table)
