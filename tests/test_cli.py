@@ -121,3 +121,25 @@ def test_mask_label_through_the_cli(images, tmp_path):
     assert r.returncode == 0, r.stderr
     arr = medfeat.read_image(images[0]).array[0]
     assert json.loads(out.read_text())[0]["stat_mean"] == pytest.approx(arr[16:].mean())
+
+
+def test_families_lists_every_ibsi_feature_with_its_code():
+    """`medfeat families` names every feature of IBSI's reference table with the table's IBSI code."""
+    import csv
+    import os
+
+    from conftest import require_shared
+
+    table = require_shared("data", "ibsi", "reference_values.csv")
+    with open(table, newline="") as fh:
+        wanted = {(r["tag"].replace("ntg.", "ngt."), r["ibsi_code"]) for r in csv.DictReader(fh)}
+    r = subprocess.run([sys.executable, "-m", "medfeat", "families"], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "COLUMNS": "300"})
+    assert r.returncode == 0, r.stderr
+    listed = set()
+    for line in r.stdout.splitlines():
+        cells = [c.strip() for c in line.strip("│ ").split("│")]
+        if len(cells) >= 3:
+            listed.add((cells[1], cells[2]))
+    assert len(wanted) == 169  # the table's distinct feature tags
+    assert wanted <= listed, sorted(wanted - listed)[:10]
