@@ -3,15 +3,16 @@
     python _pyradiomics_worker.py JOB.json
 
 JOB.json: ``{"image": "image.npy", "mask": "mask.npy", "spacing": [z, y, x], "force2d": bool,
-"bin_width": 25.0, "repeats": 3, "context": bool}``; arrays are ``(z, y, x)``, the mask boolean.
-Builds in-memory SimpleITK images and runs ``RadiomicsFeatureExtractor.execute`` on the Original
-image (fixed bin width, no resampling, no normalisation):
+"bin_width": 25.0, "repeats": 3, "classes": [...], "context": bool}``; arrays are ``(z, y, x)``, the
+mask boolean. Builds in-memory SimpleITK images and runs ``RadiomicsFeatureExtractor.execute`` on
+the Original image (fixed bin width, no resampling, no normalisation):
 
-* matched: only ``firstorder``, ``glcm`` and ``glrlm``, without diagnostics (``additionalInfo``
-  off); once as a warm-up, then ``repeats`` timed times. Its features are returned.
-* with ``context``: the same families with PyRadiomics' diagnostics on (its default ``execute``),
-  ``repeats`` times; and every feature class PyRadiomics enables by default (adds shape, glszm,
-  gldm, ngtdm), once.
+* matched: the feature ``classes`` (default: all seven, ``firstorder``, ``shape``, ``glcm``,
+  ``glrlm``, ``glszm``, ``gldm``, ``ngtdm``; with ``force2d`` the class ``shape`` means
+  ``shape2D``, PyRadiomics' shape of a slice), without diagnostics (``additionalInfo`` off); once
+  as a warm-up, then ``repeats`` timed times. Its features are returned.
+* with ``context``: PyRadiomics' default ``execute`` (diagnostics on, the classes it enables by
+  default: 3D ``shape`` even with ``force2d``), once.
 
 Prints one JSON object on stdout: the timings (ms) and the matched run's feature values.
 
@@ -38,7 +39,7 @@ def sitk_images(job: dict) -> tuple[sitk.Image, sitk.Image]:
     return image, mask
 
 
-MATCHED = ("firstorder", "glcm", "glrlm")
+MATCHED = ("firstorder", "shape", "glcm", "glrlm", "glszm", "gldm", "ngtdm")
 
 
 def extractor(job: dict, classes: tuple[str, ...] | None = MATCHED, diagnostics: bool = False):
@@ -54,6 +55,8 @@ def extractor(job: dict, classes: tuple[str, ...] | None = MATCHED, diagnostics:
     ex.disableAllImageTypes()
     ex.enableImageTypeByName("Original")
     if classes is not None:
+        if job["force2d"]:
+            classes = tuple("shape2D" if c == "shape" else c for c in classes)
         ex.disableAllFeatures()
         ex.enableFeaturesByName(**{c: [] for c in classes})
     return ex
@@ -76,15 +79,14 @@ def main(path: str) -> None:
         job = json.load(fh)
     image, mask = sitk_images(job)
     repeats = int(job["repeats"])
-    ex = extractor(job)
+    ex = extractor(job, tuple(job.get("classes") or MATCHED))
     (first_ms,), result = timed(ex, image, mask, 1)  # warm-up
     times, _ = timed(ex, image, mask, repeats)
-    out = {"first_ms": first_ms, "times_ms": times,
+    out = {"first_ms": first_ms, "times_ms": times, "classes": sorted(ex.enabledFeatures),
            "features": {k[len("original_"):]: float(v) for k, v in result.items() if k.startswith("original_")},
            "pyradiomics": radiomics.__version__, "simpleitk": sitk.Version.VersionString(),
            "numpy": np.__version__, "python": sys.version.split()[0]}
     if job.get("context"):
-        out["diagnostics_times_ms"], _ = timed(extractor(job, diagnostics=True), image, mask, repeats)
         ex = extractor(job, classes=None, diagnostics=True)
         out["all_classes"] = sorted(ex.enabledFeatures)
         (out["all_classes_ms"],), _ = timed(ex, image, mask, 1)

@@ -60,8 +60,8 @@ def test_columns_are_stable_and_complete(image):
     undirected = {"ngtdm": 5, "ngldm": 17, "glszm": 16, "gldzm": 16}
     assert len(cols) == 18 + 23 + 6 + (25 + 16) * 4 + sum(undirected[f] for f in s.families if f in undirected) * 2
     assert "morph" not in s.families and "li" not in s.families  # 3D shape: asked for, not default for pictures
-    with_shape = [c.name for c in feature_columns(s.replace(families=s.families + ("morph", "li")))]
-    # morph: IBSI's 3D features plus 2D per-slice ones under slice-wise settings; li: 2 peaks
+    with_shape = [c.name for c in feature_columns(s.replace(families=s.families + ("morph", "morph2d", "li")))]
+    # morph: IBSI's 3D features; morph2d: the 2D per-slice shape; li: 2 peaks
     assert len(with_shape) == len(cols) + 29 + 11 + 2
     assert "cm_joint_max_2d_avg" in cols and "rlm_sre_25d_mrg" in cols
     assert "ngt_coarseness_2d" in cols and "ngl_dc_entr_25d" in cols

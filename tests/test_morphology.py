@@ -13,7 +13,8 @@ import medfeat
 from medfeat import Image, Settings
 from medfeat.extract import feature_columns
 from medfeat.features import morphology as M
-from medfeat.features.morphology import morphology_2d_features, morphology_features
+from medfeat.features.morphology import morphology_features
+from medfeat.features.morphology_2d import morphology_2d_features
 
 
 def _ball(radius: float, pad: int = 2) -> np.ndarray:
@@ -253,13 +254,27 @@ def test_family_registration_and_columns():
     s2 = Settings.preset("default-2d")
     assert "morph" in s3.families and "li" in s3.families
     row3 = medfeat.extract(image, None, s3, families=["morph"])
-    row2 = medfeat.extract(image, None, s2, families=["morph"])
+    row2 = medfeat.extract(image, None, s2, families=["morph", "morph2d"])
     assert list(row3) == [c.name for c in feature_columns(s3, families=["morph"])]
-    assert list(row2) == [c.name for c in feature_columns(s2, families=["morph"])]
+    assert list(row2) == [c.name for c in feature_columns(s2, families=["morph", "morph2d"])]
     assert len(row3) == 29 and len(row2) == 29 + 11
     assert "morph_2d_area" in row2 and "morph_2d_area" not in row3
     assert all(row2[k] == row3[k] for k in row3)  # IBSI morphology is 3D whatever the setting
     assert all(np.isfinite(v) for v in row2.values())
+    # the whole image is the ROI: each slice is a 9 x 9 rectangle of 0.7 mm pixels
+    assert row2["morph_2d_approx_area"] == pytest.approx(81 * 0.49)
+    # pixel-centre variance along a side: 9 rows x sum((i - 4)^2, i = 0..8) / (81 - 1) = 540 / 80
+    assert row2["morph_2d_pca_major"] == pytest.approx(4 * math.sqrt(0.49 * 540 / 80))
+
+
+def test_autocorrelation_can_be_left_out():
+    image = Image(np.random.default_rng(0).normal(size=(4, 9, 9)), spacing=(2.0, 0.7, 0.7))
+    full = medfeat.extract(image, None, "default-3d", families=["morph"])
+    s = Settings.preset("default-3d").replace(morph_autocorrelation=False)
+    short = medfeat.extract(image, None, s, families=["morph"])
+    assert list(short) == [c.name for c in feature_columns(s, families=["morph"])]
+    assert set(full) - set(short) == {"morph_moran_i", "morph_geary_c"}
+    assert all(short[k] == full[k] for k in short)
 
 
 def test_digital_phantom_ombb_matches_the_ibsi_manual():

@@ -76,15 +76,10 @@ Where IBSI leaves room, and what medfeat does:
 Degenerate cases give NaN: a ratio whose denominator is 0 (a flat ROI's least axis, a constant
 ROI's Moran's I and Geary's C, a one-voxel ROI's elongation), never an error.
 
-**2D settings** (``dimension = "2d"``). IBSI morphology stays 3D (configuration A's reference
-values are 3D, and are what the ``morph.*`` columns hold). Slice-wise settings add 2D shape
-features (``morph.2d.*``, no IBSI code) computed per slice of the morphological mask, in mm, and
-averaged over the slices that hold ROI pixels: area from the marching-squares contour
-(scikit-image ``find_contours`` on the zero-padded slice at level 0.5; holes subtract), pixel
-counting area, perimeter (contour length, holes included), perimeter to area ratio, circularity
-:math:`4\pi A/P^2`, maximum 2D diameter (contour vertices), PCA major and minor axis lengths
-(:math:`4\sqrt{\lambda}` of the pixel centres) and elongation, and area densities against the
-axis-aligned bounding rectangle and the convex hull of the contour.
+**Moran's I and Geary's C** can be left out (``autocorrelation=False``; setting
+``morph_autocorrelation``): they are the family's costliest features and the only ones without a
+counterpart in PyRadiomics' shape class. The 2D shape of slices is the separate family ``morph2d``
+(:mod:`medfeat.features.morphology_2d`).
 
 References
 ----------
@@ -149,20 +144,6 @@ FEATURES: tuple[FeatureDef, ...] = (
     FeatureDef("morph.geary.c", "NPT7", "Geary's C measure"),
 )
 
-FEATURES_2D: tuple[FeatureDef, ...] = (
-    FeatureDef("morph.2d.area", "", "area (marching-squares contour), mean over slices (mm^2)"),
-    FeatureDef("morph.2d.approx.area", "", "area (pixel counting), mean over slices (mm^2)"),
-    FeatureDef("morph.2d.perimeter", "", "perimeter (contour length), mean over slices (mm)"),
-    FeatureDef("morph.2d.pa", "", "perimeter to area ratio, mean over slices (1/mm)"),
-    FeatureDef("morph.2d.circularity", "", "circularity 4 pi A / P^2, mean over slices"),
-    FeatureDef("morph.2d.diam", "", "maximum 2D diameter, mean over slices (mm)"),
-    FeatureDef("morph.2d.pca.major", "", "2D major axis length 4 sqrt(lambda_major), mean over slices (mm)"),
-    FeatureDef("morph.2d.pca.minor", "", "2D minor axis length 4 sqrt(lambda_minor), mean over slices (mm)"),
-    FeatureDef("morph.2d.pca.elongation", "", "2D elongation sqrt(lambda_minor / lambda_major), mean over slices"),
-    FeatureDef("morph.2d.a.dens.aabb", "", "area density (axis-aligned bounding rectangle), mean over slices"),
-    FeatureDef("morph.2d.a.dens.conv.hull", "", "area density (convex hull, solidity), mean over slices"),
-)
-
 # Moran's I / Geary's C: the FFT grid (ROI box zero-padded to twice its size) above which they are
 # estimated on a subsample (memory: a few float64 arrays of this many cells).
 FFT_MAX_CELLS = 2 ** 24
@@ -172,9 +153,12 @@ MVEE_TOLERANCE = 1e-3
 MVEE_MAX_ITERATIONS = 20000
 
 
-def feature_defs(dimension: str = "3d") -> tuple[FeatureDef, ...]:
-    """The family's features: IBSI's 3D ones, plus the 2D per-slice ones for slice-wise settings."""
-    return FEATURES + FEATURES_2D if dimension == "2d" else FEATURES
+AUTOCORRELATION = ("morph.moran.i", "morph.geary.c")
+
+
+def feature_defs(autocorrelation: bool = True) -> tuple[FeatureDef, ...]:
+    """The family's features, without Moran's I and Geary's C unless ``autocorrelation``."""
+    return FEATURES if autocorrelation else tuple(f for f in FEATURES if f.tag not in AUTOCORRELATION)
 
 
 def _ratio(num: float, den: float) -> float:
@@ -566,7 +550,7 @@ def voxel_moments(mask: np.ndarray, spacing, weights: np.ndarray | None = None
 
 
 def morphology_features(morph_mask: np.ndarray, image: np.ndarray, intensity_mask: np.ndarray,
-                        spacing) -> dict[str, float]:
+                        spacing, autocorrelation: bool = True) -> dict[str, float]:
     """IBSI's 3D morphological features of a ROI.
 
     Parameters
@@ -579,11 +563,13 @@ def morphology_features(morph_mask: np.ndarray, image: np.ndarray, intensity_mas
         Intensity mask (after re-segmentation), used by the intensity-dependent features.
     spacing : sequence of 3 float
         Voxel size ``(z, y, x)`` in mm.
+    autocorrelation : bool
+        Compute Moran's I and Geary's C (else they are left out of the result).
 
     Returns
     -------
     dict
-        ``{tag: value}`` for every feature of :data:`FEATURES`.
+        ``{tag: value}`` for every feature of :func:`feature_defs` ``(autocorrelation)``.
     """
     sp = np.asarray(spacing, dtype=np.float64)
     morph_mask = np.asarray(morph_mask, dtype=bool)
@@ -645,10 +631,11 @@ def morphology_features(morph_mask: np.ndarray, image: np.ndarray, intensity_mas
     out["morph.a.dens.conv.hull"] = _ratio(area, hull_area)
 
     out["morph.integ.int"] = vol * float(values.mean()) if values.size else nan
-    box = _bounding_box(intensity_mask)
-    out["morph.moran.i"], out["morph.geary.c"] = (
-        spatial_autocorrelation(image[box], intensity_mask[box], sp) if values.size else (nan, nan))
-    return {f.tag: float(out[f.tag]) for f in FEATURES}
+    if autocorrelation:
+        box = _bounding_box(intensity_mask)
+        out["morph.moran.i"], out["morph.geary.c"] = (
+            spatial_autocorrelation(image[box], intensity_mask[box], sp) if values.size else (nan, nan))
+    return {f.tag: float(out[f.tag]) for f in feature_defs(autocorrelation)}
 
 
 def _bounding_box(mask: np.ndarray) -> tuple[slice, ...]:
@@ -658,58 +645,3 @@ def _bounding_box(mask: np.ndarray) -> tuple[slice, ...]:
         idx = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
         out.append(slice(int(idx[0]), int(idx[-1]) + 1) if idx.size else slice(0, 0))
     return tuple(out)
-
-
-def _polygon_area(contour: np.ndarray) -> float:
-    y, x = contour[:, 0], contour[:, 1]
-    return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
-
-
-def slice_features(mask2d: np.ndarray, spacing2d) -> dict[str, float]:
-    """The 2D shape features of one slice (``mask2d`` (y, x), ``spacing2d`` (dy, dx) in mm)."""
-    from skimage.measure import find_contours
-
-    sp = np.asarray(spacing2d, dtype=np.float64)
-    contours = [c * sp for c in find_contours(np.pad(mask2d.astype(np.float32), 1), 0.5)]
-    contours = [c for c in contours if len(c) > 1]
-    area = abs(sum(_polygon_area(c) for c in contours))
-    perimeter = float(sum(np.linalg.norm(np.diff(c, axis=0), axis=1).sum() for c in contours))
-    pts = np.concatenate(contours) if contours else np.zeros((1, 2))
-    try:
-        hull = ConvexHull(pts)
-        hull_pts, hull_area = pts[hull.vertices], float(hull.volume)  # 2D: volume is the area
-    except (QhullError, ValueError):
-        hull_pts, hull_area = pts, float("nan")
-    ext = pts.max(axis=0) - pts.min(axis=0)
-    pix = np.argwhere(mask2d) * sp
-    lam = (np.sort(np.clip(np.linalg.eigvalsh(np.cov(pix.T)), 0.0, None))[::-1]
-           if len(pix) > 1 else np.zeros(2))
-    return {
-        "morph.2d.area": area,
-        "morph.2d.approx.area": float(len(pix) * np.prod(sp)),
-        "morph.2d.perimeter": perimeter,
-        "morph.2d.pa": _ratio(perimeter, area),
-        "morph.2d.circularity": _ratio(4.0 * math.pi * area, perimeter ** 2),
-        "morph.2d.diam": max_diameter(hull_pts),
-        "morph.2d.pca.major": 4.0 * math.sqrt(lam[0]),
-        "morph.2d.pca.minor": 4.0 * math.sqrt(lam[1]),
-        "morph.2d.pca.elongation": math.sqrt(lam[1] / lam[0]) if lam[0] > 0 else float("nan"),
-        "morph.2d.a.dens.aabb": _ratio(area, float(np.prod(ext))),
-        "morph.2d.a.dens.conv.hull": _ratio(area, hull_area),
-    }
-
-
-def morphology_2d_features(morph_mask: np.ndarray, spacing) -> dict[str, float]:
-    """:data:`FEATURES_2D`: :func:`slice_features` averaged over the slices holding ROI pixels
-    (NaN of a slice left out of its feature's mean)."""
-    rows = [slice_features(s, spacing[1:]) for s in np.asarray(morph_mask, dtype=bool) if s.any()]
-    out = {}
-    for f in FEATURES_2D:
-        v = np.array([r[f.tag] for r in rows], dtype=np.float64)
-        v = v[np.isfinite(v)]
-        out[f.tag] = float(v.mean()) if v.size else float("nan")
-    return out
-
-
-#: what ``medfeat families`` lists: every feature, the 2D ones included (slice-wise settings only)
-FEATURE_GROUPS = FEATURES + FEATURES_2D
