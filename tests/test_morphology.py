@@ -286,3 +286,36 @@ def test_digital_phantom_ombb_matches_the_ibsi_manual():
     f = morphology_features(mask, image, mask, (2.0, 2.0, 2.0))
     assert f["morph.v.dens.ombb"] == pytest.approx(0.869, abs=0.005)
     assert f["morph.a.dens.ombb"] == pytest.approx(0.866, abs=0.005)
+
+
+def test_hull_candidates_keep_every_hull_vertex():
+    """The plane-by-plane 2D hull filter leaves Qhull the same hull as the whole mesh."""
+    from scipy.spatial import ConvexHull
+
+    rng = np.random.default_rng(7)
+    for trial in range(20):
+        mask = rng.random((5, 6, 7)) < 0.4
+        mask[2, 3, 3] = True
+        sp = np.array([2.0, 0.7, 0.9])
+        verts, _ = M.mesh(mask, sp)
+        idx = M._hull_candidates(verts, sp)
+        assert 0 < len(idx) <= len(verts)
+        full, part = ConvexHull(verts), ConvexHull(verts[idx])
+        assert part.volume == pytest.approx(full.volume, rel=1e-12)
+        assert part.area == pytest.approx(full.area, rel=1e-12)
+        assert {tuple(p) for p in verts[full.vertices]} == {tuple(p) for p in verts[idx][part.vertices]}
+
+
+def test_min_area_rectangle_hand_cases():
+    # a 4 x 2 rectangle turned by 30 degrees, with inner points: area 8, sides 4 and 2
+    c, s = math.cos(math.pi / 6), math.sin(math.pi / 6)
+    pts = np.array([[0, 0], [4, 0], [4, 2], [0, 2], [1, 1], [2, 1.5], [4, 1]], dtype=float)
+    area, angle, w, h = M._min_area_rectangle(np.ascontiguousarray(pts @ np.array([[c, s], [-s, c]])))
+    assert area == pytest.approx(8.0) and sorted((w, h)) == pytest.approx([2.0, 4.0])
+    assert angle == pytest.approx(math.pi / 6)
+    # a diamond |x| + |y| <= 1: the best rectangle is the square on its edges (area 2), not the
+    # axis-aligned 2 x 2 box (area 4)
+    diamond = np.array([[1, 0], [0, 1], [-1, 0], [0, -1], [0, 0]], dtype=float)
+    assert M._min_area_rectangle(diamond)[0] == pytest.approx(2.0)
+    # collinear points: zero area
+    assert M._min_area_rectangle(np.array([[0, 0], [1, 1], [2, 2.0]]))[0] == pytest.approx(0.0, abs=1e-9)  # angles are rounded to 1e-12

@@ -218,38 +218,112 @@ def mesh_volume_area(verts: np.ndarray, faces: np.ndarray) -> tuple[float, float
 
 
 @numba.njit(cache=True, nogil=True)
-def _row_extremes(keys: np.ndarray) -> np.ndarray:
-    """Mask of the points (integer grid coordinates ``keys`` (n, 3), >= 0) that are the first or
-    last of their grid line along each of the three axes."""
-    n = keys.shape[0]
-    keep = np.ones(n, dtype=np.bool_)
-    for axis in range(3):
-        a, b = (axis + 1) % 3, (axis + 2) % 3
-        lo = np.full((keys[:, a].max() + 1, keys[:, b].max() + 1), np.iinfo(np.int64).max)
-        hi = np.full(lo.shape, -1)
-        for i in range(n):
-            ka, kb, k = keys[i, a], keys[i, b], keys[i, axis]
-            lo[ka, kb] = min(lo[ka, kb], k)
-            hi[ka, kb] = max(hi[ka, kb], k)
-        for i in range(n):
-            k = keys[i, axis]
-            if k != lo[keys[i, a], keys[i, b]] and k != hi[keys[i, a], keys[i, b]]:
-                keep[i] = False
-    return keep
+def _hull_2d_indices(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """Indices of the convex hull vertices of the points ``(xs, ys)``, counter-clockwise, collinear
+    points dropped (Andrew's monotone chain; exact for integer coordinates)."""
+    n = xs.shape[0]
+    order = np.argsort(ys, kind="mergesort")
+    order = order[np.argsort(xs[order], kind="mergesort")]  # by x, then y
+    hull = np.empty(2 * n + 1, dtype=np.int64)
+    k = 0
+    for rep in range(2):
+        start = k
+        for t in range(n):
+            i = order[t] if rep == 0 else order[n - 1 - t]
+            while k >= start + 2:
+                p, q = hull[k - 2], hull[k - 1]
+                if (xs[q] - xs[p]) * (ys[i] - ys[p]) - (ys[q] - ys[p]) * (xs[i] - xs[p]) > 0:
+                    break
+                k -= 1
+            hull[k] = i
+            k += 1
+        k -= 1  # the last point of each chain starts the other
+    return hull[:max(k, 1)].copy()
+
+
+@numba.njit(cache=True, nogil=True)
+def _plane_hull_filter(keys: np.ndarray, keep: np.ndarray, axis: int) -> None:
+    """Clear ``keep`` for points (integer grid coordinates ``keys`` (n, 3), >= 0) that are not
+    vertices of the 2D convex hull of the kept points in their plane normal to ``axis``.
+
+    Only the two ends of each row of a plane can be hull vertices; taken row by row they come
+    sorted, so each plane's hull is one monotone-chain pass: O(n) in all, no sort.
+    """
+    a, b = (axis + 1) % 3, (axis + 2) % 3
+    planes, rows = keys[:, axis].max() + 1, keys[:, a].max() + 1
+    lo = np.full((planes, rows), -1, dtype=np.int64)  # index of the row's first / last point
+    hi = np.full((planes, rows), -1, dtype=np.int64)
+    for i in range(keys.shape[0]):
+        if keep[i]:
+            p, r = keys[i, axis], keys[i, a]
+            if lo[p, r] < 0 or keys[i, b] < keys[lo[p, r], b]:
+                lo[p, r] = i
+            if hi[p, r] < 0 or keys[i, b] > keys[hi[p, r], b]:
+                hi[p, r] = i
+    keep[:] = False
+    chain = np.empty(2 * rows + 1, dtype=np.int64)
+    order = np.empty(2 * rows, dtype=np.int64)
+    for p in range(planes):
+        m = 0
+        for r in range(rows):
+            if lo[p, r] >= 0:
+                order[m] = lo[p, r]
+                m += 1
+                if hi[p, r] != lo[p, r]:
+                    order[m] = hi[p, r]
+                    m += 1
+        k = 0
+        for rep in range(2):  # lower then upper chain, in (row, column) order
+            start = k
+            for t in range(m):
+                i = order[t] if rep == 0 else order[m - 1 - t]
+                while k >= start + 2:
+                    u, v = chain[k - 2], chain[k - 1]
+                    if ((keys[v, a] - keys[u, a]) * (keys[i, b] - keys[u, b])
+                            - (keys[v, b] - keys[u, b]) * (keys[i, a] - keys[u, a])) > 0:
+                        break
+                    k -= 1
+                chain[k] = i
+                k += 1
+            k -= 1
+        for t in range(max(k, 1) if m else 0):
+            keep[chain[t]] = True
+
+
+@numba.njit(cache=True, nogil=True)
+def _grid_keys(points: np.ndarray, step: np.ndarray):
+    """Integer coordinates (from 0) of points on a grid of the given ``step``, or None if a point is
+    more than 1e-6 steps off the grid."""
+    n = points.shape[0]
+    low = np.empty(3)
+    for d in range(3):
+        low[d] = points[:, d].min() / step[d]
+    keys = np.empty((n, 3), dtype=np.int64)
+    for i in range(n):
+        for d in range(3):
+            g = points[i, d] / step[d] - low[d]
+            k = np.rint(g)
+            if abs(g - k) > 1e-6:
+                return None
+            keys[i, d] = np.int64(k)
+    return keys
 
 
 def _hull_candidates(verts: np.ndarray, spacing: np.ndarray) -> np.ndarray:
     """Indices of the mesh vertices that can be convex hull vertices.
 
-    A binary mask's marching-cubes vertices lie on a half-voxel grid; a vertex between two others
-    on one grid line is their convex combination, never a hull vertex. Keeping only the ends of
-    each line along every axis leaves the hull unchanged and Qhull ~10x fewer points.
+    A binary mask's marching-cubes vertices lie on a half-voxel grid. A 3D hull vertex is also a
+    vertex of the 2D hull of the points in its grid plane (else it is a convex combination of
+    them), for planes normal to each axis: keeping only those leaves the hull unchanged and Qhull
+    ~20x fewer points.
     """
-    grid = verts / (np.asarray(spacing, dtype=np.float64) / 2.0)
-    keys = np.rint(grid - grid.min(axis=0)).astype(np.int64)
-    if not np.allclose(grid - grid.min(axis=0), keys, atol=1e-6):  # not on the grid: keep them all
+    keys = _grid_keys(np.ascontiguousarray(verts, dtype=np.float64), np.asarray(spacing, dtype=np.float64) / 2.0)
+    if keys is None:  # not on the grid: keep them all
         return np.arange(len(verts))
-    return np.flatnonzero(_row_extremes(keys))
+    keep = np.ones(len(keys), dtype=bool)
+    for axis in range(3):
+        _plane_hull_filter(keys, keep, axis)
+    return np.flatnonzero(keep)
 
 
 def max_diameter(points: np.ndarray, block: int = 1024) -> float:
@@ -373,36 +447,13 @@ def mvee_axes(points: np.ndarray, tol: float = MVEE_TOLERANCE,
 
 
 @numba.njit(cache=True, nogil=True)
-def _convex_hull_2d(pts: np.ndarray) -> np.ndarray:
-    """Vertices of the convex hull of 2D points, counter-clockwise, collinear points dropped
-    (Andrew's monotone chain)."""
-    n = pts.shape[0]
-    order = np.argsort(pts[:, 1], kind="mergesort")
-    order = order[np.argsort(pts[order, 0], kind="mergesort")]  # by x, then y
-    hull = np.empty((2 * n + 1, 2))
-    k = 0
-    for rep in range(2):
-        start = k
-        for t in range(n):
-            i = order[t] if rep == 0 else order[n - 1 - t]
-            x, y = pts[i, 0], pts[i, 1]
-            while k >= start + 2 and ((hull[k - 1, 0] - hull[k - 2, 0]) * (y - hull[k - 2, 1])
-                                      - (hull[k - 1, 1] - hull[k - 2, 1]) * (x - hull[k - 2, 0])) <= 0.0:
-                k -= 1
-            hull[k, 0], hull[k, 1] = x, y
-            k += 1
-        k -= 1  # the last point of each chain starts the other
-    return hull[:max(k, 1)].copy()
-
-
-@numba.njit(cache=True, nogil=True)
 def _min_area_rectangle(pts: np.ndarray) -> tuple[float, float, float, float]:
     """Minimum-area enclosing rectangle of 2D points: ``(area, angle, width, height)``.
 
     One side of the optimal rectangle lies on a convex hull edge, so trying each edge's
     direction (modulo a quarter turn) is exact.
     """
-    hull = _convex_hull_2d(pts)
+    hull = pts[_hull_2d_indices(pts[:, 0].copy(), pts[:, 1].copy())]
     h = hull.shape[0]
     best = (np.inf, 0.0, 0.0, 0.0)
     for e in range(h):
