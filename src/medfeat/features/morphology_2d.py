@@ -6,8 +6,9 @@ features have no IBSI code. They are computed for each slice of the morphologica
 ROI pixels, in mm, and averaged over those slices (a slice's NaN is left out of its feature's
 mean):
 
-* area :math:`A`: enclosed by the marching-squares contour (scikit-image ``find_contours`` on the
-  zero-padded slice at level 0.5; holes subtract), and by pixel counting;
+* area :math:`A`: enclosed by the marching-squares contour of the zero-padded slice at level 0.5
+  (the contour scikit-image's ``find_contours`` draws; holes subtract; diagonal pixels are not
+  connected), and by pixel counting;
 * perimeter :math:`P`: the contour's length, holes included; perimeter to area ratio :math:`P/A`;
 * circularity :math:`4\pi A/P^2` (PyRadiomics' 2D "sphericity" is its square root);
 * maximum 2D diameter: the largest distance between two contour vertices (over the convex hull);
@@ -15,6 +16,11 @@ mean):
   :math:`4\sqrt{\lambda}` and elongation :math:`\sqrt{\lambda_{minor}/\lambda_{major}}`;
 * area densities: :math:`A` over the area of the contour's axis-aligned bounding rectangle and over
   its convex hull (solidity).
+
+The contour is never traced: for a binary mask each 2x2 cell of pixel centres holds a fixed piece
+of it (its vertices are the midpoints of the cell edges joining an inside and an outside pixel), so
+area and perimeter are sums of per-configuration constants over the 16 cell configurations, and the
+hull is that of the contour vertices which end a row.
 
 References
 ----------
@@ -29,7 +35,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.spatial import ConvexHull, QhullError
 
 from medfeat.features.base import FeatureDef
 from medfeat.features.morphology import _ratio, max_diameter
@@ -51,32 +56,68 @@ FEATURES: tuple[FeatureDef, ...] = (
 )
 
 
-def _polygon_area(contour: np.ndarray) -> float:
-    y, x = contour[:, 0], contour[:, 1]
-    return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
+# The 2x2 cell configurations (bits: top-left 1, top-right 2, bottom-right 4, bottom-left 8):
+# the inside area (cell areas) and the contour length (in diagonal half-lengths h, horizontal
+# lengths dx, vertical lengths dy) of the marching-squares piece in the cell.
+_CELL_AREA = np.zeros(16)
+_CELL_H = np.zeros(16)
+_CELL_DX = np.zeros(16)
+_CELL_DY = np.zeros(16)
+for _code in range(16):
+    _bits = [(_code >> k) & 1 for k in range(4)]
+    _n = sum(_bits)
+    if _n == 1:
+        _CELL_AREA[_code], _CELL_H[_code] = 1 / 8, 1
+    elif _n == 3:
+        _CELL_AREA[_code], _CELL_H[_code] = 7 / 8, 1
+    elif _n == 4:
+        _CELL_AREA[_code] = 1.0
+    elif _n == 2:
+        if _code in (5, 10):  # diagonal: two corner pieces (inside pixels only edge-connected)
+            _CELL_AREA[_code], _CELL_H[_code] = 2 / 8, 2
+        else:
+            _CELL_AREA[_code] = 1 / 2
+            if _code in (3, 12):  # top or bottom pair: a horizontal piece
+                _CELL_DX[_code] = 1
+            else:
+                _CELL_DY[_code] = 1
+
+
+def _row_ends(edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and columns of the first and last True of each row of ``edges`` that has one."""
+    rows = np.flatnonzero(edges.any(axis=1))
+    first = edges[rows].argmax(axis=1)
+    last = edges.shape[1] - 1 - edges[rows, ::-1].argmax(axis=1)
+    return np.concatenate([rows, rows]), np.concatenate([first, last])
 
 
 def slice_features(mask2d: np.ndarray, spacing2d) -> dict[str, float]:
     """The 2D shape features of one slice (``mask2d`` (y, x), ``spacing2d`` (dy, dx) in mm)."""
-    from skimage.measure import find_contours
+    from medfeat.features.morphology import _hull_2d_indices
 
     sp = np.asarray(spacing2d, dtype=np.float64)
-    contours = [c * sp for c in find_contours(np.pad(mask2d.astype(np.float32), 1), 0.5)]
-    contours = [c for c in contours if len(c) > 1]
-    area = abs(sum(_polygon_area(c) for c in contours))
-    perimeter = float(sum(np.linalg.norm(np.diff(c, axis=0), axis=1).sum() for c in contours))
-    pts = np.concatenate(contours) if contours else np.zeros((1, 2))
-    try:
-        hull = ConvexHull(pts)
-        hull_pts, hull_area = pts[hull.vertices], float(hull.volume)  # 2D: volume is the area
-    except (QhullError, ValueError):
-        hull_pts, hull_area = pts, float("nan")
+    dy, dx = float(sp[0]), float(sp[1])
+    m = np.pad(np.asarray(mask2d, dtype=bool), 1)
+    u8 = m.view(np.uint8)
+    codes = u8[:-1, :-1] | (u8[:-1, 1:] << 1) | (u8[1:, 1:] << 2) | (u8[1:, :-1] << 3)
+    counts = np.bincount(codes.ravel(), minlength=16).astype(np.float64)
+    area = float(counts @ _CELL_AREA) * dy * dx
+    perimeter = float(counts @ (_CELL_H * 0.5 * math.hypot(dx, dy) + _CELL_DX * dx + _CELL_DY * dy))
+    # contour vertices on a half-pixel grid (units of half a pixel): midpoints of the horizontal
+    # inside/outside pairs (2y, 2x + 1) and of the vertical ones (2y + 1, 2x); the ends of each row
+    ry, rx = _row_ends(m[:, 1:] != m[:, :-1])
+    vy, vx = _row_ends(m[1:, :] != m[:-1, :])
+    ky = np.concatenate([2 * ry, 2 * vy + 1]).astype(np.float64)
+    kx = np.concatenate([2 * rx + 1, 2 * vx]).astype(np.float64)
+    pts = np.stack([(ky - 2) * (dy / 2), (kx - 2) * (dx / 2)], axis=1)  # mm, pixel centres at 0, d, ...
+    hull_pts = pts[_hull_2d_indices(kx, ky)]
+    hull_area = _polygon_area(hull_pts) if len(hull_pts) > 2 else 0.0
     ext = pts.max(axis=0) - pts.min(axis=0)
     count, cov = _pixel_moments(mask2d, sp)
     lam = np.sort(np.clip(np.linalg.eigvalsh(cov), 0.0, None))[::-1] if count > 1 else np.zeros(2)
     return {
         "morph.2d.area": area,
-        "morph.2d.approx.area": float(count * np.prod(sp)),
+        "morph.2d.approx.area": float(count * dy * dx),
         "morph.2d.perimeter": perimeter,
         "morph.2d.pa": _ratio(perimeter, area),
         "morph.2d.circularity": _ratio(4.0 * math.pi * area, perimeter ** 2),
@@ -87,6 +128,12 @@ def slice_features(mask2d: np.ndarray, spacing2d) -> dict[str, float]:
         "morph.2d.a.dens.aabb": _ratio(area, float(np.prod(ext))),
         "morph.2d.a.dens.conv.hull": _ratio(area, hull_area),
     }
+
+
+def _polygon_area(poly: np.ndarray) -> float:
+    """Area of a simple polygon (vertices in order, either orientation)."""
+    y, x = poly[:, 0], poly[:, 1]
+    return abs(0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
 
 
 def _pixel_moments(mask2d: np.ndarray, sp: np.ndarray) -> tuple[int, np.ndarray]:
