@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from medfeat.features.base import undirected_aggregations
+from medfeat.features.base import mean_over, undirected_aggregations
 
 
 def aggregate_undirected(compute: Callable[[np.ndarray], dict[str, np.ndarray]], aggregations,
@@ -47,7 +47,7 @@ def aggregate_undirected(compute: Callable[[np.ndarray], dict[str, np.ndarray]],
         if not keep.any():
             return None
         feats = compute(mats[keep])
-        return {tag: float(np.mean(v)) for tag, v in feats.items()}
+        return {tag: mean_over(v) for tag, v in feats.items()}
 
     if "2D" in methods or "2.5D" in methods:
         m = build2d()

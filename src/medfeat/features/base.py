@@ -43,6 +43,13 @@ class FeatureDef:
     name: str
 
 
+def mean_over(values) -> float:
+    """Mean of a feature over matrices (slices, directions), as ``float(np.mean(values))`` gives
+    it (the same sum, then one division) without np.mean's overhead: it runs once per feature."""
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    return float(v[0]) if v.size == 1 else float(v.sum() / v.size)
+
+
 def column(tag: str, aggregation: str | None = None) -> str:
     """Stable column name of a feature: ``column("cm.joint.max", "2D, averaged") == "cm_joint_max_2d_avg"``."""
     name = tag.replace(".", "_")
@@ -130,7 +137,7 @@ def aggregate(compute, aggregations, build2d=None, build3d=None) -> dict[str, di
         if not keep.any():
             return None
         feats = compute(mats[keep], nv[keep])
-        return {tag: float(np.mean(v)) for tag, v in feats.items()}
+        return {tag: mean_over(v) for tag, v in feats.items()}
 
     need2d = [a for a in aggregations if a in AGGREGATIONS_2D]
     need3d = [a for a in aggregations if a in AGGREGATIONS_3D]

@@ -53,7 +53,8 @@ import numba
 import numpy as np
 
 from medfeat.features._levels import level_lut
-from medfeat.features.base import FeatureDef, directions_2d, directions_3d, flatten, undirected_aggregations
+from medfeat.features.base import (FeatureDef, directions_2d, directions_3d, flatten, mean_over,
+                                   undirected_aggregations)
 
 # --------------------------------------------------------------------------------------------
 # Zones
@@ -353,7 +354,12 @@ class ZoneBatch:
         lut[present] = np.arange(k)
         jk = lut[j]
         key = (np.asarray(matrix, dtype=np.int64) * g + level_index) * k + jk
-        cells, count = np.unique(key, return_counts=True)
+        if n * g * k <= 8 * key.size + 65536:  # a dense count is cheaper than sorting the zones
+            count = np.bincount(key, minlength=n * g * k)
+            cells = np.flatnonzero(count)
+            count = count[cells]
+        else:
+            cells, count = np.unique(key, return_counts=True)
         cm, rest = np.divmod(cells, g * k)
         ci, cj = np.divmod(rest, k)
         count = count.astype(np.float64)
@@ -438,7 +444,7 @@ def zone_family_features(table, levels: np.ndarray, aggregations, measure: str,
         keep = np.bincount(matrix, minlength=n) > 0  # slices without ROI voxels: no zone, no features
         index = np.cumsum(keep) - 1
         b = ZoneBatch.of(index[matrix], lv, j, int(keep.sum()), n_v[keep], grey)
-        return {tag: float(np.mean(fn(b))) for tag, _, _, fn in table}
+        return {tag: mean_over(fn(b)) for tag, _, _, fn in table}
 
     if "2D" in aggs or "2.5D" in aggs:
         lv, sl, size, dist = _zones_of_box(padded, inside, False, with_distance)
