@@ -64,6 +64,7 @@ References
 """
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from medfeat.features._undirected import aggregate_undirected
@@ -104,40 +105,62 @@ def _check_distance(distance) -> int:
     return d
 
 
-def _neighbour_sums(levels: np.ndarray, distance: int, three_d: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Sum of the ROI neighbours' grey levels and their number, for every voxel of ``levels``.
+@numba.njit(cache=True, nogil=True)
+def _window_sums(a, distance):  # pragma: no cover - compiled
+    """``out[o, k, i] = sum of a[o, k - distance : k + distance + 1, i]``, zero beyond the array:
+    a running sum along the middle axis of a 3-D integer array, the last axis innermost."""
+    outer, n, inner = a.shape
+    out = np.empty_like(a)
+    for o in range(outer):
+        for i in range(inner):  # the window of position 0
+            run = a.dtype.type(0)
+            for k in range(min(distance + 1, n)):
+                run += a[o, k, i]
+            out[o, 0, i] = run
+        for k in range(1, n):
+            hi, lo = k + distance, k - distance - 1
+            for i in range(inner):
+                run = out[o, k - 1, i]
+                if hi < n:
+                    run += a[o, hi, i]
+                if lo >= 0:
+                    run -= a[o, lo, i]
+                out[o, k, i] = run
+    return out
 
-    Neighbours lie within Chebyshev distance ``distance`` (in-plane only unless ``three_d``), the
-    voxel itself excluded, and count only inside the ROI (``levels > 0``). Exact integer sums:
-    ``level * K + inside`` packed in one integer array (``K = 2**shift`` above the neighbourhood
-    size), box-summed separably over a zero border, the centre subtracted.
-    """
-    inside = levels > 0
-    width = 2 * distance + 1
-    size = width ** (3 if three_d else 2)
-    shift = int(size).bit_length()  # K = 2**shift > size, the largest count (centre included)
-    top = int(levels.max()) if levels.size else 0
-    dtype = np.int32 if ((top + 1) << shift) * size < 2**31 else np.int64
-    packed = levels.astype(dtype) << shift
-    packed |= inside
-    total = packed
-    for axis in ((0, 1, 2) if three_d else (1, 2)):
-        total = _window_sum(total, distance, axis)
-    total -= packed  # the centre is not its own neighbour
-    return total >> shift, total & ((1 << shift) - 1)
 
-
-def _window_sum(a: np.ndarray, distance: int, axis: int) -> np.ndarray:
-    """``out[..., k, ...] = sum of a[..., k - distance : k + distance + 1, ...]`` along ``axis``,
-    zero beyond the array (a sum of ``2 * distance + 1`` shifted views)."""
-    n = a.shape[axis]
-    out = a.copy()
-    for s in range(1, min(distance, n - 1) + 1):
-        lo = [slice(None)] * a.ndim
-        hi = [slice(None)] * a.ndim
-        lo[axis], hi[axis] = slice(0, n - s), slice(s, n)
-        out[tuple(lo)] += a[tuple(hi)]  # the neighbour at +s
-        out[tuple(hi)] += a[tuple(lo)]  # the neighbour at -s
+@numba.njit(cache=True, nogil=True)
+def _accumulate(levels, lut, g, distance, three_d, shift):  # pragma: no cover - compiled
+    """``(n_i, s_i)`` per matrix. Each voxel's neighbourhood sum of ``level * 2**shift + inside`` (a
+    separable box sum over a zero border, the centre subtracted) holds, exactly, the sum of its ROI
+    neighbours' levels and their number; each ROI voxel (raster order) with a neighbour adds 1 and
+    ``|level - their mean|`` to its level's column."""
+    nz, ny, nx = levels.shape
+    packed = np.empty((nz, ny, nx), np.int64)
+    for z in range(nz):
+        for y in range(ny):
+            for x in range(nx):
+                v = levels[z, y, x]
+                packed[z, y, x] = (np.int64(v) << shift) | (1 if v > 0 else 0)
+    total = _window_sums(packed.reshape(nz * ny, nx, 1), distance).reshape(nz, ny, nx)  # along x
+    total = _window_sums(total, distance)  # along y
+    if three_d:
+        total = _window_sums(total.reshape(1, nz, ny * nx), distance).reshape(nz, ny, nx)
+    low = (np.int64(1) << shift) - 1
+    out = np.zeros((1 if three_d else nz, 2, g))
+    for z in range(nz):
+        m = 0 if three_d else z
+        for y in range(ny):
+            for x in range(nx):
+                level = levels[z, y, x]
+                if level <= 0:
+                    continue
+                t = total[z, y, x] - packed[z, y, x]  # the centre is not its own neighbour
+                count = t & low
+                if count > 0:
+                    k = lut[level]
+                    out[m, 0, k] += 1.0
+                    out[m, 1, k] += abs(level - (t >> shift) / count)
     return out
 
 
@@ -173,19 +196,10 @@ def ngtdm_matrices(levels: np.ndarray, distance: int = 1, three_d: bool = False)
     g = present.size
     if g == 0:
         return np.zeros((2, 0) if three_d else (nz, 2, 0)), grey
-    sums, counts = _neighbour_sums(levels, distance, three_d)
-    pos = np.flatnonzero((counts > 0) & (levels > 0))  # ROI voxels with a valid neighbourhood
-    level = levels.reshape(-1)[pos]
-    diff = np.abs(level - sums.reshape(-1)[pos] / counts.reshape(-1)[pos])
     lut = np.zeros(top + 1, dtype=np.intp)
     lut[present] = np.arange(g, dtype=np.intp)
-    key = lut[level]
-    n_mats = 1 if three_d else nz
-    if not three_d:
-        key += (pos // (levels.shape[1] * levels.shape[2])) * g
-    out = np.empty((n_mats, 2, g))
-    out[:, 0] = np.bincount(key, minlength=n_mats * g).reshape(n_mats, g)
-    out[:, 1] = np.bincount(key, weights=diff, minlength=n_mats * g).reshape(n_mats, g)
+    shift = int((2 * distance + 1) ** 3).bit_length()  # 2**shift above the largest neighbour count
+    out = _accumulate(levels, lut, g, distance, three_d, shift)
     return (out[0] if three_d else out), grey
 
 
