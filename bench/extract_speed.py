@@ -1,42 +1,59 @@
-"""medfeat against PyRadiomics: time per image and agreement of the shared features.
+"""medfeat against PyRadiomics and Nyxus, all feature families: time per image and agreement.
 
 Two real CT cases from ``../shared/data``:
 
 * **2D**: the middle axial slice (256x256) of ``medical/ct/invesalius_ProMED_CT0051_head.nii.gz``
   with a nearly whole-image mask (all but a 2-voxel border); medfeat ``dimension="2d"`` with
-  "2D, averaged" texture, PyRadiomics ``force2D``.
+  "2D, averaged" texture, PyRadiomics ``force2D``, Nyxus' 2D API.
 * **3D**: the ``sts/nifti/STS_xxx`` CT tumour ROI whose mask is closest to 117,000 voxels; medfeat
-  ``dimension="3d"`` with "3D, averaged" texture, PyRadiomics' default 13-direction 3D texture.
+  ``dimension="3d"`` with "3D, averaged" texture, PyRadiomics' default 13-direction 3D texture,
+  Nyxus3D.
 
-Both tools get the same float64 HU array and mask and the same discretisation: fixed bin width 25 HU
-with bin edges at multiples of 25 (PyRadiomics' rule; medfeat gets ``resegment_min = floor(min/25)*25``,
-which removes no voxel). Families: medfeat ``stat``, ``ih``, ``glcm``, ``glrlm``; PyRadiomics
-``firstorder``, ``glcm``, ``glrlm`` (Original image, no resampling, no normalisation).
+All tools get the same float64 HU array and mask and the same discretisation: fixed bin width 25 HU
+with bin edges at multiples of 25 (PyRadiomics' rule; medfeat gets ``resegment_min =
+floor(min/25)*25``, which removes no voxel; the Nyxus worker hands Nyxus those grey levels).
 
-Timing is per image, on in-memory data, best of several calls after one warm-up call (the warm-up
-pays numba's one-off JIT / cache load in medfeat; it is reported separately as the first call).
-Both tools run with one BLAS / OpenMP thread (``OPENBLAS_NUM_THREADS`` etc. = 1 unless already set
-in the environment; the PyRadiomics worker inherits them): one image per core is how extraction is
-deployed (Dask workers get the same setting), and on a shared machine a second BLAS thread waiting
-for a busy core turned numpy's dot products of a ROI's intensities into 10 ms stalls.
-medfeat is timed as ``medfeat.extract(Image, mask, settings, families=[...])``, PyRadiomics as
-``RadiomicsFeatureExtractor.execute`` on SimpleITK images (without its diagnostics), in a
-subprocess: PyRadiomics 3.0.1 lives in its own venv, ``bench/.venvs/pyradiomics``, which this script
-creates on first use (``pip install --no-build-isolation pyradiomics==3.0.1``; it compiles C
-extensions) and reuses afterwards. If it cannot be installed the PyRadiomics columns are skipped
-with the reason. The worker is ``bench/_pyradiomics_worker.py``.
+What is timed (per image, in-memory, best of several calls after a warm-up call that pays numba's
+cache load / JIT, reported as the first call):
 
-Every feature both tools define identically is compared (relative tolerance 1e-6 plus a tiny
-absolute one). The target of the issue is medfeat >= 20x faster than PyRadiomics on both cases; the
-ratio uses the matched run (same families, PyRadiomics' diagnostics off). For context the script
-also times PyRadiomics' default ``execute`` (diagnostics on) and, once, every feature class it
-enables by default (adding shape, glszm, gldm, ngtdm: on the 2D case its 3D shape class alone takes
-~20 s, which is where the issue's "16 s per slice" comes from). Results are printed and written to
-``bench/out/extract_speed.json``. About 40 s in all (10 s with ``--no-context``).
+* **PyRadiomics 3.0.1, all seven feature classes**: firstorder, shape (shape2D for the 2D case),
+  glcm, glrlm, glszm, gldm, ngtdm; ``RadiomicsFeatureExtractor.execute`` on SimpleITK images,
+  diagnostics off, Original image, no resampling or normalisation.
+* **medfeat, matched**: the IBSI families that hold PyRadiomics' features: stat and ih
+  (firstorder), glcm, glrlm, glszm, ngldm (PyRadiomics' gldm is IBSI's NGLDM with alpha 0),
+  ngtdm, and the shape family -- ``morph2d`` on the 2D case (PyRadiomics' shape2D), ``morph``
+  without Moran's I and Geary's C on the 3D case (the only IBSI morphology features PyRadiomics has
+  no counterpart of; ``morph_autocorrelation = false``). medfeat computes more features than
+  PyRadiomics even so (e.g. OMBB/MVEE densities, centre of mass shift, ih's 23 features). The
+  issue's target is **PyRadiomics / medfeat matched >= 20x**.
+* **medfeat, all**: every family medfeat has for the case -- also ivh, gldzm, li and ``morph``
+  with Moran's I and Geary's C (and on the 2D case both ``morph`` and ``morph2d``).
+* **Nyxus 0.11** (where it installs): intensity + GLCM, GLRLM, GLSZM, GLDM, NGTDM on the same
+  grey levels, one thread (see ``bench/_nyxus_worker.py`` for what is and is not comparable).
+  On the 3D case Nyxus 0.11 has no in-memory API: the worker writes NIfTI files and times
+  ``Nyxus3D.featurize_files`` (file I/O included; the report says so). Against **medfeat, Nyxus'
+  families** (stat, ih, glcm, glrlm, glszm, ngldm, ngtdm).
+* medfeat each family alone, and all families in every aggregation method of the dimension.
 
-    .venv/bin/python bench/extract_speed.py                   # from the repository root
-    .venv/bin/python bench/extract_speed.py --no-context      # skip the context runs
-    .venv/bin/python bench/extract_speed.py --no-pyradiomics  # medfeat only
+The medfeat variants are interleaved round after round, so a burst of load from other processes
+slows one round of each rather than every call of one variant. All tools run with one BLAS /
+OpenMP thread (``OPENBLAS_NUM_THREADS`` etc. = 1 unless set; the workers inherit them): one image
+per core is how extraction is deployed, and on a shared machine a second BLAS thread waiting for a
+busy core turned numpy's dot products into 10 ms stalls. PyRadiomics and Nyxus run in their own
+venvs (``bench/.venvs/pyradiomics``: ``pip install numpy setuptools wheel`` then ``pip install
+--no-build-isolation pyradiomics==3.0.1``; ``bench/.venvs/nyxus``: ``pip install 'nyxus==0.11.*'``),
+created on first use and reused; if one cannot be installed its columns are skipped with the reason.
+
+Every feature PyRadiomics and medfeat define identically is compared (relative tolerance 1e-6 plus
+a tiny absolute one); known definitional differences are named. With ``--context`` the script also
+times PyRadiomics' default ``execute`` once (diagnostics on and its default classes, whose 3D
+``shape`` on a single slice takes ~20 s: the "16 s per 256x256 slice" the issue quotes). Results
+are printed and written to ``bench/out/extract_speed.json``. About a minute (plus ~25 s with
+``--context``; the first run also installs the two venvs).
+
+    .venv/bin/python bench/extract_speed.py                  # from the repository root
+    .venv/bin/python bench/extract_speed.py --context        # + PyRadiomics' default execute
+    .venv/bin/python bench/extract_speed.py --no-peers       # medfeat only
 
 Exits 0 with a reason when ``../shared`` is absent.
 """
@@ -64,18 +81,24 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 SHARED = ROOT.parent / "shared" / "data"
 OUT = BENCH / "out"
-VENV = BENCH / ".venvs" / "pyradiomics"
-WORKER = BENCH / "_pyradiomics_worker.py"
+VENVS = BENCH / ".venvs"
 
 BIN_WIDTH = 25.0
 TARGET_RATIO = 20.0
 TARGET_3D_VOXELS = 117_000
-FAMILIES = ("stat", "ih", "glcm", "glrlm")
 RTOL, ATOL = 1e-6, 1e-9
 
-# PyRadiomics feature -> (medfeat IBSI tag, transform of the PyRadiomics value, texture family?)
-# Only features with the same definition in both; left out: firstorder TotalEnergy (energy times
-# voxel volume, not an IBSI feature), glcm MCC (maximal correlation coefficient, not in IBSI).
+# medfeat families per variant and case dimension (see the docstring)
+MATCHED = {"2d": ("stat", "ih", "glcm", "glrlm", "glszm", "ngldm", "ngtdm", "morph2d"),
+           "3d": ("stat", "ih", "glcm", "glrlm", "glszm", "ngldm", "ngtdm", "morph")}
+ALL = {"2d": ("stat", "ih", "ivh", "glcm", "glrlm", "glszm", "gldzm", "ngtdm", "ngldm", "morph2d", "morph", "li"),
+       "3d": ("stat", "ih", "ivh", "glcm", "glrlm", "glszm", "gldzm", "ngtdm", "ngldm", "morph", "li")}
+NYXUS_FAMILIES = ("stat", "ih", "glcm", "glrlm", "glszm", "ngldm", "ngtdm")
+PYRADIOMICS_CLASSES = ("firstorder", "shape", "glcm", "glrlm", "glszm", "gldm", "ngtdm")
+
+# PyRadiomics feature -> medfeat IBSI tag, for features with the same definition in both. Left out:
+# firstorder TotalEnergy (energy times voxel volume, not IBSI), glcm MCC (not in IBSI), shape's
+# per-plane 2D diameters (not in IBSI).
 FIRST_ORDER = {
     "Mean": "stat.mean", "Variance": "stat.var", "Skewness": "stat.skew", "Kurtosis": "stat.kurt",
     "Median": "stat.median", "Minimum": "stat.min", "Maximum": "stat.max", "10Percentile": "stat.P10",
@@ -104,8 +127,57 @@ GLRLM = {
     "RunPercentage": "rlm.r.perc", "GrayLevelVariance": "rlm.gl.var", "RunVariance": "rlm.rl.var",
     "RunEntropy": "rlm.rl.entr",
 }
-# PyRadiomics reports kurtosis m4/m2^2; IBSI (and medfeat) report the excess kurtosis.
-TRANSFORMS = {"firstorder_Kurtosis": lambda v: v - 3.0}
+GLSZM = {
+    "SmallAreaEmphasis": "szm.sze", "LargeAreaEmphasis": "szm.lze",
+    "GrayLevelNonUniformity": "szm.glnu", "GrayLevelNonUniformityNormalized": "szm.glnu.norm",
+    "SizeZoneNonUniformity": "szm.zsnu", "SizeZoneNonUniformityNormalized": "szm.zsnu.norm",
+    "ZonePercentage": "szm.z.perc", "GrayLevelVariance": "szm.gl.var", "ZoneVariance": "szm.zs.var",
+    "ZoneEntropy": "szm.zs.entr", "LowGrayLevelZoneEmphasis": "szm.lgze", "HighGrayLevelZoneEmphasis": "szm.hgze",
+    "SmallAreaLowGrayLevelEmphasis": "szm.szlge", "SmallAreaHighGrayLevelEmphasis": "szm.szhge",
+    "LargeAreaLowGrayLevelEmphasis": "szm.lzlge", "LargeAreaHighGrayLevelEmphasis": "szm.lzhge",
+}
+GLDM = {  # PyRadiomics' GLDM is IBSI's NGLDM (alpha 0, distance 1)
+    "SmallDependenceEmphasis": "ngl.lde", "LargeDependenceEmphasis": "ngl.hde",
+    "GrayLevelNonUniformity": "ngl.glnu", "DependenceNonUniformity": "ngl.dcnu",
+    "DependenceNonUniformityNormalized": "ngl.dcnu.norm", "GrayLevelVariance": "ngl.gl.var",
+    "DependenceVariance": "ngl.dc.var", "DependenceEntropy": "ngl.dc.entr",
+    "LowGrayLevelEmphasis": "ngl.lgce", "HighGrayLevelEmphasis": "ngl.hgce",
+    "SmallDependenceLowGrayLevelEmphasis": "ngl.ldlge", "SmallDependenceHighGrayLevelEmphasis": "ngl.ldhge",
+    "LargeDependenceLowGrayLevelEmphasis": "ngl.hdlge", "LargeDependenceHighGrayLevelEmphasis": "ngl.hdhge",
+}
+NGTDM = {"Coarseness": "ngt.coarseness", "Contrast": "ngt.contrast", "Busyness": "ngt.busyness",
+         "Complexity": "ngt.complexity", "Strength": "ngt.strength"}
+SHAPE_3D = {
+    "MeshVolume": "morph.vol", "VoxelVolume": "morph.approx.vol", "SurfaceArea": "morph.area",
+    "SurfaceVolumeRatio": "morph.av", "Sphericity": "morph.sphericity", "Maximum3DDiameter": "morph.diam",
+    "MajorAxisLength": "morph.pca.major", "MinorAxisLength": "morph.pca.minor", "LeastAxisLength": "morph.pca.least",
+    "Elongation": "morph.pca.elongation", "Flatness": "morph.pca.flatness",
+}
+SHAPE_2D = {
+    "MeshSurface": "morph.2d.area", "PixelSurface": "morph.2d.approx.area", "Perimeter": "morph.2d.perimeter",
+    "PerimeterSurfaceRatio": "morph.2d.pa", "Sphericity": "morph.2d.circularity",
+    "MaximumDiameter": "morph.2d.diam", "MajorAxisLength": "morph.2d.pca.major",
+    "MinorAxisLength": "morph.2d.pca.minor", "Elongation": "morph.2d.pca.elongation",
+}
+# PyRadiomics value -> the medfeat definition: kurtosis m4/m2^2 -> IBSI's excess kurtosis; 2D
+# "sphericity" 2 sqrt(pi A) / P -> circularity 4 pi A / P^2.
+TRANSFORMS = {"firstorder_Kurtosis": lambda v: v - 3.0, "shape2D_Sphericity": lambda v: v * v}
+# IBSI tags whose columns carry an aggregation (texture families)
+TEXTURED = ("cm.", "rlm.", "szm.", "ngl.", "ngt.")
+
+# Nyxus column -> medfeat IBSI tag, informative only (see bench/_nyxus_worker.py for what differs);
+# 3D columns carry a "3" prefix
+NYXUS = {
+    "MEAN": "stat.mean", "MIN": "stat.min", "MAX": "stat.max", "MEDIAN": "stat.median",
+    "VARIANCE_BIASED": "stat.var", "SKEWNESS": "stat.skew", "EXCESS_KURTOSIS": "stat.kurt",
+    "MEAN_ABSOLUTE_DEVIATION": "stat.mad",
+    "GLCM_JAVE_AVE": "cm.joint.avg", "GLCM_CONTRAST_AVE": "cm.contrast", "GLCM_JMAX_AVE": "cm.joint.max",
+    "GLCM_IDMN_AVE": "cm.inv.diff.mom.norm", "GLCM_CORRELATION_AVE": "cm.corr",
+    "GLRLM_SRE_AVE": "rlm.sre", "GLRLM_RLN_AVE": "rlm.rlnu",
+    "GLSZM_SAE": "szm.sze", "GLSZM_ZP": "szm.z.perc",
+    "GLDM_SDE": "ngl.lde", "GLDM_GLN": "ngl.glnu",
+    "NGTDM_COARSENESS": "ngt.coarseness", "NGTDM_CONTRAST": "ngt.contrast", "NGTDM_BUSYNESS": "ngt.busyness",
+}
 
 
 # ----------------------------------------------------------------------------- cases
@@ -162,13 +234,13 @@ def grey_levels(case: dict) -> tuple[int, int]:
 # ----------------------------------------------------------------------------- medfeat
 
 
-def medfeat_settings(case: dict, aggregations: tuple[str, ...] | None = None):
+def medfeat_settings(case: dict, aggregations: tuple[str, ...] | None = None, autocorrelation: bool = True):
     import medfeat
 
     lower = math.floor(case["image"][case["mask"]].min() / BIN_WIDTH) * BIN_WIDTH
     return medfeat.Settings.preset(f"default-{case['dimension']}").replace(
         discretisation="fbs", bin_width=BIN_WIDTH, resegment_min=float(lower), dimension=case["dimension"],
-        aggregations=aggregations or (case["aggregation"],))
+        aggregations=aggregations or (case["aggregation"],), morph_autocorrelation=autocorrelation)
 
 
 def time_calls(fn, repeats: int) -> list[float]:
@@ -182,69 +254,75 @@ def time_calls(fn, repeats: int) -> list[float]:
 
 
 def run_medfeat(case: dict, repeats: int) -> dict:
-    """First-call and best-of-``repeats`` time of medfeat.extract, its features, and a per-family split.
-
-    The timed calls of the different variants (all families, none, each family alone, every
-    aggregation) are interleaved, round after round: a burst of load from other processes then
-    slows one round of each, not every call of one variant.
-    """
+    """First-call and best-of-``repeats`` times of ``medfeat.extract`` in every variant, interleaved
+    round after round (see the docstring), and the features of the "all" variant."""
     import medfeat
 
+    dim = case["dimension"]
     image = medfeat.Image(case["image"], spacing=case["spacing"])
-    settings = medfeat_settings(case)
-    every = medfeat_settings(case, None).replace(aggregations=None)  # all aggregations of the dimension
+    full = medfeat_settings(case)
+    matched = medfeat_settings(case, autocorrelation=False)
+    every = full.replace(aggregations=None)  # every aggregation method of the dimension
 
-    def call(families=FAMILIES, s=settings):
+    def call(families, s=full):
         return medfeat.extract(image, case["mask"], s, families=list(families))
 
     t0 = time.perf_counter()
-    features = call()
+    features = call(ALL[dim])
     first_ms = (time.perf_counter() - t0) * 1e3
-    variants = {"all": call, "(no family: crop, checks)": lambda: call(())}
-    variants.update({fam: (lambda fam=fam: call((fam,))) for fam in FAMILIES})
-    variants["every aggregation"] = lambda: call(s=every)
+    variants = {"matched": lambda: call(MATCHED[dim], matched), "all": lambda: call(ALL[dim]),
+                "nyxus families": lambda: call(NYXUS_FAMILIES), "(no family: crop, checks)": lambda: call(())}
+    variants.update({fam: (lambda fam=fam: call((fam,))) for fam in ALL[dim]})
+    variants["morph without Moran/Geary"] = lambda: call(("morph",), matched)
+    variants["all, every aggregation"] = lambda: call(ALL[dim], every)
     for fn in variants.values():
         fn()  # warm (a family's numba kernels load on first use)
     times: dict[str, list[float]] = {k: [] for k in variants}
     for _ in range(repeats):
         for k, fn in variants.items():
             times[k] += time_calls(fn, 1)
-    per_family = {k: min(times[k]) for k in variants if k not in ("all", "every aggregation")}
-    return {"first_ms": first_ms, "times_ms": times["all"], "best_ms": min(times["all"]), "per_family_ms": per_family,
-            "all_aggregations": list(every.texture_aggregations), "all_aggregations_ms": min(times["every aggregation"]),
-            "features": features}
+    best = {k: min(v) for k, v in times.items()}
+    return {"first_ms": first_ms, "best_ms": best, "times_ms": times, "families": {
+        "matched": list(MATCHED[dim]), "all": list(ALL[dim]), "nyxus families": list(NYXUS_FAMILIES)},
+        "all_aggregations": list(every.texture_aggregations), "features": features,
+        "columns": {"matched": len(call(MATCHED[dim], matched)), "all": len(features),
+                    "all, every aggregation": len(call(ALL[dim], every))}}
 
 
-# ----------------------------------------------------------------------------- PyRadiomics
+# ----------------------------------------------------------------------------- peers (own venvs)
 
 
-def venv_python() -> Path:
-    return VENV / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
+PEERS = {
+    "pyradiomics": {"venv": VENVS / "pyradiomics", "worker": BENCH / "_pyradiomics_worker.py",
+                    "probe": "import radiomics, SimpleITK, radiomics._cmatrices",
+                    "install": [["numpy", "setuptools", "wheel"], ["--no-build-isolation", "pyradiomics==3.0.1"]]},
+    "nyxus": {"venv": VENVS / "nyxus", "worker": BENCH / "_nyxus_worker.py", "probe": "import nyxus",
+              "install": [["nyxus==0.11.*"]]},
+}
 
 
-def pyradiomics_works() -> bool:
-    py = venv_python()
-    if not py.exists():
-        return False
-    probe = subprocess.run([str(py), "-c", "import radiomics, SimpleITK, radiomics._cmatrices"],
-                           capture_output=True, text=True)
-    return probe.returncode == 0
+def venv_python(name: str) -> Path:
+    venv = PEERS[name]["venv"]
+    return venv / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
 
 
-def install_pyradiomics() -> str | None:
-    """Create the PyRadiomics venv (or reuse a working one); None on success, else the reason."""
-    if pyradiomics_works():
+def peer_works(name: str) -> bool:
+    py = venv_python(name)
+    return py.exists() and subprocess.run([str(py), "-c", PEERS[name]["probe"]], capture_output=True).returncode == 0
+
+
+def install_peer(name: str) -> str | None:
+    """Create the peer's venv (or reuse a working one); None on success, else the reason."""
+    if peer_works(name):
         return None
+    venv = PEERS[name]["venv"]
     python3 = shutil.which("python3") or sys.executable
     OUT.mkdir(parents=True, exist_ok=True)
-    log = OUT / "pyradiomics_install.log"
-    shutil.rmtree(VENV, ignore_errors=True)
-    steps = [
-        [python3, "-m", "venv", str(VENV)],
-        [str(venv_python()), "-m", "pip", "install", "-q", "numpy", "setuptools", "wheel"],
-        [str(venv_python()), "-m", "pip", "install", "-q", "--no-build-isolation", "pyradiomics==3.0.1"],
-    ]
-    print(f"installing PyRadiomics 3.0.1 into {VENV} (once; log: {log}) ...")
+    log = OUT / f"{name}_install.log"
+    shutil.rmtree(venv, ignore_errors=True)
+    steps = [[python3, "-m", "venv", str(venv)]]
+    steps += [[str(venv_python(name)), "-m", "pip", "install", "-q", *args] for args in PEERS[name]["install"]]
+    print(f"installing {name} into {venv} (once; log: {log}) ...")
     with open(log, "w") as fh:
         for cmd in steps:
             fh.write("$ " + " ".join(cmd) + "\n")
@@ -256,50 +334,63 @@ def install_pyradiomics() -> str | None:
             if done.returncode != 0:
                 tail = log.read_text().strip().splitlines()[-1:] or [""]
                 return f"`{' '.join(cmd[-3:])}` exited {done.returncode}: {tail[0][:200]} (see {log})"
-    if not pyradiomics_works():
-        return f"PyRadiomics installed but `import radiomics` fails in {VENV} (see {log})"
+    if not peer_works(name):
+        return f"{name} installed but `{PEERS[name]['probe']}` fails in {venv} (see {log})"
     return None
 
 
-def run_pyradiomics(case: dict, repeats: int, context: bool) -> dict:
-    """Run the worker on the case in the PyRadiomics venv; its JSON result (timings in ms, features)."""
+def run_peer(name: str, case: dict, job: dict) -> dict:
+    """Run a peer's worker on the case in its venv; its JSON result (timings in ms, features)."""
     with tempfile.TemporaryDirectory(prefix="medfeat-bench-") as tmp:
         tmp = Path(tmp)
         np.save(tmp / "image.npy", case["image"])
         np.save(tmp / "mask.npy", case["mask"])
         job = {"image": str(tmp / "image.npy"), "mask": str(tmp / "mask.npy"), "spacing": list(case["spacing"]),
-               "force2d": case["dimension"] == "2d", "bin_width": BIN_WIDTH, "repeats": repeats,
-               "context": context}
+               "force2d": case["dimension"] == "2d", "bin_width": BIN_WIDTH, **job}
         (tmp / "job.json").write_text(json.dumps(job))
-        done = subprocess.run([str(venv_python()), str(WORKER), str(tmp / "job.json")],
-                              capture_output=True, text=True, timeout=900)
+        done = subprocess.run([str(venv_python(name)), str(PEERS[name]["worker"]), str(tmp / "job.json")],
+                              capture_output=True, text=True, timeout=1800)
     if done.returncode != 0:
-        raise RuntimeError(f"PyRadiomics worker failed ({done.returncode}): {done.stderr.strip()[-800:]}")
+        raise RuntimeError(f"{name} worker failed ({done.returncode}): {done.stderr.strip()[-800:]}")
     result = json.loads(done.stdout)
-    result["best_ms"] = min(result["times_ms"])
-    if context:
-        result["diagnostics_best_ms"] = min(result["diagnostics_times_ms"])
+    if "times_ms" in result:
+        result["best_ms"] = min(result["times_ms"])
     return result
 
 
 # ----------------------------------------------------------------------------- agreement
 
 
-def shared_features(aggregation: str) -> list[tuple[str, str]]:
+def shared_features(dimension: str, aggregation: str) -> list[tuple[str, str]]:
     """(PyRadiomics name, medfeat column) of every feature both define identically."""
-    from medfeat.features.base import column
+    from medfeat.features.base import column, undirected_aggregations
 
-    pairs = [(f"firstorder_{k}", column(t)) for k, t in FIRST_ORDER.items()]
-    pairs += [(f"glcm_{k}", column(t, aggregation)) for k, t in GLCM.items()]
-    pairs += [(f"glrlm_{k}", column(t, aggregation)) for k, t in GLRLM.items()]
+    undirected = undirected_aggregations((aggregation,))[0]
+    shape_class, shape = ("shape2D", SHAPE_2D) if dimension == "2d" else ("shape", SHAPE_3D)
+    pairs = []
+    for cls, table in (("firstorder", FIRST_ORDER), (shape_class, shape), ("glcm", GLCM), ("glrlm", GLRLM),
+                       ("glszm", GLSZM), ("gldm", GLDM), ("ngtdm", NGTDM)):
+        for name, tag in table.items():
+            agg = None if not tag.startswith(TEXTURED) else aggregation if cls in ("glcm", "glrlm") else undirected
+            pairs.append((f"{cls}_{name}", column(tag, agg)))
     return pairs
 
 
-def compare(medfeat_row: dict, pyr_row: dict, aggregation: str) -> list[dict]:
+# PyRadiomics' PCA axis lengths use the population covariance (divide by N), IBSI's (and medfeat's)
+# the sample covariance (N - 1): theirs times sqrt(N / (N - 1)) is the IBSI value
+POPULATION_COVARIANCE = ("shape_MajorAxisLength", "shape_MinorAxisLength", "shape_LeastAxisLength",
+                         "shape2D_MajorAxisLength", "shape2D_MinorAxisLength")
+
+
+def compare(medfeat_row: dict, pyr_row: dict, dimension: str, aggregation: str, voxels: int) -> list[dict]:
     """One record per shared feature: both values, relative difference, agreement."""
     rows = []
-    for pname, col in shared_features(aggregation):
+    for pname, col in shared_features(dimension, aggregation):
         theirs = pyr_row.get(pname)
+        note = ""
+        if pname in POPULATION_COVARIANCE and theirs is not None:
+            theirs *= math.sqrt(voxels / (voxels - 1))
+            note = "PyRadiomics x sqrt(N/(N-1)): it divides the covariance by N, IBSI by N - 1"
         ours = medfeat_row.get(col)
         if theirs is None or ours is None:
             rows.append({"pyradiomics": pname, "medfeat": col, "pyradiomics_value": theirs, "medfeat_value": ours,
@@ -311,88 +402,144 @@ def compare(medfeat_row: dict, pyr_row: dict, aggregation: str) -> list[dict]:
         rel = diff / scale if scale > 0 else 0.0
         agree = bool(diff <= ATOL + RTOL * scale) or (math.isnan(ours) and math.isnan(theirs))
         rows.append({"pyradiomics": pname, "medfeat": col, "pyradiomics_value": theirs, "medfeat_value": ours,
-                     "rel_diff": rel, "agree": agree, "note": "" if agree else explain(pname)})
+                     "rel_diff": rel, "agree": agree, "note": note if agree else explain(pname)})
     return rows
 
 
 def explain(pname: str) -> str:
     """Known definitional differences that make a shared feature legitimately disagree."""
-    notes = {
-        "glcm_Idn": "N_g: PyRadiomics uses the highest grey level present in the ROI, IBSI the discretisation's",
-        "glcm_Idmn": "N_g: PyRadiomics uses the highest grey level present in the ROI, IBSI the discretisation's",
-    }
+    ng = "N_g: PyRadiomics uses the highest grey level present in the ROI, IBSI the discretisation's"
+    notes = {"glcm_Idn": ng, "glcm_Idmn": ng}
     return notes.get(pname, "unexplained: check the medfeat definition against IBSI")
+
+
+def compare_nyxus(medfeat_row: dict, nyx: dict, dimension: str, aggregation: str) -> list[dict]:
+    """Informative side-by-side of a few Nyxus features (see the worker for the differences)."""
+    from medfeat.features.base import column, undirected_aggregations
+
+    undirected = undirected_aggregations((aggregation,))[0]
+    prefix = "" if dimension == "2d" else "3"
+    values = {**nyx.get("features", {}), **nyx.get("unshifted", {})}
+    rows = []
+    for name, tag in NYXUS.items():
+        key = prefix + name
+        agg = None if not tag.startswith(TEXTURED) else aggregation if tag.startswith(("cm.", "rlm.")) else undirected
+        theirs, ours = values.get(key), medfeat_row.get(column(tag, agg))
+        rel = (abs(theirs - ours) / max(abs(theirs), abs(ours)) if theirs is not None and ours is not None
+               and max(abs(theirs), abs(ours)) > 0 else None)
+        rows.append({"nyxus": key, "medfeat": column(tag, agg), "nyxus_value": theirs, "medfeat_value": ours,
+                     "rel_diff": rel})
+    return rows
 
 
 # ----------------------------------------------------------------------------- report
 
 
 def print_agreement(case: dict, rows: list[dict]) -> None:
-    print(f"\nAgreement, {case['name']} ({case['aggregation']}): |diff| <= {ATOL:g} + {RTOL:g} * max(|a|, |b|)")
-    print(f"  {'PyRadiomics':<44} {'medfeat column':<28} {'PyRadiomics':>16} {'medfeat':>16} {'rel diff':>9}  ok")
+    print(f"\nAgreement with PyRadiomics, {case['name']} ({case['aggregation']}): "
+          f"|diff| <= {ATOL:g} + {RTOL:g} * max(|a|, |b|)")
+    print(f"  {'PyRadiomics':<44} {'medfeat column':<30} {'PyRadiomics':>16} {'medfeat':>16} {'rel diff':>9}  ok")
     for r in rows:
         rel = "-" if r["rel_diff"] is None else f"{r['rel_diff']:.1e}"
         pv = "-" if r["pyradiomics_value"] is None else f"{r['pyradiomics_value']:.9g}"
         mv = "-" if r["medfeat_value"] is None else f"{r['medfeat_value']:.9g}"
-        flag = "yes" if r["agree"] else "NO  " + r["note"]
-        print(f"  {r['pyradiomics']:<44} {r['medfeat']:<28} {pv:>16} {mv:>16} {rel:>9}  {flag}")
+        flag = ("yes " if r["agree"] else "NO  ") + r["note"]
+        print(f"  {r['pyradiomics']:<44} {r['medfeat']:<30} {pv:>16} {mv:>16} {rel:>9}  {flag}")
+
+
+def print_nyxus(case: dict, rows: list[dict]) -> None:
+    print(f"\nNyxus side by side, {case['name']} (informative; bench/_nyxus_worker.py says what differs):")
+    for r in rows:
+        nv = "-" if r["nyxus_value"] is None else f"{r['nyxus_value']:.9g}"
+        mv = "-" if r["medfeat_value"] is None else f"{r['medfeat_value']:.9g}"
+        rel = "-" if r["rel_diff"] is None else f"{r['rel_diff']:.1e}"
+        print(f"  {r['nyxus']:<26} {r['medfeat']:<30} {nv:>16} {mv:>16} {rel:>9}")
 
 
 def print_summary(results: list[dict]) -> None:
-    head = (f"{'case':<5} {'voxels':>8} {'grey levels':>12} {'medfeat ms':>11} {'1st call ms':>12} "
-            f"{'PyRadiomics ms':>15} {'ratio':>7} {'>= 20x':>7} {'agree':>8}")
+    head = (f"{'case':<5} {'voxels':>8} {'levels':>10} {'medfeat matched':>16} {'all':>8} {'1st call':>9} "
+            f"{'PyRadiomics':>12} {'ratio':>7} {'all':>6} {'>=20x':>6} {'agree':>7} {'Nyxus':>8} {'ratio':>7}")
     print("\n" + head)
     print("-" * len(head))
     for r in results:
-        pyr = r.get("pyradiomics")
+        mf = r["medfeat"]["best_ms"]
+        pyr, nyx = r.get("pyradiomics"), r.get("nyxus")
         pyr_ms = f"{pyr['best_ms']:.1f}" if pyr else "skipped"
         ratio = f"{r['ratio']:.1f}x" if pyr else "-"
+        ratio_all = f"{r['ratio_all']:.1f}x" if pyr else "-"
         met = ("yes" if r["target_met"] else "NO") if pyr else "-"
         agree = f"{r['agreeing']}/{r['compared']}" if pyr else "-"
+        nyx_ms = f"{nyx['best_ms']:.1f}" if nyx and "best_ms" in nyx else "-"
+        nyx_ratio = f"{r['ratio_nyxus']:.1f}x" if "ratio_nyxus" in r else "-"
         levels = f"{r['grey_levels']} ({r['grey_levels_present']})"
-        print(f"{r['case']:<5} {r['voxels']:>8} {levels:>12} {r['medfeat']['best_ms']:>11.2f} "
-              f"{r['medfeat']['first_ms']:>12.1f} {pyr_ms:>15} {ratio:>7} {met:>7} {agree:>8}")
-    print("grey levels: N_g = highest level (levels present); ratio = PyRadiomics ms / medfeat ms (best of each);"
-          " PyRadiomics: firstorder+glcm+glrlm, diagnostics off")
+        print(f"{r['case']:<5} {r['voxels']:>8} {levels:>10} {mf['matched']:>16.2f} {mf['all']:>8.2f} "
+              f"{r['medfeat']['first_ms']:>9.1f} {pyr_ms:>12} {ratio:>7} {ratio_all:>6} {met:>6} {agree:>7} "
+              f"{nyx_ms:>8} {nyx_ratio:>7}")
+    print("ms per image, best of each; levels: N_g = highest level (levels present); ratio = PyRadiomics (all 7"
+          " classes) / medfeat matched, 'all' = PyRadiomics / medfeat all families; Nyxus ratio = Nyxus / medfeat"
+          " with Nyxus' families")
     for r in results:
+        nyx = r.get("nyxus") or {}
+        if "skipped" in nyx:
+            print(f"Nyxus {r['case']}: skipped: {nyx['skipped']}")
+        elif nyx:
+            print(f"Nyxus {r['case']}: {nyx['note'].split('; ')[-1]}")
         pyr = r.get("pyradiomics") or {}
-        if "diagnostics_best_ms" in pyr:
-            print(f"context {r['case']}: PyRadiomics default execute (diagnostics on) {pyr['diagnostics_best_ms']:.1f} ms"
-                  f" = {pyr['diagnostics_best_ms'] / r['medfeat']['best_ms']:.1f}x medfeat; every default class"
-                  f" ({', '.join(pyr['all_classes'])}) {pyr['all_classes_ms']:.0f} ms (one run, not comparable)")
+        if "default_execute_ms" in pyr:
+            print(f"context {r['case']}: PyRadiomics default execute (diagnostics on, classes "
+                  f"{', '.join(pyr['default_classes'])}) {pyr['default_execute_ms']:.0f} ms, one run"
+                  f" = {pyr['default_execute_ms'] / r['medfeat']['best_ms']['all']:.0f}x medfeat all")
     for r in results:
-        split = ", ".join(f"{k} {v:.2f}" for k, v in r["medfeat"]["per_family_ms"].items())
-        print(f"medfeat {r['case']} per family alone (ms, each including the shared crop/checks): {split}")
-        print(f"medfeat {r['case']} with every {r['case']} aggregation ({', '.join(r['medfeat']['all_aggregations'])}):"
-              f" {r['medfeat']['all_aggregations_ms']:.2f} ms")
+        best = r["medfeat"]["best_ms"]
+        split = ", ".join(f"{k} {best[k]:.2f}" for k in ALL["2d" if r["case"] == "2D" else "3d"])
+        print(f"medfeat {r['case']} per family alone (ms, each including the shared crop/checks "
+              f"{best['(no family: crop, checks)']:.2f}): {split}; morph without Moran/Geary "
+              f"{best['morph without Moran/Geary']:.2f}")
+        print(f"medfeat {r['case']} all families in every aggregation ({', '.join(r['medfeat']['all_aggregations'])}):"
+              f" {best['all, every aggregation']:.2f} ms, {r['medfeat']['columns']['all, every aggregation']} columns")
 
 
 # ----------------------------------------------------------------------------- main
 
 
-def bench_case(case: dict, pyradiomics: bool, medfeat_repeats: int, pyr_repeats: int, context: bool) -> dict:
+def bench_case(case: dict, peers: dict, medfeat_repeats: int, peer_repeats: int, context: bool) -> dict:
     voxels = int(np.count_nonzero(case["mask"]))
     ng, present = grey_levels(case)
     print(f"\n== {case['name']}: {case['source']}, shape {case['image'].shape}, {voxels} ROI voxels, "
           f"N_g {ng} ({present} present), bin width {BIN_WIDTH:g} HU")
     mf = run_medfeat(case, medfeat_repeats)
-    print(f"medfeat: first call {mf['first_ms']:.1f} ms, best of {medfeat_repeats} {mf['best_ms']:.2f} ms")
+    best = mf["best_ms"]
+    print(f"medfeat: first call {mf['first_ms']:.1f} ms; best of {medfeat_repeats}: matched {best['matched']:.2f} ms "
+          f"({mf['columns']['matched']} columns), all {best['all']:.2f} ms ({mf['columns']['all']} columns), "
+          f"Nyxus' families {best['nyxus families']:.2f} ms")
     result = {"case": case["name"], "source": case["source"], "shape": list(case["image"].shape),
               "spacing_mm": list(case["spacing"]), "voxels": voxels, "grey_levels": ng, "grey_levels_present": present,
               "aggregation": case["aggregation"], "medfeat": mf}
-    if pyradiomics:
+    if peers.get("pyradiomics") is None:
         t0 = time.perf_counter()
-        pyr = run_pyradiomics(case, pyr_repeats, context)
-        print(f"PyRadiomics {pyr['pyradiomics']}: first call {pyr['first_ms']:.1f} ms, best of {pyr_repeats} "
-              f"{pyr['best_ms']:.1f} ms (worker wall {time.perf_counter() - t0:.1f} s)")
+        pyr = run_peer("pyradiomics", case, {"repeats": peer_repeats, "classes": list(PYRADIOMICS_CLASSES),
+                                             "context": context})
+        print(f"PyRadiomics {pyr['pyradiomics']} ({', '.join(pyr['classes'])}): first call {pyr['first_ms']:.1f} ms,"
+              f" best of {peer_repeats} {pyr['best_ms']:.1f} ms (worker wall {time.perf_counter() - t0:.1f} s)")
         if context:
-            print(f"PyRadiomics context: with diagnostics {pyr['diagnostics_best_ms']:.1f} ms; "
-                  f"all default classes ({', '.join(pyr['all_classes'])}) {pyr['all_classes_ms']:.0f} ms")
-        rows = compare(mf["features"], pyr["features"], case["aggregation"])
+            pyr["default_execute_ms"], pyr["default_classes"] = pyr.pop("all_classes_ms"), pyr.pop("all_classes")
+        rows = compare(mf["features"], pyr["features"], case["dimension"], case["aggregation"], voxels)
         print_agreement(case, rows)
-        ratio = pyr["best_ms"] / mf["best_ms"]
-        result.update(pyradiomics=pyr, ratio=ratio, target_met=ratio >= TARGET_RATIO, agreement=rows,
-                      compared=len(rows), agreeing=sum(r["agree"] for r in rows))
+        result.update(pyradiomics=pyr, ratio=pyr["best_ms"] / best["matched"], ratio_all=pyr["best_ms"] / best["all"],
+                      agreement=rows, compared=len(rows), agreeing=sum(r["agree"] for r in rows))
+        result["target_met"] = result["ratio"] >= TARGET_RATIO
+    if peers.get("nyxus") is None:
+        t0 = time.perf_counter()
+        nyx = run_peer("nyxus", case, {"repeats": peer_repeats, "nyxus3d_files": True})
+        result["nyxus"] = nyx
+        if "best_ms" in nyx:
+            print(f"Nyxus {nyx['nyxus']}: first call {nyx['first_ms']:.1f} ms, best of {peer_repeats} "
+                  f"{nyx['best_ms']:.1f} ms (worker wall {time.perf_counter() - t0:.1f} s)")
+            result["ratio_nyxus"] = nyx["best_ms"] / best["nyxus families"]
+            result["nyxus_side_by_side"] = compare_nyxus(mf["features"], nyx, case["dimension"], case["aggregation"])
+            print_nyxus(case, result["nyxus_side_by_side"])
+        else:
+            print(f"Nyxus skipped: {nyx.get('skipped')}")
     return result
 
 
@@ -451,40 +598,41 @@ def bench_gift(repeats: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--no-pyradiomics", action="store_true", help="time medfeat only")
+    parser.add_argument("--no-peers", action="store_true", help="time medfeat only (no PyRadiomics, no Nyxus)")
+    parser.add_argument("--no-nyxus", action="store_true", help="leave Nyxus out")
     parser.add_argument("--repeats", type=int, default=20, help="timed medfeat calls per case (after a warm-up)")
-    parser.add_argument("--pyradiomics-repeats", type=int, default=10,
-                        help="timed PyRadiomics calls per case (after a warm-up)")
-    parser.add_argument("--no-context", action="store_true",
-                        help="skip PyRadiomics' diagnostics-on and all-classes context runs (saves ~25 s)")
+    parser.add_argument("--peer-repeats", type=int, default=10, help="timed PyRadiomics / Nyxus calls per case")
+    parser.add_argument("--context", action="store_true",
+                        help="also time PyRadiomics' default execute once (~25 s: 3D shape on the 2D slice)")
     args = parser.parse_args(argv)
 
     if not SHARED.is_dir():
         print(f"skipped: {SHARED} is absent (the benchmark needs ../shared/data's CT images)")
         return 0
-    use_pyr = not args.no_pyradiomics
-    skip_reason = "--no-pyradiomics" if not use_pyr else None
-    if use_pyr:
-        skip_reason = install_pyradiomics()
-        if skip_reason:
-            print(f"PyRadiomics skipped: {skip_reason}")
-            use_pyr = False
+    peers: dict[str, str | None] = {}  # name -> None (works) or the reason it is skipped
+    for name in PEERS:
+        if args.no_peers or (name == "nyxus" and args.no_nyxus):
+            peers[name] = "--no-peers" if args.no_peers else "--no-nyxus"
+        else:
+            peers[name] = install_peer(name)
+            if peers[name]:
+                print(f"{name} skipped: {peers[name]}")
     import medfeat
 
-    context = not args.no_context
     print(f"load average before the run: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs"
           " (other processes on the machine inflate the timings); "
           + ", ".join(f"{v}={os.environ[v]}" for v in BLAS_THREAD_VARS))
-    results = [bench_case(case_2d(), use_pyr, args.repeats, args.pyradiomics_repeats, context),
-               bench_case(case_3d(), use_pyr, args.repeats, args.pyradiomics_repeats, context)]
+    results = [bench_case(case_2d(), peers, args.repeats, args.peer_repeats, args.context),
+               bench_case(case_3d(), peers, args.repeats, args.peer_repeats, args.context)]
     print_summary(results)
     gift = bench_gift(args.repeats)
     OUT.mkdir(parents=True, exist_ok=True)
     report = {"medfeat": medfeat.__version__, "python": sys.version.split()[0], "cpus": os.cpu_count(),
               "load_average_after": list(os.getloadavg()), "bin_width": BIN_WIDTH,
               "blas_threads": {v: os.environ[v] for v in BLAS_THREAD_VARS},
-              "families": list(FAMILIES), "target_ratio": TARGET_RATIO, "rtol": RTOL, "atol": ATOL,
-              "pyradiomics_skipped": skip_reason, "cases": results, "gift": gift}
+              "families": {"matched": MATCHED, "all": ALL, "nyxus": NYXUS_FAMILIES},
+              "pyradiomics_classes": PYRADIOMICS_CLASSES, "target_ratio": TARGET_RATIO, "rtol": RTOL, "atol": ATOL,
+              "peers_skipped": {k: v for k, v in peers.items() if v}, "cases": results, "gift": gift}
     (OUT / "extract_speed.json").write_text(json.dumps(report, indent=1, default=float))
     print(f"\nwrote {(OUT / 'extract_speed.json').relative_to(ROOT)}")
     return 0
