@@ -146,3 +146,30 @@ def test_single_slice_picture_and_one_voxel():
     assert f["loc_peak_global"] == pytest.approx((sums / counts).max(), rel=1e-10)
     one = medfeat.extract(Image(np.full((1, 1, 1), 7.0)), None, "default-3d", families=["li"])
     assert one == {"loc_peak_local": 7.0, "loc_peak_global": 7.0}
+
+
+def test_slab_by_slab_convolution_equals_one_convolution(monkeypatch):
+    """A large ROI is convolved in z slabs; the means are those of one whole-box convolution, at the
+    image's edges and around non-finite voxels too."""
+    from medfeat.features import local_intensity as li
+
+    rng = np.random.default_rng(5)
+    image = rng.normal(100.0, 30.0, size=(23, 17, 19))
+    image[0, 3, 4] = np.nan  # a non-finite voxel near the first slab's edge
+    spacing = (2.0, 1.5, 1.5)  # the sphere reaches 3 slices
+    box = (slice(0, 23), slice(2, 15), slice(1, 18))
+    whole = li.sphere_means(image, spacing, box)
+    monkeypatch.setattr(li, "CHUNK_CELLS", 17 * 19 * 8)  # slabs of 2 slices (+3 on each side)
+    slabs = li.sphere_means(image, spacing, box)
+    np.testing.assert_allclose(slabs, whole, rtol=1e-12)
+    finite = np.isfinite(image)
+    # and the value at one voxel by the definition: mean of the finite voxels within r
+    k = li.sphere_kernel(spacing)
+    z, y, x = 1, 4, 5
+    hz, hy, hx = (n // 2 for n in k.shape)
+    sel = np.zeros(image.shape, bool)
+    for dz, dy, dx in np.argwhere(k) - (hz, hy, hx):
+        if 0 <= z + dz < 23 and 0 <= y + dy < 17 and 0 <= x + dx < 19:
+            sel[z + dz, y + dy, x + dx] = True
+    sel &= finite
+    assert slabs[z, y - 2, x - 1] == pytest.approx(image[sel].mean(), rel=1e-12)
