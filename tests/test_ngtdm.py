@@ -82,8 +82,10 @@ def test_ibsi_manual_example_neighbourhood_averages():
     def box_sum(a):  # the compiled running-sum windows along x, then y (3 x 3 box, zero border)
         a = np.ascontiguousarray(a, dtype=np.int64)
         nz, ny, nx = a.shape
-        a = ngtdm._window_sums(a.reshape(nz * ny, nx, 1), 1).reshape(nz, ny, nx)
-        return ngtdm._window_sums(a, 1)
+        along_x, along_y = np.empty_like(a), np.empty_like(a)
+        ngtdm._window_sums(a.reshape(nz * ny, nx, 1), 1, along_x.reshape(nz * ny, nx, 1))
+        ngtdm._window_sums(along_x, 1, along_y)
+        return along_y
 
     sums, counts = box_sum(img) - img, box_sum(img > 0) - 1
     centre = (slice(None), slice(1, 3), slice(1, 3))

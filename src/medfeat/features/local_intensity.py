@@ -111,7 +111,9 @@ def sphere_means(image: np.ndarray, spacing, box: tuple[slice, ...] | None = Non
     box = tuple(slice(0, n) for n in image.shape) if box is None else box
     hz = sphere_margin(spacing)[0]
     nz = image.shape[0]
-    step = max(1, CHUNK_CELLS // max(1, image.shape[1] * image.shape[2]) - 2 * hz)
+    # slices per slab: as many as CHUNK_CELLS allows, but at least twice the overlap (else the
+    # overlapping slices would dominate the work)
+    step = max(2 * hz, 1, CHUNK_CELLS // max(1, image.shape[1] * image.shape[2]) - 2 * hz)
     valid = np.isfinite(image)
     all_valid = bool(valid.all())
     out = np.empty(tuple(b.stop - b.start for b in box))

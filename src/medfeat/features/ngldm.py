@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import itertools
 
+import numba
 import numpy as np
 
 from medfeat.features._undirected import aggregate_undirected
@@ -170,6 +171,23 @@ def _counts(padded: np.ndarray, distance: int, alpha: int, three_d: bool) -> np.
     return counts
 
 
+@numba.njit(cache=True, nogil=True)
+def _matrix(flat, counts, lut, g, n_mats, plane):  # pragma: no cover - compiled
+    """``(n_mats, g, N_n)`` counts of (matrix, level index, dependence - 1) over the ROI voxels
+    (``flat > 0``), a voxel's matrix being its flat position // ``plane``; ``N_n`` is the largest
+    dependence."""
+    n_dep = 1
+    for p in range(flat.size):
+        if flat[p] > 0 and counts[p] > n_dep:
+            n_dep = counts[p]
+    m = np.zeros((n_mats, g, n_dep))
+    for p in range(flat.size):
+        v = flat[p]
+        if v > 0:
+            m[p // plane, lut[v], counts[p] - 1] += 1.0
+    return m
+
+
 def ngldm_matrices(levels: np.ndarray, distance: int = 1, alpha: int = 0, three_d: bool = False):
     """NGLDMs of a discretised ROI over the grey levels present.
 
@@ -207,18 +225,11 @@ def ngldm_matrices(levels: np.ndarray, distance: int = 1, alpha: int = 0, three_
     padded, _ = _pad(levels, distance, alpha, three_d)
     counts = _counts(padded, distance, alpha, three_d)
     flat = padded.reshape(-1)
-    pos = np.flatnonzero(flat > 0)
     lut = np.zeros(top + 1, dtype=np.intp)
     lut[present] = np.arange(g, dtype=np.intp)
-    j = counts[pos].astype(np.intp)
-    n_dep = int(j.max())
-    key = lut[flat[pos]]
-    n_mats = 1 if three_d else nz
-    if not three_d:  # no z padding in 2D: the slice is the flat position's plane
-        key += (pos // (padded.shape[1] * padded.shape[2])) * g
-    key *= n_dep
-    key += j - 1
-    m = np.bincount(key, minlength=n_mats * g * n_dep).reshape(n_mats, g, n_dep).astype(np.float64)
+    # no z padding in 2D: a voxel's slice is its flat position's plane
+    plane = flat.size if three_d else padded.shape[1] * padded.shape[2]
+    m = _matrix(flat, counts, lut, g, 1 if three_d else nz, plane)
     return (m[0] if three_d else m), present.astype(np.float64)
 
 

@@ -106,11 +106,10 @@ def _check_distance(distance) -> int:
 
 
 @numba.njit(cache=True, nogil=True)
-def _window_sums(a, distance):  # pragma: no cover - compiled
+def _window_sums(a, distance, out):  # pragma: no cover - compiled
     """``out[o, k, i] = sum of a[o, k - distance : k + distance + 1, i]``, zero beyond the array:
-    a running sum along the middle axis of a 3-D integer array, the last axis innermost."""
+    a running sum along the middle axis of 3-D integer arrays, the last axis innermost."""
     outer, n, inner = a.shape
-    out = np.empty_like(a)
     for o in range(outer):
         for i in range(inner):  # the window of position 0
             run = a.dtype.type(0)
@@ -126,27 +125,28 @@ def _window_sums(a, distance):  # pragma: no cover - compiled
                 if lo >= 0:
                     run -= a[o, lo, i]
                 out[o, k, i] = run
-    return out
 
 
 @numba.njit(cache=True, nogil=True)
-def _accumulate(levels, lut, g, distance, three_d, shift):  # pragma: no cover - compiled
+def _accumulate(levels, lut, g, distance, three_d, shift, buf, tmp):  # pragma: no cover - compiled
     """``(n_i, s_i)`` per matrix. Each voxel's neighbourhood sum of ``level * 2**shift + inside`` (a
     separable box sum over a zero border, the centre subtracted) holds, exactly, the sum of its ROI
     neighbours' levels and their number; each ROI voxel (raster order) with a neighbour adds 1 and
-    ``|level - their mean|`` to its level's column."""
+    ``|level - their mean|`` to its level's column. ``buf`` and ``tmp`` are two work arrays of the
+    shape of ``levels`` (an integer type that holds the sums)."""
     nz, ny, nx = levels.shape
-    packed = np.empty((nz, ny, nx), np.int64)
     for z in range(nz):
         for y in range(ny):
             for x in range(nx):
                 v = levels[z, y, x]
-                packed[z, y, x] = (np.int64(v) << shift) | (1 if v > 0 else 0)
-    total = _window_sums(packed.reshape(nz * ny, nx, 1), distance).reshape(nz, ny, nx)  # along x
-    total = _window_sums(total, distance)  # along y
+                buf[z, y, x] = (v << shift) | (1 if v > 0 else 0)
+    _window_sums(buf.reshape(nz * ny, nx, 1), distance, tmp.reshape(nz * ny, nx, 1))  # along x
+    _window_sums(tmp, distance, buf)  # along y
+    total = buf
     if three_d:
-        total = _window_sums(total.reshape(1, nz, ny * nx), distance).reshape(nz, ny, nx)
-    low = (np.int64(1) << shift) - 1
+        _window_sums(buf.reshape(1, nz, ny * nx), distance, tmp.reshape(1, nz, ny * nx))
+        total = tmp
+    low = (1 << shift) - 1
     out = np.zeros((1 if three_d else nz, 2, g))
     for z in range(nz):
         m = 0 if three_d else z
@@ -155,7 +155,7 @@ def _accumulate(levels, lut, g, distance, three_d, shift):  # pragma: no cover -
                 level = levels[z, y, x]
                 if level <= 0:
                     continue
-                t = total[z, y, x] - packed[z, y, x]  # the centre is not its own neighbour
+                t = total[z, y, x] - ((level << shift) | 1)  # the centre is not its own neighbour
                 count = t & low
                 if count > 0:
                     k = lut[level]
@@ -198,8 +198,11 @@ def ngtdm_matrices(levels: np.ndarray, distance: int = 1, three_d: bool = False)
         return np.zeros((2, 0) if three_d else (nz, 2, 0)), grey
     lut = np.zeros(top + 1, dtype=np.intp)
     lut[present] = np.arange(g, dtype=np.intp)
-    shift = int((2 * distance + 1) ** 3).bit_length()  # 2**shift above the largest neighbour count
-    out = _accumulate(levels, lut, g, distance, three_d, shift)
+    size = (2 * distance + 1) ** (3 if three_d else 2)
+    shift = int(size).bit_length()  # 2**shift above the largest neighbour count
+    dtype = np.int32 if ((top + 1) << shift) * size < 2**31 else np.int64
+    levels = np.ascontiguousarray(levels, dtype=dtype)
+    out = _accumulate(levels, lut, g, distance, three_d, shift, np.empty_like(levels), np.empty_like(levels))
     return (out[0] if three_d else out), grey
 
 

@@ -95,22 +95,29 @@ def read_nifti(path: str | os.PathLike, data: bytes | None = None) -> Image:
         raise InputError(path, f"{len(shape)}D NIfTI ({'x'.join(map(str, shape))}: {extra} volumes) "
                                "is not supported yet: give one 3D volume")
     dtype = hdr.get_data_dtype()
-    need = int(hdr.get_data_offset()) + math.prod(img.shape) * dtype.itemsize
+    need = int(img.dataobj.offset) + math.prod(img.shape) * dtype.itemsize
     if len(raw) < need:
         raise InputError(path, f"truncated NIfTI data: header says {'x'.join(map(str, img.shape))} {dtype} "
                                f"({need} bytes with the header) but the file holds {len(raw)}")
-    try:
-        arr = np.asanyarray(img.dataobj)  # applies scl_slope/scl_inter when set
-    except MemoryError:
-        raise
-    except Exception as exc:
-        raise InputError(path, f"corrupt NIfTI data ({type(exc).__name__}: {exc})") from None
+    sha256 = hashlib.sha256(data).hexdigest()
+    del data  # the compressed bytes are not needed any more (a large CT: tens of MB)
+    slope, inter = (float(v) for v in (img.dataobj.slope, img.dataobj.inter))
+    if (slope, inter) == (1.0, 0.0) and dtype.kind in "iuf" and dtype.isnative and not dtype.names:
+        # the voxels in place in the decompressed buffer (x fastest): no copy, read-only
+        arr = np.ndarray(img.shape, dtype=dtype, buffer=raw, offset=int(img.dataobj.offset), order="F")
+    else:
+        try:
+            arr = np.asanyarray(img.dataobj)  # applies scl_slope/scl_inter when set
+        except MemoryError:
+            raise
+        except Exception as exc:
+            raise InputError(path, f"corrupt NIfTI data ({type(exc).__name__}: {exc})") from None
     if not arr.dtype.isnative:  # big-endian files: native order for the numeric code downstream
         arr = arr.astype(arr.dtype.newbyteorder("="))
     colour = bool(arr.dtype.names)
     if colour:  # RGB24 (and RGBA32) arrive as a structured dtype: fields R, G, B[, A]
         arr = np.stack([arr[name] for name in arr.dtype.names[:3]], axis=-1)
-    arr = arr.reshape(shape + (3,) * colour)
+    arr = arr.reshape(shape + (3,) * colour, order="F" if arr.flags.f_contiguous and not colour else "C")
     while arr.ndim - colour < 3:  # 1D/2D images: add singleton y/z axes
         arr = arr[:, np.newaxis] if arr.ndim - colour == 1 else arr[:, :, np.newaxis]
     arr = arr.transpose((2, 1, 0, 3) if colour else (2, 1, 0))
@@ -118,7 +125,6 @@ def read_nifti(path: str | os.PathLike, data: bytes | None = None) -> Image:
     zooms = [float(z) for z in hdr.get_zooms()[:3]] + [1.0] * 3
     spacing = [z * to_mm if np.isfinite(z) and z > 0 else 1.0 for z in zooms[:3]]
     origin = [float(o) * to_mm for o in img.affine[:3, 3]]
-    slope, inter = (float(v) for v in (img.dataobj.slope, img.dataobj.inter))
     meta = {"format": "nifti", "version": 1 if klass is nib.Nifti1Image else 2,
             "affine": img.affine.tolist(), "axcodes": "".join(c or "?" for c in nib.aff2axcodes(img.affine)),
             "qform_code": int(hdr["qform_code"]), "sform_code": int(hdr["sform_code"]),
@@ -126,4 +132,4 @@ def read_nifti(path: str | os.PathLike, data: bytes | None = None) -> Image:
     if (slope, inter) != (1.0, 0.0):
         meta["scl_slope"], meta["scl_inter"] = slope, inter
     return Image(np.ascontiguousarray(arr), spacing=tuple(reversed(spacing)), origin=tuple(reversed(origin)),
-                 modality="", source=str(path), sha256=hashlib.sha256(data).hexdigest(), meta=meta)
+                 modality="", source=str(path), sha256=sha256, meta=meta)
