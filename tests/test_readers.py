@@ -121,6 +121,29 @@ def test_nifti_spacing_origin_and_axes(tmp_path):
     assert img.spacing == pytest.approx((2.5, 0.9, 0.8)) and img.origin == pytest.approx((30, 20, 10))
 
 
+def test_nifti_gzip_members_scaling_and_damage(tmp_path):
+    """Plain and gzipped NIfTI read alike: one gzip member or several, scl_slope applied; a cut or
+    corrupted gzip stream is a clear error."""
+    arr = rng.integers(-1000, 1000, size=(6, 5, 4)).astype(np.int16)
+    img = nib.Nifti1Image(arr, np.eye(4))
+    plain = img.to_bytes()
+    (tmp_path / "a.nii").write_bytes(plain)
+    (tmp_path / "one.nii.gz").write_bytes(gzip.compress(plain))
+    (tmp_path / "two.nii.gz").write_bytes(gzip.compress(plain[:1000]) + gzip.compress(plain[1000:]))
+    want = arr.transpose(2, 1, 0).tolist()
+    for name in ("a.nii", "one.nii.gz", "two.nii.gz"):
+        got = read_image(tmp_path / name)
+        assert got.array.tolist() == want and got.array.flags.writeable, name
+    img.header.set_slope_inter(0.5, -10.0)
+    (tmp_path / "scaled.nii.gz").write_bytes(gzip.compress(img.to_bytes()))
+    assert read_image(tmp_path / "scaled.nii.gz").array.tolist() == (arr * 0.5 - 10.0).transpose(2, 1, 0).tolist()
+    packed = gzip.compress(plain)
+    _bad(tmp_path, "cut.nii.gz", packed[: len(packed) // 2], "truncated or corrupt gzip data")
+    broken = bytearray(packed)
+    broken[40:60] = b"\xff" * 20
+    _bad(tmp_path, "broken.nii.gz", bytes(broken), "corrupt")
+
+
 # --- bad input -------------------------------------------------------------------------------
 
 def _bad(tmp_path, name, content, reason):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import math
 import os
 import struct
@@ -39,11 +40,51 @@ def looks_like_nifti(head: bytes) -> bool:
     return 540 in sizes and head[4:8] in (b"n+2\0", b"ni2\0")
 
 
-def _gunzip(data: bytes, path) -> bytes:
+def _gunzip(data: bytes, path) -> bytearray:
+    """The decompressed bytes, written piece by piece into one buffer sized from the gzip trailer
+    (``gzip.decompress`` holds the output twice while joining its pieces: 2x the volume at the peak).
+    """
+    size = struct.unpack("<I", data[-4:])[0] if len(data) >= 18 else 0  # ISIZE: size mod 2**32
+    out = bytearray(size)
+    pos = 0
+    view = memoryview(data)
+    step = 1 << 20
     try:
-        return gzip.decompress(data)
+        while view:
+            inflater = zlib.decompressobj(wbits=31)  # one gzip member
+            while view and not inflater.eof:
+                piece = inflater.decompress(view[:step])
+                view = view[step:]
+                out[pos:pos + len(piece)] = piece
+                pos += len(piece)
+            if not inflater.eof:
+                raise EOFError("compressed file ended before the end-of-stream marker was reached")
+            unused = inflater.unused_data
+            if unused.strip(b"\0"):  # another member follows (trailing zeros are padding)
+                view = memoryview(unused + bytes(view))
+            else:
+                view = view[:0]
     except (OSError, EOFError, zlib.error) as exc:
         raise InputError(path, f"truncated or corrupt gzip data ({exc})") from None
+    del out[pos:]
+    return out
+
+
+def _header_bytes(raw) -> bytes:
+    """The header and extensions of a single-file NIfTI (up to the voxel offset, at least the
+    header and its 4 extension bytes): enough for nibabel to parse, without copying the voxels."""
+    for order in "<>":
+        (sizeof,) = struct.unpack(order + "i", raw[:4])
+        if sizeof == 348:
+            (offset,) = struct.unpack(order + "f", raw[108:112])
+            break
+        if sizeof == 540:
+            (offset,) = struct.unpack(order + "q", raw[168:176])
+            break
+    else:
+        return bytes(raw)
+    end = max(int(offset) if math.isfinite(offset) else 0, sizeof + 4)
+    return bytes(raw[:end])
 
 
 def read_nifti(path: str | os.PathLike, data: bytes | None = None) -> Image:
@@ -80,7 +121,7 @@ def read_nifti(path: str | os.PathLike, data: bytes | None = None) -> Image:
         raise InputError(path, "NIfTI header of a .hdr/.img pair: not supported, convert it to a single .nii")
     klass = nib.Nifti1Image if 348 in _sizeof_hdr(raw) else nib.Nifti2Image
     try:
-        img = klass.from_bytes(raw)
+        img = klass.from_bytes(_header_bytes(raw))  # the voxels are read below, from raw
     except MemoryError:
         raise
     except Exception as exc:
@@ -103,11 +144,14 @@ def read_nifti(path: str | os.PathLike, data: bytes | None = None) -> Image:
     del data  # the compressed bytes are not needed any more (a large CT: tens of MB)
     slope, inter = (float(v) for v in (img.dataobj.slope, img.dataobj.inter))
     if (slope, inter) == (1.0, 0.0) and dtype.kind in "iuf" and dtype.isnative and not dtype.names:
-        # the voxels in place in the decompressed buffer (x fastest): no copy, read-only
+        # the voxels in place in the decompressed buffer (x fastest); a plain .nii's bytes are
+        # copied once into a writable buffer (image arrays are writable, whatever the file)
+        if not isinstance(raw, bytearray):
+            raw = bytearray(raw)
         arr = np.ndarray(img.shape, dtype=dtype, buffer=raw, offset=int(img.dataobj.offset), order="F")
     else:
         try:
-            arr = np.asanyarray(img.dataobj)  # applies scl_slope/scl_inter when set
+            arr = np.asanyarray(klass.from_bytes(bytes(raw)).dataobj)  # applies scl_slope/scl_inter
         except MemoryError:
             raise
         except Exception as exc:
