@@ -53,10 +53,13 @@ def _gunzip(data: bytes, path) -> bytearray:
         while view:
             inflater = zlib.decompressobj(wbits=31)  # one gzip member
             while view and not inflater.eof:
-                piece = inflater.decompress(view[:step])
+                chunk = view[:step]
                 view = view[step:]
-                out[pos:pos + len(piece)] = piece
-                pos += len(piece)
+                while chunk and not inflater.eof:  # a highly compressed chunk: in bounded pieces
+                    piece = inflater.decompress(chunk, 4 * step)
+                    chunk = inflater.unconsumed_tail
+                    out[pos:pos + len(piece)] = piece
+                    pos += len(piece)
             if not inflater.eof:
                 raise EOFError("compressed file ended before the end-of-stream marker was reached")
             unused = inflater.unused_data
