@@ -641,10 +641,11 @@ def extract(image: Image | str | os.PathLike | np.ndarray,
     pixels = Image(img.array[box] if not img.is_rgb else img.array[box + (slice(None),)],
                    spacing=img.spacing, source=name, meta=img.meta)  # as read, colour kept (gift)
     intensities = pixels.intensity()
-    roi_values = intensities[morph[box]]
-    bad = np.count_nonzero(~np.isfinite(roi_values))
-    if bad:
-        raise InputError(name, f"image has {bad} NaN/inf voxel(s) inside the region of interest")
+    n_roi = int(np.count_nonzero(morph[box]))
+    if pixels.array.dtype.kind == "f":  # integer images hold no NaN/inf
+        bad = n_roi - int(np.count_nonzero(np.isfinite(intensities) & morph[box]))
+        if bad:
+            raise InputError(name, f"image has {bad} NaN/inf voxel(s) inside the region of interest")
     spacing = img.spacing
     if s.interpolation_spacing is None:
         morph = morph[box]
@@ -652,12 +653,12 @@ def extract(image: Image | str | os.PathLike | np.ndarray,
             intensities, morph = _widen_for_spheres(img, box, morph)
     else:  # IBSI 2.4: interpolate image and ROI before re-segmentation (and before rounding)
         intensities, morph, spacing = _interpolate(img, morph, s, name, around="li" in fams)
-        roi_values = intensities[morph]
+        n_roi = int(np.count_nonzero(morph))
     roi = ROI(intensities, morph, s, spacing, name, pixels=pixels)
     n = int(np.count_nonzero(roi.mask))
     need = max((FAMILIES[f].min_voxels for f in fams), default=1)
     if n < need:
-        what = "after re-segmentation " if n < roi_values.size else ""
+        what = "after re-segmentation " if n < n_roi else ""
         fam = next(f for f in fams if FAMILIES[f].min_voxels == need)
         src = mask.source if isinstance(mask, Image) else (os.fspath(mask) if isinstance(mask, (str, os.PathLike)) else name)
         raise InputError(src, f"mask leaves {n} voxel(s) {what}but {fam} needs at least {need}")

@@ -219,8 +219,9 @@ def _label_zones(padded, inside, offsets, planar, with_distance):  # pragma: no 
                             parent[r] = root
                             n_sets -= 1
     dist = _city_block(inside, planar) if with_distance else np.zeros(1, np.int32)
-    # pass 2: number each zone at its root (its first voxel in raster order, so visited first)
-    zone_of = np.empty(flat.size, np.int32)
+    # pass 2, in raster order: links always point to a smaller index, so each voxel's parent has
+    # already been pointed at its root, and one look-up finds it. A root (its zone's first voxel,
+    # visited first) takes its zone's number, stored as -(number + 1) in its own parent entry.
     level = np.empty(n_sets, np.int32)
     zslice = np.empty(n_sets, np.int32)
     size = np.zeros(n_sets, np.int64)
@@ -233,14 +234,18 @@ def _label_zones(padded, inside, offsets, planar, with_distance):  # pragma: no 
                 p = base + x
                 if flat[p] < 0:
                     continue
-                r = _find(parent, p)
-                if r == p:
-                    zone_of[p] = n_zones
-                    level[n_zones] = flat[p]
-                    zslice[n_zones] = z - 1
-                    distance[n_zones] = dist[p] if with_distance else 0
+                q = parent[p]
+                if q == p:  # a root: a new zone
+                    k = n_zones
+                    parent[p] = -(k + 1)
+                    level[k] = flat[p]
+                    zslice[k] = z - 1
+                    distance[k] = dist[p] if with_distance else 0
                     n_zones += 1
-                k = zone_of[r]
+                else:
+                    r = q if parent[q] < 0 else parent[q]
+                    parent[p] = r
+                    k = -parent[r] - 1
                 size[k] += 1
                 if with_distance and dist[p] < distance[k]:
                     distance[k] = dist[p]
