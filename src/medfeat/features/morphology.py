@@ -54,8 +54,14 @@ Where IBSI leaves room, and what medfeat does:
 * **MVEE**: Khachiyan's barycentric coordinate descent [4] on the hull vertices, tolerance 0.001
   (IBSI's default), at most 20000 iterations (compiled, rank-one updates: a few ms). IBSI has no
   reference value.
-* **Mesh volume and area** are summed about the vertices' centroid (the same volume, better
-  conditioned than about the origin) by one compiled pass over the faces.
+* **The mesh is never built.** For a binary mask at level 0.5 every vertex is the midpoint of a grid
+  edge joining an inside and an outside voxel, and a cube's triangles depend only on its 8 corner
+  bits, so volume and area are sums over the 256 cube configurations of constants taken from
+  scikit-image's own triangulation of each lone configuration (:func:`mesh_measures`; equal to
+  summing scikit-image's mesh face by face to 1e-12, tested), and the hull's candidate vertices
+  are the edge midpoints that are vertices of the 2D hull of their grid plane along every axis
+  (a 3D hull vertex always is; Qhull then gets ~20x fewer points). 3 ms instead of 10 ms for a
+  117k-voxel ROI, and no mesh arrays for a large one.
 * **Moran's I, Geary's C** are exact, not approximated: with :math:`f = X - \mu` on the intensity
   mask (0 elsewhere), :math:`m` the mask and :math:`K` the inverse-distance kernel (0 at offset 0),
   the pair sums are :math:`\sum w = \sum_k m_k (K*m)_k`, :math:`\sum w f f = \sum_k f_k (K*f)_k` and
@@ -183,6 +189,118 @@ def mesh(mask: np.ndarray, spacing) -> tuple[np.ndarray, np.ndarray]:
     return verts.astype(np.float64), faces
 
 
+# ---------------------------------------------------------------------------------------------
+# the mesh of a binary mask, cube by cube
+#
+# For a binary mask at level 0.5 every marching-cubes vertex is the midpoint of a grid edge whose two
+# voxels differ, and the triangles in a cube of 2 x 2 x 2 voxel centres depend on the cube's 8 bits
+# only (Lewiner's face and interior tests read the cube's corners). So the mesh's area and volume
+# are sums over cubes of per-configuration constants, taken from scikit-image's own triangulation
+# of each of the 256 configurations (:func:`_cube_tables`), and the mesh is never built. The
+# volume sum: for a triangle with vertices o + a, o + b, o + c (o the cube's origin),
+# det(o + a, o + b, o + c) = det(a, b, c) + o . ((b - a) x (c - a)), so each configuration needs
+# det's sum V0 and the vector N of its triangles, and each configuration the sum of its cubes'
+# origins. Spacing S scales det by det(S) and the cross products by det(S) S^-1.
+
+
+_TABLES: dict = {}
+
+
+def _cube_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per cube configuration (bit ``4 dz + 2 dy + dx`` set for an inside corner): ``V0`` (256,)
+    the sum of det(a, b, c) over its triangles, ``N`` (256, 3) the sum of (b - a) x (c - a), and
+    ``cross`` (256, T, 3) each triangle's (b - a) x (c - a) (zero rows pad), in (z, y, x) voxel
+    units, from scikit-image's marching cubes (Lewiner) of the lone cube."""
+    if not _TABLES:
+        from skimage.measure import marching_cubes
+
+        v0 = np.zeros(256)
+        n = np.zeros((256, 3))
+        cross = np.zeros((256, 12, 3))
+        for code in range(1, 255):
+            cube = np.array([(code >> k) & 1 for k in range(8)], dtype=np.float32).reshape(2, 2, 2)
+            verts, faces, _, _ = marching_cubes(cube, level=0.5, allow_degenerate=True)
+            a, b, c = (verts[faces[:, i]].astype(np.float64) for i in range(3))
+            cr = np.cross(b - a, c - a)
+            v0[code] = np.einsum("ij,ij->", a, np.cross(b, c))
+            n[code] = cr.sum(axis=0)
+            cross[code, :len(cr)] = cr
+        _TABLES.update(v0=v0, n=n, cross=cross)
+    return _TABLES["v0"], _TABLES["n"], _TABLES["cross"]
+
+
+@numba.njit(cache=True, nogil=True)
+def _cube_census(padded):  # pragma: no cover - compiled
+    """Over the cubes of a mask padded with one layer of zeros (uint8): the count of each
+    configuration and the sum of its cubes' origins (int64, (256,) and (256, 3); origins in
+    padded indices), and the number of mesh vertices (grid edges joining inside and outside)."""
+    pz, py, px = padded.shape
+    count = np.zeros(256, np.int64)
+    origin = np.zeros((256, 3), np.int64)
+    edges = 0
+    for z in range(pz - 1):
+        for y in range(py - 1):
+            r00, r01 = padded[z, y], padded[z, y + 1]
+            r10, r11 = padded[z + 1, y], padded[z + 1, y + 1]
+            for x in range(px - 1):
+                code = (r00[x] | (r00[x + 1] << 1) | (r01[x] << 2) | (r01[x + 1] << 3)
+                        | (r10[x] << 4) | (r10[x + 1] << 5) | (r11[x] << 6) | (r11[x + 1] << 7))
+                if code != 0 and code != 255:
+                    count[code] += 1
+                    origin[code, 0] += z
+                    origin[code, 1] += y
+                    origin[code, 2] += x
+                    v = r00[x]  # the three edges leaving corner 0 (each edge belongs to one such corner)
+                    edges += (v != r10[x]) + (v != r01[x]) + (v != r00[x + 1])
+    return count, origin, edges
+
+
+@numba.njit(cache=True, nogil=True)
+def _mesh_vertices(padded, n):  # pragma: no cover - compiled
+    """The ``n`` mesh vertices as integer keys in half-voxel units of the padded grid (``2 i + 1``
+    along the edge's axis, ``2 i`` across it), in raster order of the edges' first corner."""
+    pz, py, px = padded.shape
+    keys = np.empty((n, 3), np.int64)
+    m = 0
+    for z in range(pz - 1):
+        for y in range(py - 1):
+            for x in range(px - 1):
+                v = padded[z, y, x]
+                if v != padded[z + 1, y, x]:
+                    keys[m, 0], keys[m, 1], keys[m, 2] = 2 * z + 1, 2 * y, 2 * x
+                    m += 1
+                if v != padded[z, y + 1, x]:
+                    keys[m, 0], keys[m, 1], keys[m, 2] = 2 * z, 2 * y + 1, 2 * x
+                    m += 1
+                if v != padded[z, y, x + 1]:
+                    keys[m, 0], keys[m, 1], keys[m, 2] = 2 * z, 2 * y, 2 * x + 1
+                    m += 1
+    return keys[:m]
+
+
+def mesh_measures(mask: np.ndarray, spacing) -> tuple[float, float, np.ndarray]:
+    """Volume and area of the marching-cubes mesh of a 3D mask (padded with zeros, level 0.5) and
+    the candidate convex hull vertices of the mesh (mm, (n, 3)), without building the mesh.
+
+    The values are those of scikit-image's mesh (:func:`mesh` and :func:`mesh_volume_area`), to
+    rounding (tested); see the comment above :func:`_cube_tables`.
+    """
+    sp = np.asarray(spacing, dtype=np.float64)
+    padded = np.pad(np.asarray(mask, dtype=bool), 1).view(np.uint8)
+    v0, n, cross = _cube_tables()
+    count, origin, n_vertices = _cube_census(padded)
+    det = float(np.prod(sp))
+    volume = abs(det / 6.0 * (float(count @ v0) + float(np.einsum("ci,ci->", origin.astype(np.float64), n))))
+    tri_area = 0.5 * det * np.linalg.norm(cross / sp, axis=2).sum(axis=1)  # (256,): |S^-1 (u x v)| det(S) / 2
+    area = float(count @ tri_area)
+    keys = _mesh_vertices(padded, n_vertices)
+    keep = np.ones(len(keys), dtype=bool)
+    if len(keys):
+        for axis in range(3):  # keys are >= 0: indices of the padded grid
+            _plane_hull_filter(keys, keep, axis)
+    return volume, area, keys[keep] * (sp / 2.0)
+
+
 @numba.njit(cache=True, nogil=True)
 def _mesh_sums(verts: np.ndarray, faces: np.ndarray) -> tuple[float, float]:
     """Signed volume sum ``a . (b x c) / 6`` and area sum ``|ab x ac| / 2`` over the faces, about
@@ -288,42 +406,6 @@ def _plane_hull_filter(keys: np.ndarray, keep: np.ndarray, axis: int) -> None:
             k -= 1
         for t in range(max(k, 1) if m else 0):
             keep[chain[t]] = True
-
-
-@numba.njit(cache=True, nogil=True)
-def _grid_keys(points: np.ndarray, step: np.ndarray):
-    """Integer coordinates (from 0) of points on a grid of the given ``step``, or None if a point is
-    more than 1e-6 steps off the grid."""
-    n = points.shape[0]
-    low = np.empty(3)
-    for d in range(3):
-        low[d] = points[:, d].min() / step[d]
-    keys = np.empty((n, 3), dtype=np.int64)
-    for i in range(n):
-        for d in range(3):
-            g = points[i, d] / step[d] - low[d]
-            k = np.rint(g)
-            if abs(g - k) > 1e-6:
-                return None
-            keys[i, d] = np.int64(k)
-    return keys
-
-
-def _hull_candidates(verts: np.ndarray, spacing: np.ndarray) -> np.ndarray:
-    """Indices of the mesh vertices that can be convex hull vertices.
-
-    A binary mask's marching-cubes vertices lie on a half-voxel grid. A 3D hull vertex is also a
-    vertex of the 2D hull of the points in its grid plane (else it is a convex combination of
-    them), for planes normal to each axis: keeping only those leaves the hull unchanged and Qhull
-    ~20x fewer points.
-    """
-    keys = _grid_keys(np.ascontiguousarray(verts, dtype=np.float64), np.asarray(spacing, dtype=np.float64) / 2.0)
-    if keys is None:  # not on the grid: keep them all
-        return np.arange(len(verts))
-    keep = np.ones(len(keys), dtype=bool)
-    for axis in range(3):
-        _plane_hull_filter(keys, keep, axis)
-    return np.flatnonzero(keep)
 
 
 def max_diameter(points: np.ndarray, block: int = 1024) -> float:
@@ -692,8 +774,7 @@ def morphology_features(morph_mask: np.ndarray, image: np.ndarray, intensity_mas
     morph_mask = np.asarray(morph_mask, dtype=bool)
     intensity_mask = np.asarray(intensity_mask, dtype=bool)
     nan = float("nan")
-    verts, faces = mesh(morph_mask, sp)
-    vol, area = mesh_volume_area(verts, faces)
+    vol, area, candidates = mesh_measures(morph_mask, sp)
     out: dict[str, float] = {
         "morph.vol": vol,
         "morph.approx.vol": float(np.count_nonzero(morph_mask) * np.prod(sp)),
@@ -716,12 +797,11 @@ def morphology_features(morph_mask: np.ndarray, image: np.ndarray, intensity_mas
         out["morph.com"] = nan
 
     try:
-        candidates = verts[_hull_candidates(verts, sp)]
         hull = ConvexHull(candidates)
         hull_pts = candidates[hull.vertices]
         hull_vol, hull_area = float(hull.volume), float(hull.area)
-    except (QhullError, ValueError):
-        hull_pts, hull_vol, hull_area = verts, nan, nan
+    except (QhullError, ValueError):  # a flat ROI (one slice, row or voxel thick)
+        hull_pts, hull_vol, hull_area = candidates, nan, nan
     out["morph.diam"] = max_diameter(hull_pts)
 
     lam = np.sort(np.clip(np.linalg.eigvalsh(cov), 0.0, None))[::-1] if n_vox > 1 else np.zeros(3)
@@ -732,7 +812,7 @@ def morphology_features(morph_mask: np.ndarray, image: np.ndarray, intensity_mas
     out["morph.pca.elongation"] = math.sqrt(minor / major) if major > 0 else nan
     out["morph.pca.flatness"] = math.sqrt(least / major) if major > 0 else nan
 
-    ext = verts.max(axis=0) - verts.min(axis=0)
+    ext = candidates.max(axis=0) - candidates.min(axis=0)
     out["morph.v.dens.aabb"] = _ratio(vol, float(np.prod(ext)))
     out["morph.a.dens.aabb"] = _ratio(area, _box_area(ext))
     obb = oriented_bounding_box(hull_pts)
