@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 
 from medfeat.features.base import FeatureDef
@@ -83,12 +84,45 @@ for _code in range(16):
                 _CELL_DY[_code] = 1
 
 
-def _row_ends(edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows and columns of the first and last True of each row of ``edges`` that has one."""
-    rows = np.flatnonzero(edges.any(axis=1))
-    first = edges[rows].argmax(axis=1)
-    last = edges.shape[1] - 1 - edges[rows, ::-1].argmax(axis=1)
-    return np.concatenate([rows, rows]), np.concatenate([first, last])
+@numba.njit(cache=True, nogil=True)
+def _slice_census(m):  # pragma: no cover - compiled
+    """One pass over a slice's mask (uint8 0/1, padded with one layer of zeros): the count of each
+    2x2 cell configuration, the contour vertices that end a row (half-pixel keys ``(2 y, 2 x + 1)``
+    for horizontal inside/outside pairs, ``(2 y + 1, 2 x)`` for vertical ones), and per row the
+    pixel count and the sum of the pixels' column indices."""
+    py, px = m.shape
+    counts = np.zeros(16, np.int64)
+    ky = np.empty(4 * py, np.int64)
+    kx = np.empty(4 * py, np.int64)
+    row_n = np.zeros(py, np.int64)
+    row_x = np.zeros(py, np.int64)
+    k = 0
+    for y in range(py):
+        first_h = last_h = first_v = last_v = -1
+        for x in range(px):
+            v = m[y, x]
+            if v:
+                row_n[y] += 1
+                row_x[y] += x
+            if x + 1 < px and v != m[y, x + 1]:
+                if first_h < 0:
+                    first_h = x
+                last_h = x
+            if y + 1 < py:
+                if v != m[y + 1, x]:
+                    if first_v < 0:
+                        first_v = x
+                    last_v = x
+                if x + 1 < px:
+                    counts[v | (m[y, x + 1] << 1) | (m[y + 1, x + 1] << 2) | (m[y + 1, x] << 3)] += 1
+        for first, last, dy_, dx_ in ((first_h, last_h, 0, 1), (first_v, last_v, 1, 0)):
+            if first >= 0:
+                ky[k], kx[k] = 2 * y + dy_, 2 * first + dx_
+                k += 1
+                if last != first:
+                    ky[k], kx[k] = 2 * y + dy_, 2 * last + dx_
+                    k += 1
+    return counts, ky[:k], kx[:k], row_n, row_x
 
 
 def slice_features(mask2d: np.ndarray, spacing2d) -> dict[str, float]:
@@ -97,23 +131,16 @@ def slice_features(mask2d: np.ndarray, spacing2d) -> dict[str, float]:
 
     sp = np.asarray(spacing2d, dtype=np.float64)
     dy, dx = float(sp[0]), float(sp[1])
-    m = np.pad(np.asarray(mask2d, dtype=bool), 1)
-    u8 = m.view(np.uint8)
-    codes = u8[:-1, :-1] | (u8[:-1, 1:] << 1) | (u8[1:, 1:] << 2) | (u8[1:, :-1] << 3)
-    counts = np.bincount(codes.ravel(), minlength=16).astype(np.float64)
+    counts, ky, kx, row_n, row_x = _slice_census(np.pad(np.asarray(mask2d, dtype=bool), 1).view(np.uint8))
+    counts = counts.astype(np.float64)
     area = float(counts @ _CELL_AREA) * dy * dx
     perimeter = float(counts @ (_CELL_H * 0.5 * math.hypot(dx, dy) + _CELL_DX * dx + _CELL_DY * dy))
-    # contour vertices on a half-pixel grid (units of half a pixel): midpoints of the horizontal
-    # inside/outside pairs (2y, 2x + 1) and of the vertical ones (2y + 1, 2x); the ends of each row
-    ry, rx = _row_ends(m[:, 1:] != m[:, :-1])
-    vy, vx = _row_ends(m[1:, :] != m[:-1, :])
-    ky = np.concatenate([2 * ry, 2 * vy + 1]).astype(np.float64)
-    kx = np.concatenate([2 * rx + 1, 2 * vx]).astype(np.float64)
+    ky, kx = ky.astype(np.float64), kx.astype(np.float64)
     pts = np.stack([(ky - 2) * (dy / 2), (kx - 2) * (dx / 2)], axis=1)  # mm, pixel centres at 0, d, ...
     hull_pts = pts[_hull_2d_indices(kx, ky)]
     hull_area = _polygon_area(hull_pts) if len(hull_pts) > 2 else 0.0
     ext = pts.max(axis=0) - pts.min(axis=0)
-    count, cov = _pixel_moments(mask2d, sp)
+    count, cov = _pixel_moments(mask2d, sp, row_n[1:-1], row_x[1:-1] - row_n[1:-1])
     lam = np.sort(np.clip(np.linalg.eigvalsh(cov), 0.0, None))[::-1] if count > 1 else np.zeros(2)
     return {
         "morph.2d.area": area,
@@ -136,19 +163,21 @@ def _polygon_area(poly: np.ndarray) -> float:
     return abs(0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
 
 
-def _pixel_moments(mask2d: np.ndarray, sp: np.ndarray) -> tuple[int, np.ndarray]:
-    """Pixel count and sample covariance (mm^2) of the pixel centres, from the row and column
-    projections (no coordinate array)."""
-    m = np.asarray(mask2d, dtype=np.float64)
-    y = np.arange(m.shape[0]) * sp[0]
-    x = np.arange(m.shape[1]) * sp[1]
-    rows, cols = m.sum(axis=1), m.sum(axis=0)
-    n = float(rows.sum())
+def _pixel_moments(mask2d: np.ndarray, sp: np.ndarray, row_n: np.ndarray, row_x: np.ndarray
+                   ) -> tuple[int, np.ndarray]:
+    """Pixel count and sample covariance (mm^2) of the pixel centres, from each row's pixel count
+    ``row_n`` and sum of column indices ``row_x`` (the column sums come from the mask)."""
+    n = float(row_n.sum())
     if n < 2:
         return int(n), np.zeros((2, 2))
+    y = np.arange(row_n.size) * sp[0]
+    x = np.arange(mask2d.shape[1]) * sp[1]
+    rows = row_n.astype(np.float64)
+    cols = np.count_nonzero(mask2d, axis=0).astype(np.float64)
     my, mx = rows @ y / n, cols @ x / n
     yc, xc = y - my, x - mx
-    syy, sxx, sxy = rows @ yc ** 2, cols @ xc ** 2, yc @ m @ xc
+    # sum over pixels of (y - my)(x - mx) = sum_y yc_y (sum of x in the row - mx * pixels in the row)
+    syy, sxx, sxy = rows @ yc ** 2, cols @ xc ** 2, yc @ (row_x * sp[1] - mx * rows)
     return int(n), np.array([[syy, sxy], [sxy, sxx]]) / (n - 1)
 
 

@@ -62,14 +62,15 @@ from medfeat.features.base import (FeatureDef, directions_2d, directions_3d, fla
 
 
 @numba.njit(cache=True, nogil=True)
-def _prepare(levels, morph):  # pragma: no cover - compiled
+def _prepare(levels, morph, has_morph, need_inside):  # pragma: no cover - compiled
     """Crop to the bounding box of the ROI, index the levels present and pad with one voxel of outside.
 
     Returns ``(padded, inside, grey, n_voxels)``: the ``int32`` level index (``0..G-1``, ``-1``
     outside the intensity mask), the ``uint8`` morphological mask (1 inside it or inside the
     intensity mask), both with one voxel of outside on every side, the grey level of each index
     (float64, ascending) and the intensity-mask voxel count of each slice. An empty intensity mask
-    gives ``grey.size == 0``.
+    gives ``grey.size == 0``. Without ``has_morph`` the mask is the intensity mask and ``morph`` is
+    not read; without ``need_inside`` (no distances wanted) ``inside`` is a dummy.
     """
     nz, ny, nx = levels.shape
     z0, y0, x0, z1, y1, x1, top = nz, ny, nx, -1, -1, -1, 0
@@ -77,7 +78,7 @@ def _prepare(levels, morph):  # pragma: no cover - compiled
         for y in range(ny):
             for x in range(nx):
                 v = levels[z, y, x]
-                if v > 0 or morph[z, y, x]:
+                if v > 0 or (has_morph and morph[z, y, x]):
                     z0 = min(z0, z)
                     z1 = max(z1, z)
                     y0 = min(y0, y)
@@ -97,7 +98,7 @@ def _prepare(levels, morph):  # pragma: no cover - compiled
     lut, grey = level_lut(present, top)
     shape = (z1 - z0 + 3, y1 - y0 + 3, x1 - x0 + 3)
     padded = np.full(shape, -1, np.int32)
-    inside = np.zeros(shape, np.uint8)
+    inside = np.zeros(shape if need_inside else (1, 1, 1), np.uint8)
     n_voxels = np.zeros(z1 - z0 + 1)
     for z in range(z0, z1 + 1):
         for y in range(y0, y1 + 1):
@@ -106,7 +107,7 @@ def _prepare(levels, morph):  # pragma: no cover - compiled
                 if v > 0:
                     padded[z - z0 + 1, y - y0 + 1, x - x0 + 1] = lut[v]
                     n_voxels[z - z0] += 1.0
-                if v > 0 or morph[z, y, x]:
+                if need_inside and (v > 0 or (has_morph and morph[z, y, x])):
                     inside[z - z0 + 1, y - y0 + 1, x - x0 + 1] = 1
     return padded, inside, grey, n_voxels
 
@@ -252,7 +253,7 @@ def _label_zones(padded, inside, offsets, planar, with_distance):  # pragma: no 
     return level[:n_zones], zslice[:n_zones], size[:n_zones], distance[:n_zones]
 
 
-def _prepared(levels: np.ndarray, morph_mask: np.ndarray | None):
+def _prepared(levels: np.ndarray, morph_mask: np.ndarray | None, need_inside: bool = True):
     levels = np.asarray(levels)
     if levels.ndim == 2:
         levels = levels[np.newaxis]
@@ -261,7 +262,7 @@ def _prepared(levels: np.ndarray, morph_mask: np.ndarray | None):
     if levels.dtype.kind == "f" and not np.all(levels == np.round(levels)):
         raise ValueError("levels must be integer grey levels")
     if morph_mask is None:
-        morph = np.zeros(levels.shape, np.uint8)  # the intensity mask alone
+        morph = np.zeros((1, 1, 1), np.uint8)  # the intensity mask alone: not read
     else:
         morph = np.asarray(morph_mask)
         if morph.ndim == 2:
@@ -270,7 +271,7 @@ def _prepared(levels: np.ndarray, morph_mask: np.ndarray | None):
             raise ValueError(f"morph_mask shape {morph.shape} differs from levels shape {levels.shape}")
         morph = np.ascontiguousarray(morph != 0, dtype=np.uint8)
     # one dtype and layout: a single compiled (and cached) specialisation serves every caller
-    return _prepare(np.ascontiguousarray(levels, dtype=np.int32), morph)
+    return _prepare(np.ascontiguousarray(levels, dtype=np.int32), morph, morph_mask is not None, need_inside)
 
 
 def _zones_of_box(padded, inside, three_d: bool, distance: bool):
@@ -438,11 +439,11 @@ def zone_family_features(table, levels: np.ndarray, aggregations, measure: str,
     ``"distance"`` (GLDZM). Features of a family without any zone are NaN."""
     aggs = undirected_aggregations(aggregations)
     features = tuple(FeatureDef(t, c, n) for t, c, n, _ in table)
-    padded, inside, grey, n_voxels = _prepared(levels, morph_mask if measure == "distance" else None)
+    with_distance = measure == "distance"
+    padded, inside, grey, n_voxels = _prepared(levels, morph_mask if with_distance else None, with_distance)
     if grey.size == 0:
         return flatten({}, features, aggs)
     n_roi = int(n_voxels.sum())
-    with_distance = measure == "distance"
     out: dict[str, dict[str, float]] = {}
 
     def compute(matrix, lv, j, n, n_v):
