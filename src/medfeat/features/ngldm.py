@@ -181,10 +181,11 @@ def _matrix(flat, counts, lut, g, n_mats, plane):  # pragma: no cover - compiled
         if flat[p] > 0 and counts[p] > n_dep:
             n_dep = counts[p]
     m = np.zeros((n_mats, g, n_dep))
-    for p in range(flat.size):
-        v = flat[p]
-        if v > 0:
-            m[p // plane, lut[v], counts[p] - 1] += 1.0
+    for k in range(n_mats):  # matrix k: the flat positions k * plane .. (k + 1) * plane - 1
+        for p in range(k * plane, min((k + 1) * plane, flat.size)):
+            v = flat[p]
+            if v > 0:
+                m[k, lut[v], counts[p] - 1] += 1.0
     return m
 
 
