@@ -191,6 +191,9 @@ def _label_zones(padded, inside, offsets, planar, with_distance):  # pragma: no 
                                abs(offsets[a, 2] - offsets[b, 2])) <= 1:
                 adj[k] |= np.int64(1) << k2
     parent = np.empty(flat.size, np.int32)
+    # per root: its zone's size so far, and (in dist, in place) its smallest distance so far
+    zsize = np.empty(flat.size, np.int32)
+    dist = _city_block(inside, planar) if with_distance else np.zeros(1, np.int32)
     n_sets = 0  # zones so far: +1 per voxel, -1 per link of two zones
     # pass 1: link every ROI voxel to the earlier neighbours with its level; roots = smallest index
     for z in range(1, pz - 1):
@@ -203,6 +206,7 @@ def _label_zones(padded, inside, offsets, planar, with_distance):  # pragma: no 
                     continue
                 root = p
                 parent[p] = p
+                zsize[p] = 1
                 n_sets += 1
                 covered = np.int64(0)
                 for k in range(nd):
@@ -212,20 +216,18 @@ def _label_zones(padded, inside, offsets, planar, with_distance):  # pragma: no 
                     if flat[q] == a:
                         covered |= adj[k]
                         r = _find(parent, q)
-                        if r < root:
-                            parent[root] = r
-                            root = r
+                        if r != root:
+                            keep, gone = (r, root) if r < root else (root, r)
+                            parent[gone] = keep
+                            zsize[keep] += zsize[gone]
+                            if with_distance and dist[gone] < dist[keep]:
+                                dist[keep] = dist[gone]
+                            root = keep
                             n_sets -= 1
-                        elif r > root:
-                            parent[r] = root
-                            n_sets -= 1
-    dist = _city_block(inside, planar) if with_distance else np.zeros(1, np.int32)
-    # pass 2, in raster order: links always point to a smaller index, so each voxel's parent has
-    # already been pointed at its root, and one look-up finds it. A root (its zone's first voxel,
-    # visited first) takes its zone's number, stored as -(number + 1) in its own parent entry.
+    # pass 2: the zones are the roots (each its zone's first voxel), in raster order
     level = np.empty(n_sets, np.int32)
     zslice = np.empty(n_sets, np.int32)
-    size = np.zeros(n_sets, np.int64)
+    size = np.empty(n_sets, np.int64)
     distance = np.zeros(n_sets, np.int32)
     n_zones = 0
     for z in range(1, pz - 1):
@@ -233,23 +235,13 @@ def _label_zones(padded, inside, offsets, planar, with_distance):  # pragma: no 
             base = (z * py + y) * px
             for x in range(1, px - 1):
                 p = base + x
-                if flat[p] < 0:
-                    continue
-                q = parent[p]
-                if q == p:  # a root: a new zone
-                    k = n_zones
-                    parent[p] = -(k + 1)
-                    level[k] = flat[p]
-                    zslice[k] = z - 1
-                    distance[k] = dist[p] if with_distance else 0
+                if flat[p] >= 0 and parent[p] == p:
+                    level[n_zones] = flat[p]
+                    zslice[n_zones] = z - 1
+                    size[n_zones] = zsize[p]
+                    if with_distance:
+                        distance[n_zones] = dist[p]
                     n_zones += 1
-                else:
-                    r = q if parent[q] < 0 else parent[q]
-                    parent[p] = r
-                    k = -parent[r] - 1
-                size[k] += 1
-                if with_distance and dist[p] < distance[k]:
-                    distance[k] = dist[p]
     return level[:n_zones], zslice[:n_zones], size[:n_zones], distance[:n_zones]
 
 
