@@ -550,8 +550,6 @@ GIFT_TARGET_MS = 10.0
 def bench_gift(repeats: int) -> dict:
     """The retrieval (gift) family on the 256x256 RGB GIFT fixtures: ms per image on one core,
     from the PPM bytes GIFT read (decode + features), against GIFT's C extractor's 150 ms."""
-    import io as _io
-
     from PIL import Image as PILImage
 
     import medfeat

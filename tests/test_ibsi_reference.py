@@ -38,7 +38,6 @@ def _rows(data: str, prefixes: dict = FAMILY_PREFIX):
     out = []
     for fam, prefix in prefixes.items():
         for row in ibsi_reference(prefix, data):
-            agg = row["aggregation"] or None
             out.append(pytest.param(fam, row, id=f"{row['tag']}[{row['aggregation'] or '-'}]"))
     return out
 

@@ -336,6 +336,27 @@ def mesh_volume_area(verts: np.ndarray, faces: np.ndarray) -> tuple[float, float
 
 
 @numba.njit(cache=True, nogil=True)
+def _monotone_chain(xs, ys, order, m, chain) -> int:  # pragma: no cover - compiled
+    """Andrew's monotone chain over the points ``order[:m]`` (indices into ``xs``, ``ys``, sorted by
+    x then y): writes the hull's vertex indices, counter-clockwise, collinear points dropped, into
+    ``chain`` (room for ``2 m + 1``) and returns their number (exact for integer coordinates)."""
+    k = 0
+    for rep in range(2):  # lower, then upper chain
+        start = k
+        for t in range(m):
+            i = order[t] if rep == 0 else order[m - 1 - t]
+            while k >= start + 2:
+                p, q = chain[k - 2], chain[k - 1]
+                if (xs[q] - xs[p]) * (ys[i] - ys[p]) - (ys[q] - ys[p]) * (xs[i] - xs[p]) > 0:
+                    break
+                k -= 1
+            chain[k] = i
+            k += 1
+        k -= 1  # the last point of each chain starts the other
+    return max(k, 1) if m else 0
+
+
+@numba.njit(cache=True, nogil=True)
 def _hull_2d_indices(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
     """Indices of the convex hull vertices of the points ``(xs, ys)``, counter-clockwise, collinear
     points dropped (Andrew's monotone chain; exact for integer coordinates)."""
@@ -343,20 +364,7 @@ def _hull_2d_indices(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
     order = np.argsort(ys, kind="mergesort")
     order = order[np.argsort(xs[order], kind="mergesort")]  # by x, then y
     hull = np.empty(2 * n + 1, dtype=np.int64)
-    k = 0
-    for rep in range(2):
-        start = k
-        for t in range(n):
-            i = order[t] if rep == 0 else order[n - 1 - t]
-            while k >= start + 2:
-                p, q = hull[k - 2], hull[k - 1]
-                if (xs[q] - xs[p]) * (ys[i] - ys[p]) - (ys[q] - ys[p]) * (xs[i] - xs[p]) > 0:
-                    break
-                k -= 1
-            hull[k] = i
-            k += 1
-        k -= 1  # the last point of each chain starts the other
-    return hull[:max(k, 1)].copy()
+    return hull[:_monotone_chain(xs, ys, order, n, hull)].copy()
 
 
 @numba.njit(cache=True, nogil=True)
@@ -379,32 +387,19 @@ def _plane_hull_filter(keys: np.ndarray, keep: np.ndarray, axis: int) -> None:
             if hi[p, r] < 0 or keys[i, b] > keys[hi[p, r], b]:
                 hi[p, r] = i
     keep[:] = False
+    xs, ys = keys[:, a], keys[:, b]
     chain = np.empty(2 * rows + 1, dtype=np.int64)
     order = np.empty(2 * rows, dtype=np.int64)
     for p in range(planes):
         m = 0
-        for r in range(rows):
+        for r in range(rows):  # row by row, each row's ends by column: sorted as the chain needs
             if lo[p, r] >= 0:
                 order[m] = lo[p, r]
                 m += 1
                 if hi[p, r] != lo[p, r]:
                     order[m] = hi[p, r]
                     m += 1
-        k = 0
-        for rep in range(2):  # lower then upper chain, in (row, column) order
-            start = k
-            for t in range(m):
-                i = order[t] if rep == 0 else order[m - 1 - t]
-                while k >= start + 2:
-                    u, v = chain[k - 2], chain[k - 1]
-                    if ((keys[v, a] - keys[u, a]) * (keys[i, b] - keys[u, b])
-                            - (keys[v, b] - keys[u, b]) * (keys[i, a] - keys[u, a])) > 0:
-                        break
-                    k -= 1
-                chain[k] = i
-                k += 1
-            k -= 1
-        for t in range(max(k, 1) if m else 0):
+        for t in range(_monotone_chain(xs, ys, order, m, chain)):
             keep[chain[t]] = True
 
 

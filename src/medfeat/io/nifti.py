@@ -8,9 +8,7 @@ unlike DICOM's LPS), both reversed to (z, y, x) and converted to mm.
 """
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
 import math
 import os
 import struct
