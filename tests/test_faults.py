@@ -114,6 +114,35 @@ def test_worker_frozen_for_the_rest_of_the_run(tmp_path, cluster):
     assert took < 60
 
 
+def test_worker_frozen_right_after_finishing_a_job(tmp_path, cluster, monkeypatch):
+    """The worker stops the moment its first job is done, with the job's result in its memory.
+    The run must neither wait for that result (it came through the scheduler) nor for the jobs
+    the frozen worker holds next (they time out and move)."""
+    from medfeat.production import driver
+
+    paths, run_dir, prod = _production(tmp_path, cluster)
+    pids = _worker_pid_by_address(cluster)
+    victim_addr, victim = sorted(pids.items())[0]
+    frozen = threading.Event()
+    on_done = driver._Driver._on_done
+
+    def freeze_then_handle(self, key, fut):
+        a = next((a for a in self.by_attempt.values() if a.key == key), None)
+        if a is not None and a.worker == victim_addr and fut.status == "finished" and not frozen.is_set():
+            _signal(victim, signal.SIGSTOP)
+            frozen.set()
+        return on_done(self, key, fut)
+
+    monkeypatch.setattr(driver._Driver, "_on_done", freeze_then_handle)
+    t0 = time.time()
+    m = prod.run()
+    took = time.time() - t0
+    assert frozen.is_set(), "the victim finished no job"
+    check_run(run_dir, paths, compare=6)
+    assert m["committed_jobs"] == len(paths) // 2
+    assert took < 60
+
+
 def test_worker_ten_times_slower(tmp_path, cluster):
     paths, run_dir, prod = _production(tmp_path, cluster, n_images=200)
     pids = _worker_pid_by_address(cluster)

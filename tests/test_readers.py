@@ -10,7 +10,6 @@ import tracemalloc
 
 import nibabel as nib
 import numpy as np
-import pydicom
 import pytest
 from PIL import Image as PILImage
 from pydicom.dataset import Dataset, FileMetaDataset

@@ -13,7 +13,7 @@ import dataclasses
 import importlib
 import os
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
 from typing import Any, Callable, Iterable

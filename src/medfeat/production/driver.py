@@ -20,7 +20,8 @@ Tail policy, checked twice a second:
 
 Dask itself re-runs the tasks of a worker that dies; a frozen worker is dropped after the
 scheduler's ``worker-ttl`` (60 s on clusters medfeat starts), and before that the timeout moves
-its jobs. A job whose code raises is retried up to ``max_attempts``; a bundle that fails its
+its jobs. An attempt's report reaches the client through the scheduler's event stream, so a worker
+that freezes just after a job, holding the task's result, never holds up the commit. A job whose code raises is retried up to ``max_attempts``; a bundle that fails its
 sha256 check is re-staged from the dataset once, then the job fails with that reason.
 """
 from __future__ import annotations
@@ -32,10 +33,13 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from medfeat.production.job import STARTED_TOPIC, run_job
+from medfeat.production.job import FINISHED_TOPIC, STARTED_TOPIC, run_job
 from medfeat.production.staging import BundleCorrupt
 
 TICK_S = 0.5
+# A finished attempt whose report did not come through the event stream is fetched from its
+# worker, but never waited on longer than this: the worker may have frozen holding the result.
+RESULT_FETCH_S = 20.0
 
 
 @dataclass
@@ -193,32 +197,63 @@ class _Driver:
         a.started, a.worker = float(msg["started"]), msg["worker"]
         self.ledger.start_attempt(a.attempt_id, a.worker, a.started, msg.get("host"), msg.get("pid"))
 
+    def _on_finished(self, msg: dict) -> None:
+        """An attempt's report, sent by its worker through the scheduler ahead of the task's own
+        completion: the attempt is committed from it, so the result never has to be fetched from
+        the worker's memory (a worker that freezes just after a job does not stall the run)."""
+        a = self.by_attempt.get(msg.get("attempt"))
+        if a is not None and a.key in self.live:
+            self._commit(a, msg["report"])
+
+    def _commit(self, a: _Attempt, report: dict) -> None:
+        self.live.pop(a.key, None)
+        st = self.jobs[a.job_id]
+        st.keys.discard(a.key)
+        outcome = self.ledger.finish_attempt(a.attempt_id, report)
+        took = report["finished"] - report["started"]
+        med = self._median()
+        worker = report.get("worker")
+        if (med and took > self.o.speculate_factor * med and len(self.durations) >= 3
+                and worker in self.warm):  # a worker's first job pays its imports: not a strike
+            self._strike(worker, f"{took:.1f} s for a {med:.1f} s median job", a.job_id)
+        self.warm.add(worker)
+        self.durations.append(took)
+        if outcome == "discarded":
+            self.p.stage.delete(report["result"])
+        if a.job_id in self.open_jobs:
+            self.open_jobs.discard(a.job_id)
+            self.committed += 1
+            for other in [self.live[k] for k in list(st.keys)]:
+                self._drop(other, "cancelled", f"job committed by attempt {a.attempt_id}")
+            self.progress.update(done=1, images=report["n_images"], running=len(self.live))
+
     def _on_done(self, key: str, fut) -> None:
-        a = self.live.pop(key, None)
-        if a is None:  # an attempt already cancelled or moved: its result (if any) is not used
+        a = self.live.get(key)
+        if a is None:  # committed from its report, cancelled or moved: nothing left to do
+            self._release(fut)
             return
         st = self.jobs[a.job_id]
-        st.keys.discard(key)
         if fut.status == "finished":
-            report = fut.result()
-            outcome = self.ledger.finish_attempt(a.attempt_id, report)
-            took = report["finished"] - report["started"]
-            med = self._median()
-            worker = report.get("worker")
-            if (med and took > self.o.speculate_factor * med and len(self.durations) >= 3
-                    and worker in self.warm):  # a worker's first job pays its imports: not a strike
-                self._strike(worker, f"{took:.1f} s for a {med:.1f} s median job", a.job_id)
-            self.warm.add(worker)
-            self.durations.append(took)
-            if outcome == "discarded":
-                self.p.stage.delete(report["result"])
-            if a.job_id in self.open_jobs:
-                self.open_jobs.discard(a.job_id)
-                self.committed += 1
-                for other in [self.live[k] for k in list(st.keys)]:
-                    self._drop(other, "cancelled", f"job committed by attempt {a.attempt_id}")
-                self.progress.update(done=1, images=report["n_images"], running=len(self.live))
+            # no report came through the scheduler (it always should): fetch the task's result,
+            # but never wait on a worker that may have frozen holding it
+            try:
+                self._commit(a, fut.result(timeout=RESULT_FETCH_S))
+            except Exception as exc:
+                self.live.pop(key, None)
+                st.keys.discard(key)
+                self.ledger.fail_attempt(a.attempt_id, f"finished, but its report could not be fetched from "
+                                         f"{a.worker} in {RESULT_FETCH_S:g} s ({type(exc).__name__})", outcome="lost")
+                self._strike(a.worker, "its finished result could not be fetched", a.job_id)
+                if a.worker:
+                    st.bad_workers.add(a.worker)
+                if a.job_id in self.open_jobs and not st.keys:
+                    self.ledger.event("moved", f"the result of attempt {a.attempt_id} on {a.worker} is "
+                                      "unreachable; running the job again elsewhere", a.job_id, a.attempt_id)
+                    if not self._submit(a.job_id, "moved", st.bad_workers):
+                        self._submit(a.job_id, "moved")
         else:
+            self.live.pop(key, None)
+            st.keys.discard(key)
             exc = fut.exception() if fut.status == "error" else None
             msg = f"{type(exc).__name__}: {exc}" if exc is not None else f"attempt {fut.status}"
             self.ledger.fail_attempt(a.attempt_id, msg)
@@ -237,6 +272,10 @@ class _Driver:
                         self.pending.insert(0, a.job_id)
                     else:
                         self._fail_job(a.job_id, f"failed {st.errors} attempt(s); last: {msg}")
+        self._release(fut)
+
+    @staticmethod
+    def _release(fut) -> None:
         try:
             fut.release()
         except Exception:
@@ -305,6 +344,7 @@ class _Driver:
         from medfeat.production.engine import _Progress
 
         self.client.subscribe_topic(STARTED_TOPIC, lambda ev: self.events.put(("started", None, ev[1])))
+        self.client.subscribe_topic(FINISHED_TOPIC, lambda ev: self.events.put(("finished", None, ev[1])))
         for job_id in self.todo:
             self._queue_bundle(job_id)
         thread = threading.Thread(target=self._bundler, name="medfeat-bundler", daemon=True)
@@ -327,6 +367,8 @@ class _Driver:
                         self._fail_job(ref, payload)
                     elif kind == "started":
                         self._on_started(payload)
+                    elif kind == "finished":
+                        self._on_finished(payload)
                     elif kind == "done":
                         self._on_done(ref, payload)
                     if time.monotonic() - last_tick >= TICK_S:
@@ -340,8 +382,9 @@ class _Driver:
             thread.join(timeout=60)
             for a in list(self.live.values()):
                 self._drop(a, "cancelled", "the session ended")
-            try:
-                self.client.unsubscribe_topic(STARTED_TOPIC)
-            except Exception:
-                pass
+            for topic in (STARTED_TOPIC, FINISHED_TOPIC):
+                try:
+                    self.client.unsubscribe_topic(topic)
+                except Exception:
+                    pass
         return self.submission_s, self.submitted

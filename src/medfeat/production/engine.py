@@ -10,8 +10,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
-import queue
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +18,6 @@ from medfeat import __version__
 from medfeat.errors import InputError
 from medfeat.extract import Settings
 from medfeat.production import plan as planning
-from medfeat.production.job import run_job
 from medfeat.production.ledger import Ledger
 from medfeat.production.driver import _Driver
 from medfeat.production.staging import Stage, build_bundle, sha256_bytes
@@ -152,7 +149,7 @@ class Production:
 
     def run(self) -> dict:
         """Run every job without a committed result; return the run's metrics."""
-        from distributed import as_completed  # noqa: F401  (import early: fail fast without dask)
+        import distributed  # noqa: F401  (import early: fail fast without dask)
 
         self.ledger.mark_lost_attempts()
         todo = [j["job_id"] for j in self.ledger.jobs() if j["state"] not in ("committed", "failed")]

@@ -29,19 +29,30 @@ def _worker_name() -> str:
 
 
 STARTED_TOPIC = "medfeat-attempt-started"
+FINISHED_TOPIC = "medfeat-attempt-finished"
+
+
+def _publish(topic: str, msg: dict) -> None:
+    try:
+        from distributed import get_worker
+
+        get_worker().log_event(topic, msg)
+    except (ImportError, ValueError):  # not on a Dask worker (tests, local runs)
+        pass
 
 
 def _signal_started(spec: dict, report: dict) -> None:
     """Tell the client this attempt began, and where (through the scheduler's event stream), so
     it can time the attempt for speculation and timeouts before the attempt reports."""
-    try:
-        from distributed import get_worker
+    _publish(STARTED_TOPIC, {"attempt": spec.get("attempt"), "worker": report["worker"], "host": report["host"],
+                             "pid": report["pid"], "started": report["started"]})
 
-        get_worker().log_event(STARTED_TOPIC, {"attempt": spec.get("attempt"), "worker": report["worker"],
-                                               "host": report["host"], "pid": report["pid"],
-                                               "started": report["started"]})
-    except (ImportError, ValueError):  # not on a Dask worker (tests, local runs)
-        pass
+
+def _signal_finished(spec: dict, report: dict) -> None:
+    """Send the attempt's report to the client through the scheduler, ahead of the task's own
+    completion message on the same stream. The client then never has to fetch the result from
+    the worker's memory: a worker that freezes right after a job must not stall the run."""
+    _publish(FINISHED_TOPIC, {"attempt": spec.get("attempt"), "report": report})
 
 
 def _scratch_root() -> str | None:
@@ -129,4 +140,5 @@ def run_job(spec: dict) -> dict:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     report["finished"] = time.time()
+    _signal_finished(spec, report)
     return report
