@@ -243,8 +243,8 @@ class ROI:
         self.pixels = pixels  # the image's ROI box as read (colour kept), for the gift family
         box = processing.bounding_box(morph_mask)
         self._around, self._box = intensities, box  # what the ROI box was cut from (local intensity)
-        self.image = intensities[box]
-        if settings.round_intensities:
+        self.image = intensities[box]  # float64, or the image's own integer type
+        if settings.round_intensities and self.image.dtype.kind == "f":
             self.image = np.round(self.image)
         self.morph_mask = morph_mask[box]
         mask = self.morph_mask
@@ -261,12 +261,12 @@ class ROI:
         gave it (:func:`extract` widens it for the ``li`` family, whose spheres reach outside
         the ROI, IBSI 3.2)."""
         around = self._around
-        return (np.round(around) if self.settings.round_intensities else around), self._box
+        return (np.round(around) if self.settings.round_intensities and around.dtype.kind == "f" else around), self._box
 
     @cached_property
     def values(self) -> np.ndarray:
-        """Intensities of the voxels in the intensity mask (1-D)."""
-        return self.image[self.mask]
+        """Intensities of the voxels in the intensity mask (1-D, float64)."""
+        return self.image[self.mask].astype(np.float64, copy=False)
 
     def _discretise(self, method: str, n: int, width: float) -> tuple[np.ndarray, int]:
         x = self.values
@@ -448,7 +448,7 @@ def _widen_for_spheres(img: Image, box: tuple[slice, ...], morph: np.ndarray) ->
     arr = img.array[wide] if not img.is_rgb else img.array[wide + (slice(None),)]
     mask = np.zeros(arr.shape[:3], dtype=bool)
     mask[tuple(slice(b.start - w.start, b.stop - w.start) for b, w in zip(box, wide))] = morph
-    return Image(arr, spacing=img.spacing).intensity(), mask
+    return (arr if arr.dtype.kind in "iu" and not img.is_rgb else Image(arr, spacing=img.spacing).intensity()), mask
 
 
 def _gift(roi: ROI) -> dict[str, float]:
@@ -640,7 +640,9 @@ def extract(image: Image | str | os.PathLike | np.ndarray,
     box = processing.bounding_box(morph)
     pixels = Image(img.array[box] if not img.is_rgb else img.array[box + (slice(None),)],
                    spacing=img.spacing, source=name, meta=img.meta)  # as read, colour kept (gift)
-    intensities = pixels.intensity()
+    # integer intensities stay as read (a view, no float64 copy of the box: a 65 M-voxel CT box
+    # would take 520 MB); the ROI's values are converted when taken (ROI.values)
+    intensities = pixels.array if pixels.array.dtype.kind in "iu" and not pixels.is_rgb else pixels.intensity()
     n_roi = int(np.count_nonzero(morph[box]))
     if pixels.array.dtype.kind == "f":  # integer images hold no NaN/inf
         bad = n_roi - int(np.count_nonzero(np.isfinite(intensities) & morph[box]))

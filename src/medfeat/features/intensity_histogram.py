@@ -27,9 +27,15 @@ class HistogramSummary(st.Summary):
     use the same linear interpolation between order statistics as numpy)."""
 
     def __init__(self, levels: np.ndarray, n_levels: int):
-        lv = np.asarray(levels, dtype=np.int64).ravel()
+        lv = np.asarray(levels).ravel()
+        if lv.dtype.kind not in "iu":
+            lv = lv.astype(np.int64)
         self.n_levels = max(int(n_levels), int(lv.max()))
-        self.hist = np.bincount(lv, minlength=self.n_levels + 1)[1:]
+        # block by block: bincount would otherwise make an int64 copy of int32 levels
+        hist = np.zeros(self.n_levels + 1, np.int64)
+        for i in range(0, lv.size, st.BLOCK * 16):
+            hist += np.bincount(lv[i:i + st.BLOCK * 16], minlength=self.n_levels + 1)
+        self.hist = hist[1:]
         self.n = int(lv.size)
         self.v = np.arange(1, self.n_levels + 1, dtype=np.float64)
         self.w = self.hist / self.n

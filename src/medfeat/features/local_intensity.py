@@ -98,36 +98,44 @@ def _sphere_counts(shape, spacing, box: tuple[slice, ...]) -> np.ndarray:
 CHUNK_CELLS = 2_000_000
 
 
-def sphere_means(image: np.ndarray, spacing, box: tuple[slice, ...] | None = None) -> np.ndarray:
-    """Mean intensity in the 1 cm^3 sphere around every voxel of ``image`` (z, y, x), or of its
-    part ``box``; the sphere's parts beyond the array's edge, and non-finite voxels, are left out
-    of the mean.
-
-    The convolution runs slab by slab along z (each slab with the sphere's reach of slices on both
-    sides), so a large ROI needs FFT buffers of about :data:`CHUNK_CELLS` voxels, not of its whole box.
-    """
+def _sphere_mean_slabs(image: np.ndarray, spacing, box: tuple[slice, ...]):
+    """The sphere means of ``box`` slab by slab along z: yields ``(z0, z1, means)``, ``means``
+    those of slices ``z0:z1`` of ``box``. Each slab is convolved with the sphere's reach of slices
+    on both sides, converted to float64 on its own: memory stays that of one slab's FFT (about
+    :data:`CHUNK_CELLS` voxels), whatever the size of the ROI."""
     kernel = sphere_kernel(spacing).astype(np.float64)
-    image = np.asarray(image, dtype=np.float64)
-    box = tuple(slice(0, n) for n in image.shape) if box is None else box
     hz = sphere_margin(spacing)[0]
     nz = image.shape[0]
     # slices per slab: as many as CHUNK_CELLS allows, but at least twice the overlap (else the
     # overlapping slices would dominate the work)
     step = max(2 * hz, 1, CHUNK_CELLS // max(1, image.shape[1] * image.shape[2]) - 2 * hz)
-    valid = np.isfinite(image)
-    all_valid = bool(valid.all())
-    out = np.empty(tuple(b.stop - b.start for b in box))
     for z0 in range(box[0].start, box[0].stop, step):
         z1 = min(z0 + step, box[0].stop)
         lo, hi = max(0, z0 - hz), min(nz, z1 + hz)  # the slab the spheres of slices z0..z1 reach
         part = (slice(z0 - lo, z1 - lo), box[1], box[2])
-        if all_valid:
-            sums = fftconvolve(image[lo:hi], kernel, mode="same")[part]
+        slab = np.asarray(image[lo:hi], dtype=np.float64)
+        valid = None if image.dtype.kind in "iub" else np.isfinite(slab)
+        if valid is None or valid.all():
+            sums = fftconvolve(slab, kernel, mode="same")[part]
             counts = _sphere_counts(image.shape, spacing, (slice(z0, z1), box[1], box[2]))
-        else:
-            sums = fftconvolve(np.where(valid[lo:hi], image[lo:hi], 0.0), kernel, mode="same")[part]
-            counts = np.rint(fftconvolve(valid[lo:hi].astype(np.float64), kernel, mode="same"))[part]
-        out[z0 - box[0].start:z1 - box[0].start] = sums / counts
+        else:  # non-finite voxels (outside the ROI) are left out of the means
+            sums = fftconvolve(np.where(valid, slab, 0.0), kernel, mode="same")[part]
+            counts = np.rint(fftconvolve(valid.astype(np.float64), kernel, mode="same"))[part]
+        yield z0, z1, sums / counts
+
+
+def sphere_means(image: np.ndarray, spacing, box: tuple[slice, ...] | None = None) -> np.ndarray:
+    """Mean intensity in the 1 cm^3 sphere around every voxel of ``image`` (z, y, x), or of its
+    part ``box``; the sphere's parts beyond the array's edge, and non-finite voxels, are left out
+    of the mean.
+
+    The convolution runs slab by slab along z (:func:`_sphere_mean_slabs`), so a large ROI needs
+    FFT buffers of about :data:`CHUNK_CELLS` voxels, not of its whole box.
+    """
+    box = tuple(slice(0, n) for n in image.shape) if box is None else box
+    out = np.empty(tuple(b.stop - b.start for b in box))
+    for z0, z1, means in _sphere_mean_slabs(image, spacing, box):
+        out[z0 - box[0].start:z1 - box[0].start] = means
     return out
 
 
@@ -156,10 +164,15 @@ def local_intensity_features(surroundings: np.ndarray, roi_box: tuple[slice, ...
     """
     if not np.any(intensity_mask):
         return {f.tag: float("nan") for f in FEATURES}
-    means = sphere_means(surroundings, spacing, roi_box)
-    values = roi_image[intensity_mask]
-    top = values.max()
-    return {
-        "loc.peak.local": float(means[intensity_mask & (roi_image == top)].max()),
-        "loc.peak.global": float(means[intensity_mask].max()),
-    }
+    top = roi_image[intensity_mask].max()
+    local = peak = -np.inf
+    b0 = roi_box[0].start
+    # slab by slab: no sphere-mean array of the whole box (520 MB for a 65 M-voxel box)
+    for z0, z1, means in _sphere_mean_slabs(surroundings, spacing, roi_box):
+        inside = intensity_mask[z0 - b0:z1 - b0]
+        if inside.any():
+            peak = max(peak, float(means[inside].max()))
+            at_top = inside & (roi_image[z0 - b0:z1 - b0] == top)
+            if at_top.any():
+                local = max(local, float(means[at_top].max()))
+    return {"loc.peak.local": local, "loc.peak.global": peak}

@@ -721,12 +721,20 @@ def spatial_autocorrelation(image: np.ndarray, mask: np.ndarray, spacing) -> tup
 def voxel_moments(mask: np.ndarray, spacing, weights: np.ndarray | None = None
                   ) -> tuple[float, np.ndarray, np.ndarray]:
     """Count (or total weight), centre (mm) and sample covariance (mm^2) of the voxel centres of a
-    3D mask, optionally weighted (then no covariance), from its projections on the axes and
-    planes: no ``(N, 3)`` coordinate array, whatever the ROI's size."""
-    src = mask if weights is None else weights
+    3D mask, optionally weighted by the values of ``weights`` (an array of the mask's shape) in the
+    mask (then no covariance), from its projections on the axes and planes: no ``(N, 3)``
+    coordinate array, whatever the ROI's size."""
     coords = [(np.arange(n) - (n - 1) / 2.0) * float(s) for n, s in zip(mask.shape, spacing)]
-    zy = src.sum(axis=2, dtype=np.float64)
-    zx = src.sum(axis=1, dtype=np.float64)
+    if weights is None:
+        src = mask
+        zy = src.sum(axis=2, dtype=np.float64)
+        zx = src.sum(axis=1, dtype=np.float64)
+    else:  # slice by slice: no float64 copy of the whole box
+        zy = np.empty(mask.shape[:2])
+        zx = np.empty((mask.shape[0], mask.shape[2]))
+        for k in range(mask.shape[0]):
+            w = np.where(mask[k], weights[k], 0.0)
+            zy[k], zx[k] = w.sum(axis=1), w.sum(axis=0)
     cz, cy, cx = zy.sum(axis=1), zy.sum(axis=0), zx.sum(axis=0)
     n = float(cz.sum())
     mean = np.array([cz @ coords[0], cy @ coords[1], cx @ coords[2]]) / n
@@ -786,7 +794,7 @@ def morphology_features(morph_mask: np.ndarray, image: np.ndarray, intensity_mas
     values = image[intensity_mask]
     total = float(values.sum())
     if total != 0:
-        _, com_gl, _ = voxel_moments(intensity_mask, sp, np.where(intensity_mask, image, 0.0))
+        _, com_gl, _ = voxel_moments(intensity_mask, sp, image)
         out["morph.com"] = float(np.linalg.norm(centre - com_gl))
     else:
         out["morph.com"] = nan

@@ -114,24 +114,28 @@ def _prepare(levels, morph, has_morph, need_inside):  # pragma: no cover - compi
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def _find(parent, x):  # pragma: no cover - compiled
-    """Root of ``x``'s tree, halving the path on the way."""
-    while parent[x] != x:
-        parent[x] = parent[parent[x]]
-        x = parent[x]
+    """Root of ``x``'s tree (a root holds minus its zone's size), halving the path on the way."""
+    while parent[x] >= 0:
+        up = parent[x]
+        if parent[up] < 0:
+            return up
+        parent[x] = parent[up]
+        x = parent[up]
     return x
 
 
 @numba.njit(cache=True, nogil=True)
-def _city_block(inside, planar):  # pragma: no cover - compiled
+def _city_block(inside, planar, dist):  # pragma: no cover - compiled
     """City-block distance of every voxel of ``inside`` to the nearest voxel outside it (edge voxels: 1).
 
     Two raster passes (forward, then backward), exact for the Manhattan norm; ``planar`` keeps the
     distance within each slice (in-plane 4-connectivity). The padding of ``inside`` is outside.
+    ``dist`` (zeros, one per voxel of ``inside``, of a type that holds the sum of its dimensions)
+    receives the distances, and is returned.
     """
     pz, py, px = inside.shape
     flat = inside.ravel()
-    dist = np.zeros(flat.size, np.int32)
-    big = np.int32(pz + py + px)
+    big = pz + py + px
     sy, sz = px, py * px
     for z in range(1, pz - 1):
         for y in range(1, py - 1):
@@ -157,13 +161,14 @@ def _city_block(inside, planar):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def _label_zones(padded, inside, offsets, planar, with_distance):  # pragma: no cover - compiled
+def _label_zones(padded, inside, offsets, planar, with_distance, dist):  # pragma: no cover - compiled
     """Zones of the padded box: ``(level index, slice, size, distance)`` per zone, in raster order of
     their first voxel. ``offsets`` are the ``(dz, dy, dx)`` half-neighbourhood (positive directions);
     ``distance`` is 0 unless ``with_distance``.
 
     A voxel is linked to its earlier neighbours of the same level (``p - d``), the smaller root
-    becoming the root, so a zone's root is its first voxel. Two earlier neighbours adjacent to each
+    becoming the root, so a zone's root is its first voxel; a root's parent entry holds minus
+    its zone's size. Two earlier neighbours adjacent to each
     other with the same level are already linked, so once a neighbour matched, those adjacent to it
     are skipped: neighbours are tried most-connected first (in 3D the voxel below, adjacent to all
     12 others, settles a uniform region with one look-up).
@@ -190,10 +195,11 @@ def _label_zones(padded, inside, offsets, planar, with_distance):  # pragma: no 
             if k != k2 and max(abs(offsets[a, 0] - offsets[b, 0]), abs(offsets[a, 1] - offsets[b, 1]),
                                abs(offsets[a, 2] - offsets[b, 2])) <= 1:
                 adj[k] |= np.int64(1) << k2
+    # per voxel its parent; a root holds minus its zone's size so far (no separate size array:
+    # the box can hold tens of millions of voxels), and (in dist, in place) its smallest distance
     parent = np.empty(flat.size, np.int32)
-    # per root: its zone's size so far, and (in dist, in place) its smallest distance so far
-    zsize = np.empty(flat.size, np.int32)
-    dist = _city_block(inside, planar) if with_distance else np.zeros(1, np.int32)
+    if with_distance:
+        _city_block(inside, planar, dist)
     n_sets = 0  # zones so far: +1 per voxel, -1 per link of two zones
     # pass 1: link every ROI voxel to the earlier neighbours with its level; roots = smallest index
     for z in range(1, pz - 1):
@@ -205,8 +211,7 @@ def _label_zones(padded, inside, offsets, planar, with_distance):  # pragma: no 
                 if a < 0:
                     continue
                 root = p
-                parent[p] = p
-                zsize[p] = 1
+                parent[p] = -1
                 n_sets += 1
                 covered = np.int64(0)
                 for k in range(nd):
@@ -218,8 +223,8 @@ def _label_zones(padded, inside, offsets, planar, with_distance):  # pragma: no 
                         r = _find(parent, q)
                         if r != root:
                             keep, gone = (r, root) if r < root else (root, r)
+                            parent[keep] += parent[gone]
                             parent[gone] = keep
-                            zsize[keep] += zsize[gone]
                             if with_distance and dist[gone] < dist[keep]:
                                 dist[keep] = dist[gone]
                             root = keep
@@ -235,10 +240,10 @@ def _label_zones(padded, inside, offsets, planar, with_distance):  # pragma: no 
             base = (z * py + y) * px
             for x in range(1, px - 1):
                 p = base + x
-                if flat[p] >= 0 and parent[p] == p:
+                if flat[p] >= 0 and parent[p] < 0:
                     level[n_zones] = flat[p]
                     zslice[n_zones] = z - 1
-                    size[n_zones] = zsize[p]
+                    size[n_zones] = -parent[p]
                     if with_distance:
                         distance[n_zones] = dist[p]
                     n_zones += 1
@@ -268,7 +273,10 @@ def _prepared(levels: np.ndarray, morph_mask: np.ndarray | None, need_inside: bo
 
 def _zones_of_box(padded, inside, three_d: bool, distance: bool):
     offsets = directions_3d() if three_d else directions_2d()
-    return _label_zones(padded, inside, offsets, not three_d, distance)
+    # distances fit 16 bits unless the box is absurdly long (they are at most its dimensions' sum)
+    work = (np.zeros(padded.size, np.uint16 if sum(padded.shape) < 65535 else np.int32) if distance
+            else np.zeros(1, np.uint16))
+    return _label_zones(padded, inside, offsets, not three_d, distance, work)
 
 
 def zones(levels: np.ndarray, three_d: bool = False, morph_mask: np.ndarray | None = None):
