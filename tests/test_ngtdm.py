@@ -194,6 +194,20 @@ def test_random_rois_match_the_literal_definition(seed, shape, n_levels, fill, d
             assert got[k] == pytest.approx(v, rel=1e-10, abs=1e-12), k
 
 
+@pytest.mark.parametrize("three_d,distance", [(False, 1), (True, 1), (True, 2)])
+def test_slab_by_slab_sums_equal_the_whole_volume(monkeypatch, three_d, distance):
+    # a large ROI is summed in slabs along z with `distance` slices of neighbours: slabs of one
+    # or a few slices must give the matrices of one pass over the volume
+    rng = np.random.default_rng(7)
+    lv = _random_roi(rng, (9, 6, 5), 6, 0.8)
+    whole, grey = ngtdm_matrices(lv, distance, three_d)
+    for cells in (1, 120, 210):  # slabs of 1 to 7 slices (30 voxels each), neighbours included
+        monkeypatch.setattr(ngtdm, "SLAB_CELLS", cells)
+        slabs, grey2 = ngtdm_matrices(lv, distance, three_d)
+        np.testing.assert_array_equal(grey2, grey)
+        np.testing.assert_allclose(slabs, whole, rtol=1e-13, atol=0)
+
+
 # --------------------------------------------------------------------------------------------------
 # Invariances
 # --------------------------------------------------------------------------------------------------

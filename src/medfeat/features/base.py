@@ -92,21 +92,15 @@ def directions_3d() -> np.ndarray:
     return np.array(dirs, dtype=np.int64)
 
 
-def compress_levels(levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Map grey levels onto ``0..G-1`` over the levels present, ``-1`` outside the ROI.
-
-    Returns the index array and the true level value of each index. Texture matrices are built
-    over present levels only (small matrices when ``N_g`` is large), while formulas keep using the
-    true levels, so features are unchanged.
-    """
-    levels = np.asarray(levels)
-    top = int(levels.max()) if levels.size else 0
-    counts = np.bincount(levels.ravel(), minlength=top + 1)  # O(N), no sort
-    counts[0] = 0
-    present = np.flatnonzero(counts)
-    lut = np.full(top + 1, -1, dtype=np.int32)
-    lut[present] = np.arange(present.size, dtype=np.int32)
-    return lut[levels], present.astype(np.float64)
+def level_counts(levels: np.ndarray, top: int) -> np.ndarray:
+    """``np.bincount(levels.ravel(), minlength=top + 1)`` (``levels`` in ``0..top``), counted
+    block by block: bincount converts its input to int64 first, a 520 MB copy of a 65 M-voxel
+    int32 box."""
+    flat = np.asarray(levels).reshape(-1)
+    counts = np.zeros(top + 1, np.int64)
+    for i in range(0, flat.size, 1 << 20):
+        counts += np.bincount(flat[i:i + (1 << 20)], minlength=top + 1)
+    return counts
 
 
 def aggregate(compute, aggregations, build2d=None, build3d=None) -> dict[str, dict[str, float]]:

@@ -56,7 +56,7 @@ import numba
 import numpy as np
 
 from medfeat.features._undirected import aggregate_undirected
-from medfeat.features.base import FeatureDef, flatten, undirected_aggregations
+from medfeat.features.base import FeatureDef, flatten, level_counts, undirected_aggregations
 
 FAMILY = "ngldm"
 
@@ -217,7 +217,7 @@ def ngldm_matrices(levels: np.ndarray, distance: int = 1, alpha: int = 0, three_
     distance, alpha = _check_parameters(distance, alpha)
     nz = levels.shape[0]
     top = int(levels.max()) if levels.size else 0
-    hist = np.bincount(levels.reshape(-1), minlength=top + 1)
+    hist = level_counts(levels, top)  # O(N), no sort
     hist[0] = 0
     present = np.flatnonzero(hist)
     g = present.size

@@ -68,7 +68,7 @@ import numba
 import numpy as np
 
 from medfeat.features._undirected import aggregate_undirected
-from medfeat.features.base import FeatureDef, flatten, undirected_aggregations
+from medfeat.features.base import FeatureDef, flatten, level_counts, undirected_aggregations
 
 FAMILY = "ngtdm"
 
@@ -76,6 +76,9 @@ __all__ = ["FAMILY", "FEATURES", "ngtdm_features", "ngtdm_matrices", "features_o
 
 #: IBSI's cap on coarseness, used when :math:`\sum_i p_i s_i = 0`.
 COARSENESS_MAX = 1e6
+
+#: voxels per slab of the neighbourhood sums (see :func:`ngtdm_matrices`)
+SLAB_CELLS = 1 << 22
 
 # complexity's pair sums are evaluated over at most this many (i1, i2) cells at a time
 _PAIR_CHUNK = 1 << 20
@@ -128,12 +131,16 @@ def _window_sums(a, distance, out):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def _accumulate(levels, lut, g, distance, three_d, shift, buf, tmp):  # pragma: no cover - compiled
+def _accumulate(levels, lut, g, distance, three_d, shift, buf, tmp, first, count):  # pragma: no cover - compiled
     """``(n_i, s_i)`` per matrix. Each voxel's neighbourhood sum of ``level * 2**shift + inside`` (a
     separable box sum over a zero border, the centre subtracted) holds, exactly, the sum of its ROI
     neighbours' levels and their number; each ROI voxel (raster order) with a neighbour adds 1 and
     ``|level - their mean|`` to its level's column. ``buf`` and ``tmp`` are two work arrays of the
-    shape of ``levels`` (an integer type that holds the sums)."""
+    shape of ``levels`` (an integer type that holds the sums).
+
+    Only the voxels of slices ``first .. first + count - 1`` are centres (the others are the
+    neighbours a slab of a volume needs): one matrix per such slice, or one for all of them in 3D.
+    """
     nz, ny, nx = levels.shape
     for z in range(nz):
         for y in range(ny):
@@ -147,9 +154,9 @@ def _accumulate(levels, lut, g, distance, three_d, shift, buf, tmp):  # pragma: 
         _window_sums(buf.reshape(1, nz, ny * nx), distance, tmp.reshape(1, nz, ny * nx))
         total = tmp
     low = (1 << shift) - 1
-    out = np.zeros((1 if three_d else nz, 2, g))
-    for z in range(nz):
-        m = 0 if three_d else z
+    out = np.zeros((1 if three_d else count, 2, g))
+    for z in range(first, first + count):
+        m = 0 if three_d else z - first
         for y in range(ny):
             for x in range(nx):
                 level = levels[z, y, x]
@@ -189,7 +196,7 @@ def ngtdm_matrices(levels: np.ndarray, distance: int = 1, three_d: bool = False)
     distance = _check_distance(distance)
     nz = levels.shape[0]
     top = int(levels.max()) if levels.size else 0
-    hist = np.bincount(levels.reshape(-1), minlength=top + 1)  # O(N), no sort
+    hist = level_counts(levels, top)  # O(N), no sort
     hist[0] = 0
     present = np.flatnonzero(hist)
     grey = present.astype(np.float64)
@@ -202,8 +209,20 @@ def ngtdm_matrices(levels: np.ndarray, distance: int = 1, three_d: bool = False)
     shift = int(size).bit_length()  # 2**shift above the largest neighbour count
     dtype = np.int32 if ((top + 1) << shift) * size < 2**31 else np.int64
     levels = np.ascontiguousarray(levels, dtype=dtype)
-    out = _accumulate(levels, lut, g, distance, three_d, shift, np.empty_like(levels), np.empty_like(levels))
-    return (out[0] if three_d else out), grey
+    # slab by slab along z (with ``distance`` slices of neighbours on each side in 3D): the two
+    # work arrays stay about SLAB_CELLS voxels, not two copies of a large ROI's box
+    halo = distance if three_d else 0
+    step = max(1, SLAB_CELLS // max(1, levels[0].size) - 2 * halo)
+    work = np.empty((2, min(nz, step + 2 * halo)) + levels.shape[1:], dtype)
+    parts = []
+    for z0 in range(0, nz, step):
+        z1 = min(z0 + step, nz)
+        lo, hi = max(0, z0 - halo), min(nz, z1 + halo)
+        parts.append(_accumulate(levels[lo:hi], lut, g, distance, three_d, shift, work[0, :hi - lo],
+                                 work[1, :hi - lo], z0 - lo, z1 - z0))
+    if three_d:
+        return np.sum(parts, axis=0)[0], grey
+    return np.concatenate(parts), grey
 
 
 # --------------------------------------------------------------------------------------------------
