@@ -68,6 +68,45 @@ def test_columns_are_stable_and_complete(image):
     assert all(np.isfinite(v) for k, v in row.items() if not k.startswith("cm_corr"))
 
 
+@pytest.mark.parametrize("dtype", [np.int16, np.float64])
+def test_all_families_at_once_equal_each_family_alone(dtype):
+    # the ROI drops its cached values and levels once no later family needs them, and integer
+    # images are not converted to float64 as a whole: neither may change a value
+    rng = np.random.default_rng(3)
+    img = Image(rng.integers(-200, 300, size=(5, 14, 13)).astype(dtype), spacing=(2.0, 0.8, 0.8), source="ct")
+    mask = np.zeros(img.shape, dtype=bool)
+    mask[1:4, 2:12, 3:11] = True
+    s = Settings.preset("default-3d").replace(families=("li", "stat", "glcm", "morph", "ih", "gldzm", "ivh", "ngtdm"))
+    together = medfeat.extract(img, mask, s)
+    alone = {}
+    for fam in s.families:
+        alone.update(medfeat.extract(img, mask, s, families=[fam]))
+    assert list(together) == [c.name for c in feature_columns(s)]
+    assert together.keys() == alone.keys()
+    for k in together:
+        assert together[k] == pytest.approx(alone[k], rel=1e-12, nan_ok=True), k
+    as_float = medfeat.extract(Image(img.array.astype(np.float64), spacing=img.spacing), mask, s)
+    for k in together:
+        assert together[k] == pytest.approx(as_float[k], rel=1e-9, nan_ok=True), k
+
+
+def test_roi_releases_what_no_later_family_needs():
+    from medfeat.extract import ROI
+
+    rng = np.random.default_rng(4)
+    box = rng.integers(0, 50, size=(3, 8, 9)).astype(np.int16)
+    roi = ROI(box, np.ones(box.shape, dtype=bool), Settings.preset("default-3d"), (1.0, 1.0, 1.0), "x")
+    levels = roi.levels.copy()
+    roi.release(["values"])  # levels computed and not needed: dropped; values kept
+    assert "levels" not in roi.__dict__ and "values" in roi.__dict__ and "level_values" not in roi.__dict__
+    roi.release(["n_levels"])  # n_levels not computed yet: its source stays reachable
+    assert "values" in roi.__dict__
+    assert roi.n_levels == 32
+    roi.release([])
+    assert not {"values", "level_values", "levels"} & roi.__dict__.keys()
+    np.testing.assert_array_equal(roi.levels, levels)  # recomputed on demand, the same
+
+
 def test_whole_image_is_the_default_roi_and_mask_label_selects(image):
     full = medfeat.extract(image, None, "default-3d", families=["stat"])
     assert full["stat_mean"] == pytest.approx(image.array.mean())

@@ -289,6 +289,32 @@ class ROI:
         return self._discretise(s.discretisation, s.bin_number, s.bin_width)
 
     @cached_property
+    def n_levels(self) -> int:
+        """The number of grey levels of the discretisation (``N_g``)."""
+        return self.level_values[1]
+
+    # the large arrays a ROI caches, and what each is derived from (see :meth:`release`)
+    _DERIVED = {"values": (), "level_values": ("values",), "levels": ("level_values",),
+                "n_levels": ("level_values",)}
+
+    def release(self, still_needed: Iterable[str]) -> None:
+        """Drop the cached arrays that neither ``still_needed`` (names of cached properties, such
+        as :attr:`Family.uses` of the families still to compute) nor what they derive from need:
+        on a large ROI each is hundreds of MB (float64 values of a 34 M-voxel ROI: 272 MB)."""
+        need = set(still_needed)
+        pending = [k for k in need if k in self._DERIVED]
+        while pending:
+            key = pending.pop()
+            if key not in self.__dict__:  # not computed yet: keep its sources
+                for src in self._DERIVED[key]:
+                    if src not in need:
+                        need.add(src)
+                        pending.append(src)
+        for key in ("values", "level_values", "levels"):
+            if key not in need:
+                self.__dict__.pop(key, None)
+
+    @cached_property
     def levels(self) -> np.ndarray:
         """Discretised grey levels as an array over the ROI box, 0 outside the intensity mask."""
         out = np.zeros(self.image.shape, dtype=np.int32)
@@ -332,6 +358,7 @@ class Family:
     min_voxels: int = 1
     features_for: Callable[[Settings], tuple[FeatureDef, ...]] | None = None  # when columns depend on settings
     undirected: bool = False  # matrices without directions: IBSI's "2D", "2.5D", "3D" methods
+    uses: tuple[str, ...] = ()  # the ROI's cached arrays it reads (the others are released early)
 
     @cached_property
     def features(self) -> tuple[FeatureDef, ...]:
@@ -372,13 +399,13 @@ def _glcm(roi: ROI) -> dict[str, float]:
     from medfeat.features.glcm import glcm_features
 
     s = roi.settings
-    return glcm_features(roi.levels, roi.level_values[1], s.texture_aggregations, s.distance)
+    return glcm_features(roi.levels, roi.n_levels, s.texture_aggregations, s.distance)
 
 
 def _glrlm(roi: ROI) -> dict[str, float]:
     from medfeat.features.glrlm import glrlm_features
 
-    return glrlm_features(roi.levels, roi.level_values[1], roi.settings.texture_aggregations)
+    return glrlm_features(roi.levels, roi.n_levels, roi.settings.texture_aggregations)
 
 
 def _ngtdm(roi: ROI) -> dict[str, float]:
@@ -398,14 +425,14 @@ def _ngldm(roi: ROI) -> dict[str, float]:
 def _glszm(roi: ROI) -> dict[str, float]:
     from medfeat.features.glszm import glszm_features
 
-    return glszm_features(roi.levels, roi.level_values[1], roi.settings.texture_aggregations)
+    return glszm_features(roi.levels, roi.n_levels, roi.settings.texture_aggregations)
 
 
 def _gldzm(roi: ROI) -> dict[str, float]:
     from medfeat.features.gldzm import gldzm_features
 
     # IBSI 3.9: zones from the intensity mask, distances from the morphological mask
-    return gldzm_features(roi.levels, roi.level_values[1], roi.settings.texture_aggregations, roi.morph_mask)
+    return gldzm_features(roi.levels, roi.n_levels, roi.settings.texture_aggregations, roi.morph_mask)
 
 
 def _morph(roi: ROI) -> dict[str, float]:
@@ -465,18 +492,21 @@ def _gift_defs(settings: Settings) -> tuple[FeatureDef, ...]:
     return feature_defs(settings.gift_grey_levels)
 
 
+_LEVELS = ("levels", "n_levels")
+
 FAMILIES: dict[str, Family] = {
     f.key: f
     for f in (
-        Family("stat", "medfeat.features.intensity_statistics", _stat, textured=False),
-        Family("ih", "medfeat.features.intensity_histogram", _ih, textured=False),
-        Family("ivh", "medfeat.features.intensity_volume_histogram", _ivh, textured=False),
-        Family("glcm", "medfeat.features.glcm", _glcm, textured=True, min_voxels=2),
-        Family("glrlm", "medfeat.features.glrlm", _glrlm, textured=True),
-        Family("ngtdm", "medfeat.features.ngtdm", _ngtdm, textured=True, min_voxels=2, undirected=True),
-        Family("ngldm", "medfeat.features.ngldm", _ngldm, textured=True, undirected=True),
-        Family("glszm", "medfeat.features.glszm", _glszm, textured=True, undirected=True),
-        Family("gldzm", "medfeat.features.gldzm", _gldzm, textured=True, undirected=True),
+        Family("stat", "medfeat.features.intensity_statistics", _stat, textured=False, uses=("values",)),
+        Family("ih", "medfeat.features.intensity_histogram", _ih, textured=False, uses=("level_values",)),
+        Family("ivh", "medfeat.features.intensity_volume_histogram", _ivh, textured=False, uses=("values",)),
+        Family("glcm", "medfeat.features.glcm", _glcm, textured=True, min_voxels=2, uses=_LEVELS),
+        Family("glrlm", "medfeat.features.glrlm", _glrlm, textured=True, uses=_LEVELS),
+        Family("ngtdm", "medfeat.features.ngtdm", _ngtdm, textured=True, min_voxels=2, undirected=True,
+               uses=_LEVELS),
+        Family("ngldm", "medfeat.features.ngldm", _ngldm, textured=True, undirected=True, uses=_LEVELS),
+        Family("glszm", "medfeat.features.glszm", _glszm, textured=True, undirected=True, uses=_LEVELS),
+        Family("gldzm", "medfeat.features.gldzm", _gldzm, textured=True, undirected=True, uses=_LEVELS),
         Family("gift", "medfeat.features.gift", _gift, textured=False, features_for=_gift_defs),
         Family("morph", "medfeat.features.morphology", _morph, textured=False, features_for=_morph_defs),
         Family("morph2d", "medfeat.features.morphology_2d", _morph2d, textured=False),
@@ -665,6 +695,7 @@ def extract(image: Image | str | os.PathLike | np.ndarray,
         src = mask.source if isinstance(mask, Image) else (os.fspath(mask) if isinstance(mask, (str, os.PathLike)) else name)
         raise InputError(src, f"mask leaves {n} voxel(s) {what}but {fam} needs at least {need}")
     out: dict[str, float] = {}
-    for f in fams:
+    for k, f in enumerate(fams):
         out.update(FAMILIES[f].compute(roi))
+        roi.release(u for later in fams[k + 1:] for u in FAMILIES[later].uses)
     return out
