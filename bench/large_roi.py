@@ -12,10 +12,13 @@ parent's memory at the fork (the parent has just built the volume).
     .venv/bin/python bench/large_roi.py                       # ROI of 8.6 M voxels (8.2 litres)
     .venv/bin/python bench/large_roi.py --roi-semi-axes 110 200 200 --settings default-3d
 
-Measured here (2 cores; default-3d, every 3D family): 8.6 M ROI voxels 1.05 GB in 7.5 s, 18.4 M
-1.73 GB in 15 s, 33.8 M (nearly the whole body, a 65 M-voxel box) 2.8 GB in 25 s. Memory grows
-with the ROI's bounding box: the box's intensities as float64, the ROI's values and grey levels,
-then the largest family's work arrays (the zone families', 3 int32 arrays of the box).
+Measured here (2 cores; default-3d, every 3D family): 8.6 M ROI voxels 0.78 GB in 7.5 s, 18.4 M
+0.94 GB in 12 s, 34 M (nearly the whole body, a 65 M-voxel box; ``--roi-semi-axes 150 230 235``)
+1.38 GB in 24 s, the whole volume (78.6 M voxels; ``--roi-semi-axes 1000 1000 1000``) 1.75 GB in
+30 s. What stays is the image as read (int16), the mask, and the ROI's grey levels as int32 while
+texture families run, plus the largest family's work arrays (GLDZM's: the padded levels, the
+union-find parents, 16-bit distances); the float64 intensities of the ROI are dropped once the
+intensity families are done.
 
 Prints one line per run and writes ``bench/out/large_roi.json``.
 """

@@ -23,8 +23,9 @@ the sum of the sphere's intensities, a convolution computed by FFT (:func:`scipy
 divided by the count of its voxels inside the image, computed on an array at most the sphere's size
 per axis (only the distance to the nearer edge matters), or by a second convolution when non-finite
 voxels must be left out too. A large ROI is convolved in slabs along z (with the sphere's reach of
-overlap), bounding the FFT's memory (a 512 x 512 x 300 CT with an 8.6 M-voxel ROI: see
-``bench/large_roi.py``).
+overlap), each slab converted to float64 on its own, and the two peaks are taken slab by slab: the
+memory is that of one slab's FFT, not of the ROI's box (a 512 x 512 x 300 CT whose whole volume is
+the ROI: see ``bench/large_roi.py``).
 
 References
 ----------
