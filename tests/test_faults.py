@@ -122,14 +122,13 @@ def test_worker_frozen_right_after_finishing_a_job(tmp_path, cluster, monkeypatc
 
     paths, run_dir, prod = _production(tmp_path, cluster)
     pids = _worker_pid_by_address(cluster)
-    victim_addr, victim = sorted(pids.items())[0]
     frozen = threading.Event()
     on_done = driver._Driver._on_done
 
-    def freeze_then_handle(self, key, fut):
+    def freeze_then_handle(self, key, fut):  # the worker of the first finished attempt stops
         a = next((a for a in self.by_attempt.values() if a.key == key), None)
-        if a is not None and a.worker == victim_addr and fut.status == "finished" and not frozen.is_set():
-            _signal(victim, signal.SIGSTOP)
+        if a is not None and a.worker in pids and fut.status == "finished" and not frozen.is_set():
+            _signal(pids[a.worker], signal.SIGSTOP)
             frozen.set()
         return on_done(self, key, fut)
 
@@ -137,10 +136,45 @@ def test_worker_frozen_right_after_finishing_a_job(tmp_path, cluster, monkeypatc
     t0 = time.time()
     m = prod.run()
     took = time.time() - t0
-    assert frozen.is_set(), "the victim finished no job"
+    assert frozen.is_set(), "no attempt finished on a known worker"
     check_run(run_dir, paths, compare=6)
     assert m["committed_jobs"] == len(paths) // 2
     assert took < 60
+
+
+def test_result_unreachable_without_its_report_is_run_again(tmp_path, cluster, monkeypatch):
+    """The fallback when an attempt's report did not come through the scheduler: its result is
+    fetched from the worker, within RESULT_FETCH_S. Here the reports are dropped and the worker
+    freezes with its first result: the attempt is recorded lost and the job runs elsewhere."""
+    from medfeat.production import driver
+
+    paths, run_dir, prod = _production(tmp_path, cluster, n_images=16)
+    pids = _worker_pid_by_address(cluster)
+    frozen: list[str] = []
+    on_done = driver._Driver._on_done
+
+    def freeze_then_handle(self, key, fut):  # the worker of the first finished attempt stops
+        a = self.live.get(key)
+        if a is not None and a.worker in pids and fut.status == "finished" and not frozen:
+            _signal(pids[a.worker], signal.SIGSTOP)
+            frozen.append(a.worker)
+        return on_done(self, key, fut)
+
+    monkeypatch.setattr(driver._Driver, "_on_finished", lambda self, msg: None)  # reports lost
+    monkeypatch.setattr(driver._Driver, "_on_done", freeze_then_handle)
+    monkeypatch.setattr(driver, "RESULT_FETCH_S", 2.0)
+    m = prod.run()
+    assert frozen, "no attempt finished on a known worker"
+    check_run(run_dir, paths, compare=4)
+    assert m["committed_jobs"] == len(paths) // 2
+    led = Ledger(run_dir)
+    try:
+        lost = [a for a in led.attempts() if a["outcome"] == "lost"]
+        moved = [e for e in led.events() if e["kind"] == "moved"]
+    finally:
+        led.close()
+    assert len(lost) == 1 and lost[0]["worker"] == frozen[0] and "could not be fetched" in lost[0]["error"]
+    assert moved and moved[0]["job_id"] == lost[0]["job_id"]
 
 
 def test_worker_ten_times_slower(tmp_path, cluster):
