@@ -106,3 +106,21 @@ def test_percentiles_equal_numpy():
     for x in samples:
         with np.errstate(invalid="ignore"):  # numpy's interpolation between inf and a finite value
             np.testing.assert_array_equal(_percentiles(x), np.percentile(x, (10, 25, 50, 75, 90)))
+
+
+@pytest.mark.parametrize("n", [1000, 3 * (1 << 16) + 17])
+def test_block_sums_equal_whole_sample_formulas(n):
+    # large ROIs are summed block by block (intensity_statistics.BLOCK): the same values as the
+    # formulas over the whole sample, in one block or several
+    x = np.random.default_rng(9).normal(40.0, 25.0, n).round(1)
+    got = statistics_features(x)
+    mu = x.mean()
+    p10, p50, p90 = np.percentile(x, [10, 50, 90])
+    inner = x[(x >= p10) & (x <= p90)]
+    expected = {"stat_var": np.mean((x - mu) ** 2),
+                "stat_skew": np.mean((x - mu) ** 3) / np.mean((x - mu) ** 2) ** 1.5,
+                "stat_kurt": np.mean((x - mu) ** 4) / np.mean((x - mu) ** 2) ** 2 - 3.0,
+                "stat_mad": np.mean(np.abs(x - mu)), "stat_medad": np.mean(np.abs(x - p50)),
+                "stat_rmad": np.mean(np.abs(inner - inner.mean()))}
+    for k, v in expected.items():
+        assert got[k] == pytest.approx(v, rel=1e-10), k

@@ -157,6 +157,9 @@ class Summary:
     def robust_mean_abs_deviation(self) -> float:
         """Mean absolute deviation from their mean of the values within ``[P_10, P_90]``."""
         lo, hi = self.percentiles[10], self.percentiles[90]
+        if self.n <= BLOCK:  # one block: one pass
+            inner = self.x[(self.x >= lo) & (self.x <= hi)]
+            return self._abs_deviation_sum(inner, float(inner.mean())) / inner.size
         total, k = 0.0, 0
         for x in self._blocks():  # two passes: the mean of the kept values, then their deviations
             inner = x[(x >= lo) & (x <= hi)]

@@ -99,11 +99,12 @@ def _slice_census(m):  # pragma: no cover - compiled
     k = 0
     for y in range(py):
         first_h = last_h = first_v = last_v = -1
+        n_row = x_row = 0  # in registers, stored once per row
         for x in range(px):
             v = m[y, x]
             if v:
-                row_n[y] += 1
-                row_x[y] += x
+                n_row += 1
+                x_row += x
             if x + 1 < px and v != m[y, x + 1]:
                 if first_h < 0:
                     first_h = x
@@ -115,6 +116,7 @@ def _slice_census(m):  # pragma: no cover - compiled
                     last_v = x
                 if x + 1 < px:
                     counts[v | (m[y, x + 1] << 1) | (m[y + 1, x + 1] << 2) | (m[y + 1, x] << 3)] += 1
+        row_n[y], row_x[y] = n_row, x_row
         for first, last, dy_, dx_ in ((first_h, last_h, 0, 1), (first_v, last_v, 1, 0)):
             if first >= 0:
                 ky[k], kx[k] = 2 * y + dy_, 2 * first + dx_

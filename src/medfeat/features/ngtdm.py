@@ -113,6 +113,19 @@ def _window_sums(a, distance, out):  # pragma: no cover - compiled
     """``out[o, k, i] = sum of a[o, k - distance : k + distance + 1, i]``, zero beyond the array:
     a running sum along the middle axis of 3-D integer arrays, the last axis innermost."""
     outer, n, inner = a.shape
+    if inner == 1:  # along the last axis: the running sum stays in a register
+        for o in range(outer):
+            run = a.dtype.type(0)
+            for k in range(min(distance + 1, n)):
+                run += a[o, k, 0]
+            out[o, 0, 0] = run
+            for k in range(1, n):
+                if k + distance < n:
+                    run += a[o, k + distance, 0]
+                if k - distance - 1 >= 0:
+                    run -= a[o, k - distance - 1, 0]
+                out[o, k, 0] = run
+        return
     for o in range(outer):
         for i in range(inner):  # the window of position 0
             run = a.dtype.type(0)
