@@ -174,21 +174,18 @@ def test_a_roi_that_vanishes_is_an_input_error():
         medfeat.extract(image, mask, Settings(families=("stat",), interpolation_spacing=(2.0, 2.0)))
 
 
-def test_sts_ct_interpolation_is_quick():
-    """The 117k-voxel ROI of STS_001 CT to 2 mm isotropic: trilinear and tricubic, around the ROI only."""
-    import time
-
+def test_sts_ct_interpolation_around_the_roi_keeps_its_volume():
+    """The 117k-voxel ROI of STS_001 CT to 2 mm isotropic: trilinear and tricubic, around the ROI
+    only (its speed is measured by bench/extract_speed.py, not here)."""
     base = require_shared("data", "sts", "nifti", "STS_001")
     image = medfeat.read_image(base / "CT_image.nii.gz")
     mask = medfeat.read_image(base / "CT_mask.nii.gz").array > 0
     assert mask.sum() == 117145
     for method in ("linear", "cubic"):
-        t = time.perf_counter()
         values, roi, grid, _ = interpolate_roi(image.array, mask, image.spacing, (2.0, 2.0, 2.0), method)
-        elapsed = time.perf_counter() - t
         # the ROI's volume is kept to within a few percent (117145 * 3.27 * 0.977^2 mm^3)
         assert roi.sum() * 8.0 == pytest.approx(117145 * math.prod(image.spacing), rel=0.05)
-        assert elapsed < 5.0, f"{method}: {elapsed:.2f} s"
+        assert values.shape == roi.shape and np.all(np.isfinite(values[roi]))
 
 
 @pytest.mark.parametrize("method", ["linear", "cubic"])

@@ -7,7 +7,6 @@ import gzip
 import hashlib
 import io
 import itertools
-import time
 import tracemalloc
 
 import nibabel as nib
@@ -133,15 +132,13 @@ def test_huge_netpbm_header_is_refused_fast_without_allocating(tmp_path, header)
     p = tmp_path / "huge.ppm"
     p.write_bytes(header + b"\0" * 1000)
     tracemalloc.start()
-    t0 = time.perf_counter()
     try:
         with pytest.raises(InputError, match="huge.ppm: truncated P[356] data: header says 60000x60000"):
             read_image(p)
-        elapsed = time.perf_counter() - t0
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert elapsed < 1.0 and peak < 10 * 2**20
+    assert peak < 10 * 2**20  # refused from the header, before allocating gigabytes
 
 
 # --- PNG / JPEG / TIFF -----------------------------------------------------------------------

@@ -5,8 +5,6 @@ import csv
 import gzip
 import hashlib
 import io
-import time
-import tracemalloc
 
 import nibabel as nib
 import numpy as np
@@ -167,18 +165,6 @@ def test_empty_truncated_and_unknown_files(tmp_path):
     _bad(tmp_path, "x.nii.gz", gzip.compress(b"not a nifti header" * 30), "gzip file that is not a NIfTI")
     with pytest.raises(InputError, match="missing.png: file not found"):
         read_image(tmp_path / "missing.png")
-
-
-def test_huge_netpbm_header_allocates_nothing(tmp_path):
-    p = tmp_path / "huge.ppm"
-    p.write_bytes(b"P6\n60000 60000\n255\n" + b"\0" * 1000)
-    tracemalloc.start()
-    t0 = time.perf_counter()
-    with pytest.raises(InputError, match="huge.ppm: truncated P6 data: header says 60000x60000"):
-        read_image(p)
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    assert peak < 10 * 2**20 and time.perf_counter() - t0 < 1.0
 
 
 def test_dicom_without_pixels_and_folders_without_images(tmp_path):
