@@ -124,3 +124,13 @@ def test_block_sums_equal_whole_sample_formulas(n):
                 "stat_rmad": np.mean(np.abs(inner - inner.mean()))}
     for k, v in expected.items():
         assert got[k] == pytest.approx(v, rel=1e-10), k
+
+
+def test_level_counts_by_hand_and_across_blocks():
+    from medfeat.features.base import level_counts
+
+    # values above top are left out; with an offset, values under it count at 0
+    assert level_counts(np.array([0, 1, 1, 3, 7], np.int32), 3).tolist() == [1, 2, 0, 1]
+    assert level_counts(np.array([2, 3, 5, 9, 1]), 3, offset=2).tolist() == [2, 1, 0, 1]
+    big = np.random.default_rng(2).integers(0, 40, 2_500_017).astype(np.int32)  # three blocks
+    np.testing.assert_array_equal(level_counts(big, 39), np.bincount(big, minlength=40))

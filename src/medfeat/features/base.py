@@ -92,14 +92,17 @@ def directions_3d() -> np.ndarray:
     return np.array(dirs, dtype=np.int64)
 
 
-def level_counts(levels: np.ndarray, top: int) -> np.ndarray:
-    """``np.bincount(levels.ravel(), minlength=top + 1)`` (``levels`` in ``0..top``), counted
-    block by block: bincount converts its input to int64 first, a 520 MB copy of a 65 M-voxel
-    int32 box."""
+def level_counts(levels: np.ndarray, top: int, offset: int = 0) -> np.ndarray:
+    """``np.bincount(levels.ravel() - offset, minlength=top + 1)[:top + 1]`` (values under
+    ``offset`` counted at 0, values above ``top + offset`` left out), counted block by block:
+    bincount converts its input to int64 first, a 520 MB copy of a 65 M-voxel int32 box."""
     flat = np.asarray(levels).reshape(-1)
     counts = np.zeros(top + 1, np.int64)
     for i in range(0, flat.size, 1 << 20):
-        counts += np.bincount(flat[i:i + (1 << 20)], minlength=top + 1)
+        block = flat[i:i + (1 << 20)]
+        if offset:
+            block = (block - offset).clip(0)
+        counts += np.bincount(block, minlength=top + 1)[:top + 1]
     return counts
 
 

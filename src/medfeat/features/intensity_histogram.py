@@ -16,7 +16,7 @@ from functools import cached_property
 import numpy as np
 
 from medfeat.features import intensity_statistics as st
-from medfeat.features.base import FeatureDef, column
+from medfeat.features.base import FeatureDef, column, level_counts
 
 FAMILY = "ih"
 
@@ -31,11 +31,7 @@ class HistogramSummary(st.Summary):
         if lv.dtype.kind not in "iu":
             lv = lv.astype(np.int64)
         self.n_levels = max(int(n_levels), int(lv.max()))
-        # block by block: bincount would otherwise make an int64 copy of int32 levels
-        hist = np.zeros(self.n_levels + 1, np.int64)
-        for i in range(0, lv.size, st.BLOCK * 16):
-            hist += np.bincount(lv[i:i + st.BLOCK * 16], minlength=self.n_levels + 1)
-        self.hist = hist[1:]
+        self.hist = level_counts(lv, self.n_levels)[1:]
         self.n = int(lv.size)
         self.v = np.arange(1, self.n_levels + 1, dtype=np.float64)
         self.w = self.hist / self.n

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from medfeat.features.base import FeatureDef, column
+from medfeat.features.base import FeatureDef, column, level_counts
 
 FAMILY = "ivh"
 
@@ -34,18 +34,13 @@ FEATURES: tuple[FeatureDef, ...] = (
 )
 
 
-_BLOCK = 1 << 20
-
-
 def fractional_volumes(values: np.ndarray, grid: np.ndarray) -> np.ndarray:
     """``nu_i`` for every ``i`` of ``grid`` (sorted ascending): fraction of voxels with ``X >= i``."""
     x = np.asarray(values).ravel()
     g0 = grid[0]
     if np.issubdtype(x.dtype, np.integer) and np.array_equal(grid, g0 + np.arange(grid.size)):
         # bin numbers on a unit grid: cumulative counts, no sort
-        counts = np.zeros(grid.size, np.int64)
-        for i in range(0, x.size, _BLOCK):  # block by block: no sample-sized temporaries
-            counts += np.bincount((x[i:i + _BLOCK] - int(g0)).clip(0), minlength=grid.size)[: grid.size]
+        counts = level_counts(x, grid.size - 1, offset=int(g0))  # block by block: no sample-sized temporaries
         below = np.concatenate(([0], np.cumsum(counts)[:-1]))
         below += np.count_nonzero(x < g0)
         return 1.0 - below / x.size

@@ -41,11 +41,12 @@ IBSI's manual spells the complexity tag ``ntg.complexity`` (a typo, code ``HDEZ`
 Implementation
 --------------
 Neighbour sums and counts come from one separable box sum (window :math:`2\delta + 1` along
-each axis, as sums of shifted views, zero outside the box) of the ROI's grey levels and its
+each axis, compiled running sums, zero outside the box) of the ROI's grey levels and its
 indicator, packed in one integer array as ``level * K + inside`` (``K`` a power of two above the
 neighbourhood size, so the two sums never mix); the centre voxel is subtracted. All sums are
-of integers, so :math:`\overline{X}_k` is exact. One ``np.bincount`` keyed by ``(slice, level)``
-then gives every slice's :math:`n_i` and :math:`s_i` at once. Features are numpy over the batch of
+of integers, so :math:`\overline{X}_k` is exact. The same compiled pass adds each voxel to its
+slice's (or the volume's) :math:`n_i` and :math:`s_i`; a large ROI is summed in slabs along z
+(:data:`SLAB_CELLS`), with :math:`\delta` slices of neighbours on each side in 3D. Features are numpy over the batch of
 matrices; every pair sum except complexity's reduces to :math:`O(N_g)` moments (busyness's
 :math:`\sum |i_1 n_{i_1} - i_2 n_{i_2}|` by sorting), complexity is an :math:`N_{g,p}^2` sum per
 matrix in bounded chunks.
@@ -144,14 +145,14 @@ def _window_sums(a, distance, out):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def _accumulate(levels, lut, g, distance, three_d, shift, buf, tmp, first, count):  # pragma: no cover - compiled
+def _accumulate(levels, lut, g, distance, three_d, shift, buf, tmp, first, n_centre):  # pragma: no cover - compiled
     """``(n_i, s_i)`` per matrix. Each voxel's neighbourhood sum of ``level * 2**shift + inside`` (a
     separable box sum over a zero border, the centre subtracted) holds, exactly, the sum of its ROI
     neighbours' levels and their number; each ROI voxel (raster order) with a neighbour adds 1 and
     ``|level - their mean|`` to its level's column. ``buf`` and ``tmp`` are two work arrays of the
     shape of ``levels`` (an integer type that holds the sums).
 
-    Only the voxels of slices ``first .. first + count - 1`` are centres (the others are the
+    Only the voxels of slices ``first .. first + n_centre - 1`` are centres (the others are the
     neighbours a slab of a volume needs): one matrix per such slice, or one for all of them in 3D.
     """
     nz, ny, nx = levels.shape
@@ -167,8 +168,8 @@ def _accumulate(levels, lut, g, distance, three_d, shift, buf, tmp, first, count
         _window_sums(buf.reshape(1, nz, ny * nx), distance, tmp.reshape(1, nz, ny * nx))
         total = tmp
     low = (1 << shift) - 1
-    out = np.zeros((1 if three_d else count, 2, g))
-    for z in range(first, first + count):
+    out = np.zeros((1 if three_d else n_centre, 2, g))
+    for z in range(first, first + n_centre):
         m = 0 if three_d else z - first
         for y in range(ny):
             for x in range(nx):
