@@ -42,8 +42,10 @@ def dataset(jobs: int, per_job: int, size: int) -> Path:
 def run(data: Path, label: str, settings: str, families: tuple[str, ...] | None, workers: int, per_job: int) -> dict:
     from distributed import Client, LocalCluster
 
-    from medfeat.production.engine import Production, RunOptions
-    from medfeat.report.metrics import run_table
+    from medfeat.production.dask_executor import DaskExecutor
+    from medfeat.production.engine import Production
+    from medfeat.production.options import PlanOptions
+    from medfeat.report.metrics import run_metrics, run_table
 
     run_dir = OUT / f"run-{label}"
     shutil.rmtree(run_dir, ignore_errors=True)
@@ -65,9 +67,15 @@ def run(data: Path, label: str, settings: str, families: tuple[str, ...] | None,
         from rich.console import Console
 
         console = Console()
-        prod = Production(run_dir, str(data), settings, families,
-                          RunOptions(images_per_job=per_job, cluster=cluster, progress=True), console=console)
-        m = prod.run()
+        prod = Production(run_dir, str(data), settings, families, PlanOptions(images_per_job=per_job),
+                          console=console)
+        ex = DaskExecutor(Client(cluster), name="local")
+        try:
+            prod.run(ex)
+        finally:
+            ex.close()
+            ex.client.close()
+        m = run_metrics(run_dir)
     finally:
         stop.set()
         t.join()

@@ -63,16 +63,18 @@ def _committed(run_dir: Path) -> int:
 def run_case(data: Path, fault: str, policy: bool, workers: int, per_job: int, jobs: int) -> dict:
     from distributed import Client, LocalCluster
 
-    from medfeat.production.engine import Production, RunOptions, local_cluster_config
+    from medfeat.production.backends.local import WORKER_TTL
+    from medfeat.production.dask_executor import DaskExecutor
+    from medfeat.production.engine import Production
+    from medfeat.production.options import PlanOptions, TailPolicy
+    from medfeat.report.metrics import run_metrics
 
     label = f"{fault}-{'with' if policy else 'without'}"
     run_dir = OUT / f"tail-{label}"
     shutil.rmtree(run_dir, ignore_errors=True)
     tail = {} if policy else {"speculate": False, "job_timeout": 0}
-    opts = RunOptions(images_per_job=per_job, progress=False, **tail)
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-                           silence_logs=50, **local_cluster_config(opts))
-    opts.cluster = cluster
+                           silence_logs=50, scheduler_kwargs={"worker_ttl": WORKER_TTL})
     with Client(cluster) as c:
         pids = c.run(os.getpid)
     victim_addr, victim = sorted(pids.items())[0]
@@ -95,10 +97,12 @@ def run_case(data: Path, fault: str, policy: bool, workers: int, per_job: int, j
     injector = {"slow": slow, "frozen": freeze}.get(fault)
     t = threading.Thread(target=injector, daemon=True) if injector else None
     try:
-        prod = Production(run_dir, str(data), "default-2d", FAMILIES, opts)
+        prod = Production(run_dir, str(data), "default-2d", FAMILIES, PlanOptions(images_per_job=per_job))
         if t:
             t.start()
-        m = prod.run()
+        with Client(cluster) as client:
+            prod.run(DaskExecutor(client, name="local"), TailPolicy(**tail))
+        m = run_metrics(run_dir)
     finally:
         stop.set()
         if t:

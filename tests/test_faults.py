@@ -16,14 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from medfeat.production.engine import Production, RunOptions
 from medfeat.production.ledger import Ledger
 from medfeat.production.staging import build_bundle, sha256_bytes
-from test_production import FAMILIES, SETTINGS, DaskProcesses, check_run, make_images
+from test_production import DaskProcesses, check_run, make_images, plan, plan_item, produce
 
 pytestmark = pytest.mark.timeout(180)
 
-TIGHT = dict(speculate_after=0.3, speculate_factor=3.0, timeout_min_s=5.0, worker_ttl=None)
+TIGHT = dict(speculate_after=0.3, speculate_factor=3.0, timeout_min_s=5.0)
 
 
 @pytest.fixture
@@ -78,10 +77,8 @@ def _when(run_dir: Path, n: int, action, timeout: float = 60) -> threading.Threa
 def _production(tmp_path, cluster, n_images=48, per_job=2, size=96, **opts):
     paths = make_images(tmp_path / "data", n_images, size=size)
     run_dir = tmp_path / "run"
-    prod = Production(run_dir, str(tmp_path / "data"), SETTINGS, FAMILIES,
-                      RunOptions(images_per_job=per_job, scheduler=cluster.address, progress=False,
-                                 **{**TIGHT, **opts}))
-    return paths, run_dir, prod
+    prod = plan(run_dir, tmp_path / "data", per_job)
+    return paths, run_dir, prod, lambda: produce(prod, scheduler=cluster.address, **{**TIGHT, **opts})
 
 
 def _events(run_dir: Path) -> list[dict]:
@@ -93,12 +90,12 @@ def _events(run_dir: Path) -> list[dict]:
 
 
 def test_worker_frozen_for_the_rest_of_the_run(tmp_path, cluster):
-    paths, run_dir, prod = _production(tmp_path, cluster)
+    paths, run_dir, prod, go = _production(tmp_path, cluster)
     pids = _worker_pid_by_address(cluster)
     victim_addr, victim = sorted(pids.items())[0]
     t = _when(run_dir, 3, lambda: _signal(victim, signal.SIGSTOP))
     t0 = time.time()
-    m = prod.run()
+    m = go()
     t.join()
     took = time.time() - t0
     check_run(run_dir, paths, compare=6)
@@ -118,23 +115,23 @@ def test_worker_frozen_right_after_finishing_a_job(tmp_path, cluster, monkeypatc
     """The worker stops the moment its first job is done, with the job's result in its memory.
     The run must neither wait for that result (it came through the scheduler) nor for the jobs
     the frozen worker holds next (they time out and move)."""
-    from medfeat.production import driver
+    from medfeat.production.dask_executor import DaskExecutor
 
-    paths, run_dir, prod = _production(tmp_path, cluster)
+    paths, run_dir, prod, go = _production(tmp_path, cluster)
     pids = _worker_pid_by_address(cluster)
     frozen = threading.Event()
-    on_done = driver._Driver._on_done
+    on_finished = DaskExecutor._on_finished
 
-    def freeze_then_handle(self, key, fut):  # the worker of the first finished attempt stops
-        a = next((a for a in self.by_attempt.values() if a.key == key), None)
-        if a is not None and a.worker in pids and fut.status == "finished" and not frozen.is_set():
-            _signal(pids[a.worker], signal.SIGSTOP)
+    def freeze_then_handle(self, msg):  # the worker of the first finished attempt stops
+        worker = msg["report"]["worker"]
+        if worker in pids and not frozen.is_set():
+            _signal(pids[worker], signal.SIGSTOP)
             frozen.set()
-        return on_done(self, key, fut)
+        return on_finished(self, msg)
 
-    monkeypatch.setattr(driver._Driver, "_on_done", freeze_then_handle)
+    monkeypatch.setattr(DaskExecutor, "_on_finished", freeze_then_handle)
     t0 = time.time()
-    m = prod.run()
+    m = go()
     took = time.time() - t0
     assert frozen.is_set(), "no attempt finished on a known worker"
     check_run(run_dir, paths, compare=6)
@@ -146,24 +143,26 @@ def test_result_unreachable_without_its_report_is_run_again(tmp_path, cluster, m
     """The fallback when an attempt's report did not come through the scheduler: its result is
     fetched from the worker, within RESULT_FETCH_S. Here the reports are dropped and the worker
     freezes with its first result: the attempt is recorded lost and the job runs elsewhere."""
-    from medfeat.production import driver
+    from medfeat.production import dask_executor
+    from medfeat.production.dask_executor import DaskExecutor
 
-    paths, run_dir, prod = _production(tmp_path, cluster, n_images=16)
+    paths, run_dir, prod, go = _production(tmp_path, cluster, n_images=16)
     pids = _worker_pid_by_address(cluster)
     frozen: list[str] = []
-    on_done = driver._Driver._on_done
+    on_done = DaskExecutor._on_done
 
-    def freeze_then_handle(self, key, fut):  # the worker of the first finished attempt stops
-        a = self.live.get(key)
-        if a is not None and a.worker in pids and fut.status == "finished" and not frozen:
-            _signal(pids[a.worker], signal.SIGSTOP)
-            frozen.append(a.worker)
-        return on_done(self, key, fut)
+    def freeze_then_handle(self, fut):  # the worker of the first finished attempt stops
+        placed = {k: w for w, keys in self.client.processing().items() for k in keys}
+        worker = next(iter(self.client.who_has([fut]).get(fut.key, ())), None) or placed.get(fut.key)
+        if worker in pids and fut.status == "finished" and not frozen:
+            _signal(pids[worker], signal.SIGSTOP)
+            frozen.append(worker)
+        return on_done(self, fut)
 
-    monkeypatch.setattr(driver._Driver, "_on_finished", lambda self, msg: None)  # reports lost
-    monkeypatch.setattr(driver._Driver, "_on_done", freeze_then_handle)
-    monkeypatch.setattr(driver, "RESULT_FETCH_S", 2.0)
-    m = prod.run()
+    monkeypatch.setattr(DaskExecutor, "_on_finished", lambda self, msg: None)  # reports lost
+    monkeypatch.setattr(DaskExecutor, "_on_done", freeze_then_handle)
+    monkeypatch.setattr(dask_executor, "RESULT_FETCH_S", 2.0)
+    m = go()
     assert frozen, "no attempt finished on a known worker"
     check_run(run_dir, paths, compare=4)
     assert m["committed_jobs"] == len(paths) // 2
@@ -178,7 +177,7 @@ def test_result_unreachable_without_its_report_is_run_again(tmp_path, cluster, m
 
 
 def test_worker_ten_times_slower(tmp_path, cluster):
-    paths, run_dir, prod = _production(tmp_path, cluster, n_images=200)
+    paths, run_dir, prod, go = _production(tmp_path, cluster, n_images=200)
     pids = _worker_pid_by_address(cluster)
     slow_addr, slow = sorted(pids.items())[0]
     stop = threading.Event()
@@ -193,7 +192,7 @@ def test_worker_ten_times_slower(tmp_path, cluster):
     t = threading.Thread(target=duty_cycle, daemon=True)
     t.start()
     try:
-        m = prod.run()
+        m = go()
     finally:
         stop.set()
         t.join()
@@ -217,9 +216,9 @@ def test_worker_ten_times_slower(tmp_path, cluster):
 
 
 def test_staging_store_unwritable_for_a_while(tmp_path, cluster):
-    paths, run_dir, prod = _production(tmp_path, cluster, n_images=40)
-    results = Path(prod.stage.root) / "results"
-    hidden = Path(prod.stage.root) / "results.away"
+    paths, run_dir, prod, go = _production(tmp_path, cluster, n_images=40)
+    results = Path(prod.stage.root) / prod.run_id / "results"
+    hidden = Path(prod.stage.root) / prod.run_id / "results.away"
 
     def break_store():  # results/ replaced by a plain file: every write there fails (also as root)
         results.rename(hidden)
@@ -229,7 +228,7 @@ def test_staging_store_unwritable_for_a_while(tmp_path, cluster):
         hidden.rename(results)
 
     t = _when(run_dir, 2, break_store)
-    m = prod.run()
+    m = go()
     t.join()
     check_run(run_dir, paths, compare=6)
     assert m["committed_jobs"] == 20 and m["failed_jobs"] == 0
@@ -243,18 +242,18 @@ def test_staging_store_unwritable_for_a_while(tmp_path, cluster):
             assert pq.read_table(Path(prod.stage.root) / j["result"]).num_rows == 2
     finally:
         led.close()
-    leftovers = [p for p in (Path(prod.stage.root) / "results").rglob("*") if ".tmp-" in p.name]
+    leftovers = [p for p in results.rglob("*") if ".tmp-" in p.name]
     assert leftovers == []
 
 
 def test_corrupted_bundle_is_restaged(tmp_path, cluster):
-    paths, run_dir, prod = _production(tmp_path, cluster, n_images=12)
-    good, _ = build_bundle(prod._items(2))
+    paths, run_dir, prod, go = _production(tmp_path, cluster, n_images=12)
+    good, _ = build_bundle([plan_item(r) for r in prod.ledger.job_images(2)])
     bad = bytearray(good)
     bad[-2000] ^= 0x5A  # a flipped byte inside the last image
     prod.stage.put("bundles/job-00002.tar", bytes(bad))
     prod.ledger.set_bundle(2, "bundles/job-00002.tar", sha256_bytes(good), len(good))
-    m = prod.run()
+    m = go()
     check_run(run_dir, paths, compare=6)
     assert (m["committed_jobs"], m["failed_jobs"]) == (6, 0)
     assert [e["kind"] for e in _events(run_dir) if e["job_id"] == 2] == ["restage"]

@@ -330,7 +330,8 @@ def test_cli_bad_images_and_exit_status(tmp_path):
 
 
 def test_production_run_with_gift(tmp_path):
-    from medfeat.production.engine import Production, RunOptions
+    from medfeat.production.engine import Production
+    from medfeat.production.options import BackendSpec, PlanOptions
 
     rng = np.random.default_rng(11)
     data = tmp_path / "data"
@@ -341,8 +342,8 @@ def test_production_run_with_gift(tmp_path):
         write_netpbm(p, rng.integers(0, 256, shape, dtype=np.uint8))
         paths.append(p)
     run_dir = tmp_path / "run"
-    Production(run_dir, str(data), "default-2d", ("gift",),
-               RunOptions(images_per_job=2, workers=1, progress=False)).run()
+    Production(run_dir, str(data), "default-2d", ("gift",), PlanOptions(images_per_job=2)).run(
+        BackendSpec("local", workers=1))
     table = pq.read_table(run_dir / "features.parquet")
     assert table.num_columns == 4 + 3698
     rows = {r["image"]: r for r in table.to_pylist()}

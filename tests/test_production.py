@@ -21,13 +21,35 @@ import pytest
 
 import medfeat
 from medfeat.io.netpbm import write_netpbm
-from medfeat.production.engine import Production, RunOptions
+from medfeat.production.engine import Production
 from medfeat.production.ledger import Ledger
+from medfeat.production.options import BackendSpec, PlanOptions, TailPolicy
+from medfeat.report.metrics import run_metrics
+from medfeat.production.plan import Item
 from medfeat.production.staging import build_bundle, sha256_bytes
 
 SETTINGS = "default-2d"
 FAMILIES = ("stat", "ih", "glcm", "glrlm")
 BIN = Path(sys.executable).parent
+
+
+def plan_item(row: dict) -> Item:
+    return Item(row["image"], row["mask"])
+
+
+def plan(run_dir: Path, dataset, per_job: int, stage: str | None = None, settings=SETTINGS,
+         families=FAMILIES) -> Production:
+    return Production(run_dir, None if dataset is None else str(dataset), settings, families,
+                      PlanOptions(images_per_job=per_job, stage=stage))
+
+
+def produce(prod: Production, workers: int | None = None, scheduler: str | None = None, **tail) -> dict:
+    """Run a planned production on a local cluster of ``workers`` or an existing ``scheduler``;
+    return the run's metrics."""
+    backend = (BackendSpec("dask", options={"scheduler": scheduler}) if scheduler
+               else BackendSpec("local", workers=workers))
+    prod.run(backend, TailPolicy(**tail))
+    return run_metrics(prod.run_dir)
 
 
 def make_images(root: Path, n: int, size: int = 48, bad: tuple[int, ...] = ()) -> list[Path]:
@@ -74,9 +96,8 @@ def check_run(run_dir: Path, paths: list[Path], bad: tuple[int, ...] = (), compa
 def test_local_cluster_run_and_report(tmp_path):
     paths = make_images(tmp_path / "data", 14, bad=(5,))
     run_dir = tmp_path / "run"
-    prod = Production(run_dir, str(tmp_path / "data"), SETTINGS, FAMILIES,
-                      RunOptions(images_per_job=4, workers=2, progress=False))
-    m = prod.run()
+    prod = plan(run_dir, tmp_path / "data", 4)
+    m = produce(prod, workers=2)
     check_run(run_dir, paths, bad=(5,))
     assert (m["jobs"], m["images"], m["failed_images"], m["attempts"], m["workers"]) == (4, 14, 1, 4, 2)
     assert 0 < m["summed_running_time_s"] and 0 < m["user_waiting_time_s"]
@@ -94,15 +115,14 @@ def test_local_cluster_run_and_report(tmp_path):
         assert key in js
     assert js["images"] == 14 and js["failed_images"] == 1
     # re-running on a finished run does nothing more and changes nothing
-    again = Production(run_dir, str(tmp_path / "data"), SETTINGS, FAMILIES,
-                       RunOptions(images_per_job=4, workers=1, progress=False)).run()
+    again = produce(plan(run_dir, tmp_path / "data", 4), workers=1)
     assert again["attempts"] == 4
     # ...but a changed dataset or changed settings are refused
     make_images(tmp_path / "data", 15)
     with pytest.raises(medfeat.InputError, match="dataset .* changed"):
-        Production(run_dir, str(tmp_path / "data"), SETTINGS, FAMILIES, RunOptions(images_per_job=4))
+        plan(run_dir, tmp_path / "data", 4)
     with pytest.raises(medfeat.InputError, match="settings or families differ"):
-        Production(run_dir, None, "default-3d", FAMILIES, RunOptions(images_per_job=4))
+        plan(run_dir, None, 4, settings="default-3d")
 
 
 def _free_port() -> int:
@@ -231,13 +251,12 @@ def test_client_killed_then_resumed(tmp_path):
 def test_failing_job_is_retried_then_failed_and_the_run_completes(tmp_path):
     paths = make_images(tmp_path / "data", 9)
     run_dir = tmp_path / "run"
-    prod = Production(run_dir, str(tmp_path / "data"), SETTINGS, FAMILIES,
-                      RunOptions(images_per_job=3, workers=2, progress=False, max_attempts=2))
+    prod = plan(run_dir, tmp_path / "data", 3)
     # job 1's staged bundle matches its recorded hash but is no tar: every attempt raises
     junk = b"not a tar at all"
     prod.stage.put("bundles/job-00001.tar", junk)
     prod.ledger.set_bundle(1, "bundles/job-00001.tar", sha256_bytes(junk), len(junk))
-    m = prod.run()
+    m = produce(prod, workers=2, max_attempts=2)
     assert (m["jobs"], m["committed_jobs"], m["failed_jobs"], m["attempts"]) == (3, 2, 1, 4)
     assert m["failed_images"] == 3
     rows = {r["image"]: r for r in pq.read_table(run_dir / "features.parquet").to_pylist()}
@@ -258,15 +277,14 @@ def test_failing_job_is_retried_then_failed_and_the_run_completes(tmp_path):
 def test_corrupt_bundle_is_restaged_from_the_dataset(tmp_path):
     paths = make_images(tmp_path / "data", 6)
     run_dir = tmp_path / "run"
-    prod = Production(run_dir, str(tmp_path / "data"), SETTINGS, FAMILIES,
-                      RunOptions(images_per_job=3, workers=2, progress=False))
+    prod = plan(run_dir, tmp_path / "data", 3)
     # job 1's bundle was damaged in the store after it was staged: its bytes miss the recorded hash
-    good, _ = build_bundle(prod._items(1))
+    good, _ = build_bundle([plan_item(r) for r in prod.ledger.job_images(1)])
     bad = bytearray(good)
     bad[len(bad) // 2] ^= 0xFF
     prod.stage.put("bundles/job-00001.tar", bytes(bad))
     prod.ledger.set_bundle(1, "bundles/job-00001.tar", sha256_bytes(good), len(good))
-    m = prod.run()
+    m = produce(prod, workers=2)
     assert (m["committed_jobs"], m["failed_jobs"], m["failed_images"]) == (2, 0, 0)
     check_run(run_dir, paths, compare=6)
     led = Ledger(run_dir)
@@ -294,9 +312,11 @@ def test_csv_dataset_with_masks_and_a_stage_url(tmp_path):
     lst.write_text("image,mask\n" + "".join(f"{p},{m}\n" for p, m in zip(paths, masks)))
     run_dir = tmp_path / "run"
     stage = "file://" + str(tmp_path / "elsewhere")
-    Production(run_dir, str(lst), SETTINGS, FAMILIES,
-               RunOptions(images_per_job=3, workers=1, progress=False, stage=stage)).run()
-    assert any((tmp_path / "elsewhere" / "bundles").iterdir())
+    prod = plan(run_dir, lst, 3, stage=stage)
+    produce(prod, workers=1)
+    # the run has its own folder in the store; bundles are deleted once their results are committed
+    assert prod.run_id and (tmp_path / "elsewhere" / prod.run_id / "results").is_dir()
+    assert not any((tmp_path / "elsewhere" / prod.run_id / "bundles").iterdir())
     rows = {r["image"]: r for r in pq.read_table(run_dir / "features.parquet").to_pylist()}
     for p, m in zip(paths, masks):
         expected = medfeat.extract(p, m, SETTINGS, families=FAMILIES)

@@ -317,7 +317,8 @@ def test_empty_and_bad_images(tmp_path):
 
 # -- from a real production's features.parquet --------------------------------------------------
 def test_index_from_production_table_equals_index_from_images(tmp_path):
-    from medfeat.production.engine import Production, RunOptions
+    from medfeat.production.engine import Production
+    from medfeat.production.options import BackendSpec, PlanOptions
 
     data = tmp_path / "data"
     data.mkdir()
@@ -332,8 +333,8 @@ def test_index_from_production_table_equals_index_from_images(tmp_path):
     bad = data / "zbad.pgm"
     bad.write_bytes(b"P5\n4 4\n255\n\x00")
     run_dir = tmp_path / "run"
-    Production(run_dir, str(data), "default-2d", ("gift",),
-               RunOptions(images_per_job=3, workers=1, progress=False)).run()
+    Production(run_dir, str(data), "default-2d", ("gift",), PlanOptions(images_per_job=3)).run(
+        BackendSpec("local", workers=1))
     table = run_dir / "features.parquet"
     from_table = Index.from_table(table)
     from_images = Index.from_images(paths)

@@ -242,35 +242,80 @@ def families() -> None:
     Console().print(t)
 
 
-def _tail_options(speculate: bool, speculate_after: float, speculate_factor: float, job_timeout: Optional[float],
-                  slow_after: int) -> dict:
-    return {"speculate": speculate, "speculate_after": speculate_after, "speculate_factor": speculate_factor,
-            "job_timeout": job_timeout, "slow_after": slow_after}
-
-
-_SPECULATE = typer.Option(True, "--speculate/--no-speculate", help="Backup attempts for straggling jobs.")
-_SPEC_AFTER = typer.Option(0.5, "--speculate-after", help="Share of jobs done before backups start.")
-_SPEC_FACTOR = typer.Option(2.0, "--speculate-factor", help="Backup a job running longer than this x the median.")
+_SPECULATE = typer.Option(None, "--speculate/--no-speculate", help="Backup attempts for straggling jobs (default on).")
+_SPEC_AFTER = typer.Option(None, "--speculate-after", help="Share of jobs done before backups start (default 0.5).")
+_SPEC_FACTOR = typer.Option(None, "--speculate-factor", help="Backup a job running longer than this x the median "
+                                                             "(default 2).")
 _TIMEOUT = typer.Option(None, "--job-timeout",
                         help="Seconds before a job is moved elsewhere (default: 5 x median, at least 30; 0: never).")
-_SLOW_AFTER = typer.Option(2, "--slow-after", help="Slow jobs after which a worker gets no new ones.")
+_QUEUE_TIMEOUT = typer.Option(None, "--queue-timeout", help="Seconds a batch job may wait in its queue before it is "
+                                                            "cancelled and submitted again (default: no limit).")
+_SLOW_AFTER = typer.Option(None, "--slow-after", help="Slow jobs after which a worker gets no new ones (default 2).")
+_MAX_ATTEMPTS = typer.Option(None, "--max-attempts", help="Attempts per job whose code raises or whose worker or "
+                                                          "batch job vanished (default 3).")
+_KEEP_BUNDLES = typer.Option(None, "--keep-bundles/--delete-bundles",
+                             help="Keep each job's bundle in the stage after its result is committed (default: delete).")
+_QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
+_BACKEND = typer.Option(None, "--backend", "-b", help="Where jobs run: local (default), dask, ssh, slurm, pbs, sge, "
+                                                      "htcondor, lsf, oar, moab, arc, kubernetes, cloud.")
+_MODE = typer.Option(None, "--mode", help="workers: Dask workers (as batch jobs on a batch system); jobs: one batch "
+                                          "job per production job, no connection back (slurm, pbs, sge, htcondor, arc).")
+_WORKERS = typer.Option(None, "--workers", "-w", help="Workers (N, or MIN:MAX for an adaptive cluster); in jobs mode "
+                                                      "the batch jobs in flight at once.")
+_SCHEDULER = typer.Option(None, "--scheduler", help="Address of an existing Dask scheduler (implies --backend dask).")
+_CONFIG = typer.Option(None, "--config", help="TOML file with [backend], [tail] (and [plan]) tables; flags win.")
+_QUEUE = typer.Option(None, "--queue", help="Batch queue or partition.")
+_ACCOUNT = typer.Option(None, "--account", help="Batch account or project.")
+_WALLTIME = typer.Option(None, "--walltime", help="Batch walltime, e.g. 01:00:00.")
+_MEMORY = typer.Option(None, "--memory", help="Memory per worker or job, e.g. 2GB.")
+_JOB_EXTRA = typer.Option(None, "--job-extra", help="Extra batch directive (repeatable), e.g. --job-extra=--qos=short.")
+_HOSTS = typer.Option(None, "--hosts", help="SSH hosts, comma-separated (the first also runs the scheduler).")
+_SSH_PORT = typer.Option(None, "--ssh-port", help="SSH port.")
+_SSH_USER = typer.Option(None, "--ssh-user", help="SSH user.")
+_SSH_KEY = typer.Option(None, "--ssh-key", help="SSH private key file.")
+_CE = typer.Option(None, "--ce", help="ARC computing element host.")
+_ENV = typer.Option(None, "--env", help="jobs mode: a worker environment made by `medfeat pack-env` (path or URL), "
+                                        "unpacked on the node when medfeat is not installed there.")
 
 
-def _run_production(run_dir: Path, dataset, settings, families, images_per_job, workers, scheduler, stage,
-                    max_attempts, quiet, tail: dict | None = None) -> None:
+def _run_config(config, *, images_per_job=None, stage=None, backend=None, mode=None, workers=None, scheduler=None,
+                max_attempts=None, speculate=None, speculate_after=None, speculate_factor=None, job_timeout=None,
+                queue_timeout=None, slow_after=None, keep_bundles=None, queue=None, account=None, walltime=None,
+                memory=None, job_extra=None, hosts=None, ssh_port=None, ssh_user=None, ssh_key=None, ce=None, env=None):
+    from medfeat.production.options import RunConfig
+
+    cfg = RunConfig.load(config)
+    if scheduler and backend not in (None, "dask"):
+        _fail("--scheduler names an existing Dask cluster: use it with --backend dask (or alone)")
+    cfg.override(
+        plan={"images_per_job": images_per_job, "stage": stage},
+        tail={"max_attempts": max_attempts, "speculate": speculate, "speculate_after": speculate_after,
+              "speculate_factor": speculate_factor, "job_timeout": job_timeout, "queue_timeout": queue_timeout,
+              "slow_after": slow_after, "keep_bundles": keep_bundles},
+        backend={"name": "dask" if scheduler else backend, "mode": mode, "workers": workers},
+        backend_options={"scheduler": scheduler, "queue": queue, "account": account, "walltime": walltime,
+                         "memory": memory, "job_extra": list(job_extra) if job_extra else None,
+                         "hosts": [h.strip() for h in hosts.split(",") if h.strip()] if hosts else None,
+                         "ssh_port": ssh_port, "ssh_user": ssh_user, "ssh_key": ssh_key, "ce": ce, "env": env})
+    return cfg
+
+
+def _run_production(run_dir: Path, dataset, settings, families, cfg, quiet: bool) -> None:
     from rich.console import Console
 
-    from medfeat.production.engine import Production, RunOptions
-    from medfeat.report.metrics import run_table
+    from medfeat.production.engine import Production
+    from medfeat.report.metrics import run_metrics, run_table
 
     console = Console(stderr=False)
-    opts = RunOptions(images_per_job=images_per_job, workers=workers, scheduler=scheduler, stage=stage,
-                      max_attempts=max_attempts, progress=not quiet, **(tail or {}))
     try:
-        prod = Production(run_dir, dataset, settings, _families(families), opts, console=console)
-        metrics = prod.run()
+        prod = Production(run_dir, dataset, settings, _families(families), cfg.plan,
+                          console=None if quiet else console)
+        prod.run(cfg.backend, cfg.tail)
     except InputError as exc:
         _fail(str(exc))
+    except KeyboardInterrupt:
+        _fail(f"interrupted; committed results are kept: `medfeat resume {run_dir}` runs the rest", code=130)
+    metrics = run_metrics(run_dir)
     console.print(run_table(metrics, title=f"medfeat run {run_dir}"))
     console.print(f"features: {run_dir / 'features.parquet'}  errors: {run_dir / 'errors.csv'}")
 
@@ -279,52 +324,69 @@ def _run_production(run_dir: Path, dataset, settings, families, images_per_job, 
 def run(
     dataset: str = typer.Argument(..., help="Folder (recursive), glob, CSV list (image[,mask]) or fsspec URL."),
     output: Path = typer.Option(..., "--output", "-o", help="Run folder (ledger, stage, features.parquet)."),
-    images_per_job: int = typer.Option(250, "--images-per-job", help="Images per job bundle."),
-    workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Embedded local cluster size (default: cores)."),
-    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Address of an existing Dask scheduler."),
+    images_per_job: Optional[int] = typer.Option(None, "--images-per-job", help="Images per job bundle (default 250)."),
     settings: Optional[str] = typer.Option(None, "--settings", "-s", help="Preset or .toml (default: default-3d)."),
     families: Optional[str] = typer.Option(None, "--families", "-f", help="Comma-separated families."),
-    stage: Optional[str] = typer.Option(None, "--stage", help="fsspec URL of the staging area (default RUN_DIR/stage)."),
-    max_attempts: int = typer.Option(3, "--max-attempts", help="Attempts per job whose code raises."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
-    speculate: bool = _SPECULATE,
-    speculate_after: float = _SPEC_AFTER,
-    speculate_factor: float = _SPEC_FACTOR,
-    job_timeout: Optional[float] = _TIMEOUT,
-    slow_after: int = _SLOW_AFTER,
+    stage: Optional[str] = typer.Option(None, "--stage", help="fsspec URL of the staging store (default RUN_DIR/stage; "
+                                                              "file://, sftp://, s3://)."),
+    backend: Optional[str] = _BACKEND, mode: Optional[str] = _MODE, workers: Optional[str] = _WORKERS,
+    scheduler: Optional[str] = _SCHEDULER, config: Optional[Path] = _CONFIG,
+    queue: Optional[str] = _QUEUE, account: Optional[str] = _ACCOUNT, walltime: Optional[str] = _WALLTIME,
+    memory: Optional[str] = _MEMORY, job_extra: Optional[List[str]] = _JOB_EXTRA,
+    hosts: Optional[str] = _HOSTS, ssh_port: Optional[int] = _SSH_PORT, ssh_user: Optional[str] = _SSH_USER,
+    ssh_key: Optional[str] = _SSH_KEY, ce: Optional[str] = _CE, env: Optional[str] = _ENV,
+    max_attempts: Optional[int] = _MAX_ATTEMPTS, quiet: bool = _QUIET,
+    speculate: Optional[bool] = _SPECULATE, speculate_after: Optional[float] = _SPEC_AFTER,
+    speculate_factor: Optional[float] = _SPEC_FACTOR, job_timeout: Optional[float] = _TIMEOUT,
+    queue_timeout: Optional[float] = _QUEUE_TIMEOUT, slow_after: Optional[int] = _SLOW_AFTER,
+    keep_bundles: Optional[bool] = _KEEP_BUNDLES,
 ) -> None:
-    """Run DATASET as a production of jobs on Dask. Re-running it on the same folder resumes."""
-    if workers is not None and scheduler is not None:
-        _fail("give --workers (embedded cluster) or --scheduler (existing cluster), not both")
-    _run_production(output, dataset, settings, families, images_per_job, workers, scheduler, stage, max_attempts, quiet,
-                    _tail_options(speculate, speculate_after, speculate_factor, job_timeout, slow_after))
+    """Run DATASET as a production of jobs on a backend. Re-running it on the same folder resumes."""
+    cfg = _run_config(config, images_per_job=images_per_job, stage=stage, backend=backend, mode=mode, workers=workers,
+                      scheduler=scheduler, max_attempts=max_attempts, speculate=speculate,
+                      speculate_after=speculate_after, speculate_factor=speculate_factor, job_timeout=job_timeout,
+                      queue_timeout=queue_timeout, slow_after=slow_after, keep_bundles=keep_bundles, queue=queue,
+                      account=account, walltime=walltime, memory=memory, job_extra=job_extra, hosts=hosts,
+                      ssh_port=ssh_port, ssh_user=ssh_user, ssh_key=ssh_key, ce=ce, env=env)
+    _run_production(output, dataset, settings, families, cfg, quiet)
 
 
 @app.command()
 def resume(
     run_dir: Path = typer.Argument(..., help="Run folder of an interrupted or partly failed run."),
-    workers: Optional[int] = typer.Option(None, "--workers", "-w"),
-    scheduler: Optional[str] = typer.Option(None, "--scheduler"),
-    max_attempts: int = typer.Option(3, "--max-attempts"),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
-    speculate: bool = _SPECULATE,
-    speculate_after: float = _SPEC_AFTER,
-    speculate_factor: float = _SPEC_FACTOR,
-    job_timeout: Optional[float] = _TIMEOUT,
-    slow_after: int = _SLOW_AFTER,
+    backend: Optional[str] = _BACKEND, mode: Optional[str] = _MODE, workers: Optional[str] = _WORKERS,
+    scheduler: Optional[str] = _SCHEDULER, config: Optional[Path] = _CONFIG,
+    queue: Optional[str] = _QUEUE, account: Optional[str] = _ACCOUNT, walltime: Optional[str] = _WALLTIME,
+    memory: Optional[str] = _MEMORY, job_extra: Optional[List[str]] = _JOB_EXTRA,
+    hosts: Optional[str] = _HOSTS, ssh_port: Optional[int] = _SSH_PORT, ssh_user: Optional[str] = _SSH_USER,
+    ssh_key: Optional[str] = _SSH_KEY, ce: Optional[str] = _CE, env: Optional[str] = _ENV,
+    max_attempts: Optional[int] = _MAX_ATTEMPTS, quiet: bool = _QUIET,
+    speculate: Optional[bool] = _SPECULATE, speculate_after: Optional[float] = _SPEC_AFTER,
+    speculate_factor: Optional[float] = _SPEC_FACTOR, job_timeout: Optional[float] = _TIMEOUT,
+    queue_timeout: Optional[float] = _QUEUE_TIMEOUT, slow_after: Optional[int] = _SLOW_AFTER,
+    keep_bundles: Optional[bool] = _KEEP_BUNDLES,
 ) -> None:
-    """Run only the jobs of RUN_DIR without a committed result."""
+    """Run only the jobs of RUN_DIR without a committed result (on any backend)."""
     from medfeat.production.ledger import LEDGER_NAME
 
     if not (run_dir / LEDGER_NAME).exists():
         _fail(f"{run_dir}: no run to resume here (no {LEDGER_NAME})")
-    from medfeat.production.ledger import Ledger
+    cfg = _run_config(config, backend=backend, mode=mode, workers=workers, scheduler=scheduler,
+                      max_attempts=max_attempts, speculate=speculate, speculate_after=speculate_after,
+                      speculate_factor=speculate_factor, job_timeout=job_timeout, queue_timeout=queue_timeout,
+                      slow_after=slow_after, keep_bundles=keep_bundles, queue=queue, account=account,
+                      walltime=walltime, memory=memory, job_extra=job_extra, hosts=hosts, ssh_port=ssh_port,
+                      ssh_user=ssh_user, ssh_key=ssh_key, ce=ce, env=env)
+    _run_production(run_dir, None, None, None, cfg, quiet)
 
-    led = Ledger(run_dir)
-    per_job = led.run_info()["images_per_job"]
-    led.close()
-    _run_production(run_dir, None, None, None, per_job, workers, scheduler, None, max_attempts, quiet,
-                    _tail_options(speculate, speculate_after, speculate_factor, job_timeout, slow_after))
+
+@app.command("job-run")
+def job_run(spec_url: str = typer.Argument(..., help="URL or path of a job spec JSON (written by the client).")) -> None:
+    """Run one production job standalone: pull its bundle, verify, extract, push the result and the
+    attempt's report to the stage. Exit 0 on success, 1 when the job failed, 2 on an unreadable spec."""
+    from medfeat.production.job import run_spec_url
+
+    raise typer.Exit(run_spec_url(spec_url))
 
 
 @app.command()
@@ -394,7 +456,8 @@ def demo(
         make_dataset(data, jobs=jobs, images_per_job=images_per_job, size=256)
     run_dir = output / "run"
     shutil.rmtree(run_dir, ignore_errors=True)
-    _run_production(run_dir, str(data), "default-2d", None, images_per_job, workers, None, None, 3, False)
+    _run_production(run_dir, str(data), "default-2d", None,
+                    _run_config(None, images_per_job=images_per_job, workers=workers), quiet=False)
     rows = pq.read_table(run_dir / "features.parquet").to_pylist()
     shown = ["stat_mean", "ih_entropy", "cm_contrast_2d_avg", "rlm_sre_2d_avg"]
     t = Table("image", *shown, title=f"first rows of {run_dir / 'features.parquet'} ({len(rows)} rows)")

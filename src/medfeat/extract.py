@@ -178,6 +178,14 @@ class Settings:
     def replace(self, **changes: Any) -> "Settings":
         return dataclasses.replace(self, **changes)
 
+    def to_dict(self) -> dict:
+        """Every setting as plain JSON values (tuples as lists), without ``name`` and
+        ``description``: ``Settings.from_dict(s.to_dict())`` equals ``s`` but for its name."""
+        d = dataclasses.asdict(self)
+        d.pop("name", None)
+        d.pop("description", None)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
     @classmethod
     def from_dict(cls, data: dict, name: str = "custom") -> "Settings":
         data = dict(data)

@@ -1,10 +1,12 @@
 """The client's control loop of a production session: stage, submit, watch, commit, beat the tail.
 
-A bundler thread packs and stages bundles ahead of the workers. The main thread hands ready jobs
-to Dask only as worker threads come free (plus ``lookahead``), so that what waits, waits here and
-can still be placed well: on a worker that is not slow, or as a backup on another worker. Every
-attempt is in the ledger from submission on; its worker signals when it starts (an event through
-the scheduler), so the loop knows how long each attempt has been running.
+The driver is handed its collaborators -- the ledger, an :class:`~medfeat.production.executor.Executor`,
+a :class:`~medfeat.production.bundler.Bundler` and the stage -- and returns the session's figures.
+The bundler packs and stages bundles ahead of the workers. The driver hands ready jobs to the
+executor only as slots come free (plus ``lookahead``), so that what waits, waits here and can still
+be placed well: away from a slow worker, or as a backup on another worker. Every attempt is in the
+ledger from submission on; the executor reports when it starts, so the loop knows how long each
+attempt has been running.
 
 Tail policy, checked twice a second:
 
@@ -13,41 +15,40 @@ Tail policy, checked twice a second:
   different worker; the first result committed wins and the other attempt is cancelled;
 * **timeout** -- an attempt running longer than ``job_timeout`` (default: ``timeout_factor`` x the
   median, at least ``timeout_min_s``) is cancelled and its job moved to another worker (at most
-  ``max_moves`` times per job);
+  ``max_moves`` times per job); on a batch system an attempt still queued after ``queue_timeout``
+  is cancelled and submitted again the same way;
 * **slow workers** -- a worker whose attempt was slow (needed a backup, timed out, or finished
   after ``speculate_factor`` x the median) ``slow_after`` times gets no new jobs; it is named in
   the ledger's events and the report.
 
-Dask itself re-runs the tasks of a worker that dies; a frozen worker is dropped after the
-scheduler's ``worker-ttl`` (60 s on clusters medfeat starts), and before that the timeout moves
-its jobs. An attempt's report reaches the client through the scheduler's event stream, so a worker
-that freezes just after a job, holding the task's result, never holds up the commit. A job whose code raises is retried up to ``max_attempts``; a bundle that fails its
-sha256 check is re-staged from the dataset once, then the job fails with that reason.
+An attempt that vanished (its worker or batch job gone, its result unreachable) is run again
+elsewhere; one whose code raised is retried; both count against ``max_attempts``. A bundle that
+fails its sha256 check is re-staged from the dataset once, then the job fails with that reason.
+Once a job's result is committed its bundle is deleted from the stage (unless ``keep_bundles``).
 """
 from __future__ import annotations
 
 import queue
 import statistics
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from medfeat.production.job import FINISHED_TOPIC, STARTED_TOPIC, run_job
-from medfeat.production.staging import BundleCorrupt
+from medfeat.production.bundler import BundleFailed, BundleReady, Bundler
+from medfeat.production.executor import Executor, Failed, Finished, Started
+from medfeat.production.ledger import Ledger
+from medfeat.production.options import TailPolicy
+from medfeat.production.progress import Progress
+from medfeat.production.spec import JobSpec, bundle_name, make_spec
+from medfeat.production.staging import Stage
 
 TICK_S = 0.5
-# A finished attempt whose report did not come through the event stream is fetched from its
-# worker, but never waited on longer than this: the worker may have frozen holding the result.
-RESULT_FETCH_S = 20.0
 
 
 @dataclass
 class _Attempt:
     job_id: int
     attempt_id: int
-    key: str
-    fut: object
     submitted: float
     role: str
     started: float | None = None
@@ -56,88 +57,67 @@ class _Attempt:
 
 @dataclass
 class _JobState:
-    keys: set = field(default_factory=set)
-    errors: int = 0      # attempts whose code raised
+    attempts: set = field(default_factory=set)  # live attempt ids
+    errors: int = 0      # attempts whose code raised, or that vanished
     moves: int = 0       # attempts cancelled by the timeout
     restaged: int = 0    # bundles re-staged after a failed hash check
     backup: bool = False
-    bad_workers: set = field(default_factory=set)  # where this job timed out or straggled
+    bad_workers: set = field(default_factory=set)  # where this job timed out, straggled or vanished
 
 
-class _Driver:
-    def __init__(self, production, client, session: int, todo: list[int]):
-        self.p = production
-        self.o = production.options
-        self.ledger = production.ledger
-        self.client = client
+@dataclass
+class SessionFigures:
+    """What a session measured itself (the rest of the metrics come from the ledger)."""
+
+    submission_s: float = 0.0     # client time spent handing attempts to the executor
+    submitted: int = 0            # attempts handed over
+    bundling_s: float = 0.0       # bundler thread's busy time
+    committed: int = 0
+
+
+class Driver:
+    def __init__(self, ledger: Ledger, executor: Executor, stage: Stage, tail: TailPolicy, *, run_id: str,
+                 settings: dict, session: int, todo: list[int], console=None):
+        self.ledger = ledger
+        self.ex = executor
+        self.stage = stage
+        self.o = tail
+        self.run_id = run_id
+        self.settings = settings
         self.session = session
+        self.console = console
         self.events: queue.Queue = queue.Queue()
-        self.bundle_work: queue.Queue = queue.Queue()
-        self.ledger_updates = production.ledger_updates = queue.Queue()
-        self.stop = threading.Event()
+        self.bundler = Bundler(stage, self.events)
         self.todo = list(todo)
         self.open_jobs = set(todo)
-        self.pending: list[int] = []               # staged, waiting for a worker thread
-        self.live: dict[str, _Attempt] = {}        # Dask key -> attempt
-        self.by_attempt: dict[int, _Attempt] = {}
+        self.pending: list[int] = []               # staged, waiting for a slot
+        self.live: dict[int, _Attempt] = {}        # attempt id -> attempt
         self.jobs: dict[int, _JobState] = {j: _JobState() for j in todo}
         self.durations: list[float] = []           # running times of reporting attempts
         self.strikes: Counter = Counter()
         self.avoided: set[str] = set()
         self.warm: set[str] = set()                # workers that completed an attempt
-        self.nthreads: dict[str, int] = {}
-        self.committed = 0
-        self.submission_s = 0.0
-        self.submitted = 0
-        self.spec_base = {"stage_url": production.stage.url, "settings": production.settings,
-                          "families": production.families, "staging_retry_s": self.o.staging_retry_s}
+        self.figures = SessionFigures()
+        self.peak_workers = 0                      # most worker slots (or running batch jobs) seen
 
     # -- bundles ---------------------------------------------------------------------------
-    def _bundler(self) -> None:
-        while not self.stop.is_set():
-            try:
-                job_id, staged, items, force = self.bundle_work.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            t0 = time.time()
-            try:
-                if force and staged:
-                    self.p.stage.delete(staged)
-                self.p._bundle(job_id, None if force else staged, items)
-                self.events.put(("ready", job_id, None))
-            except Exception as exc:  # the job fails with the reason; the others go on
-                self.events.put(("unstaged", job_id, f"staging the bundle failed: {type(exc).__name__}: {exc}"))
-            finally:
-                self.p.planning_s += time.time() - t0
-
     def _queue_bundle(self, job_id: int, force: bool = False) -> None:
-        # the bundler thread never touches SQLite: it gets everything it needs here
-        self.bundle_work.put((job_id, self.ledger.job(job_id)["bundle"], self.p._items(job_id), force))
+        job = self.ledger.job(job_id)
+        items = [(r["image"], r["mask"]) for r in self.ledger.job_images(job_id)]
+        from medfeat.production.plan import Item
 
-    def _apply_ledger_updates(self) -> None:
-        while not self.ledger_updates.empty():
-            _, job_id, name, sha, nbytes = self.ledger_updates.get()
-            self.ledger.set_bundle(job_id, name, sha, nbytes)
+        self.bundler.put(job_id, bundle_name(self.run_id, job_id), [Item(i, m) for i, m in items],
+                         staged=job if job["bundle"] else None, force=force)
 
     # -- workers ---------------------------------------------------------------------------
-    def _refresh_workers(self) -> None:
-        try:
-            self.nthreads = dict(self.client.nthreads())
-        except Exception:  # the scheduler is busy or briefly unreachable: keep the last view
-            pass
-
-    def _good_workers(self, exclude: set | frozenset = frozenset()) -> list[str]:
-        return [w for w in self.nthreads if w not in self.avoided and w not in exclude]
-
     def _free_slots(self) -> int:
-        good = self._good_workers()
-        slots = sum(self.nthreads[w] for w in good) if good else sum(self.nthreads.values())
+        slots = self.ex.capacity(self.avoided)
         busy = sum(1 for a in self.live.values() if a.worker is None or a.worker not in self.avoided)
         # never zero while nothing runs: a cluster still starting (or adaptive) needs work to see
         return max(slots + self.o.lookahead, 1 if not self.live else 0) - busy
 
     def _strike(self, worker: str | None, why: str, job_id: int | None = None) -> None:
-        if not worker:
+        if not worker or not self.ex.can_avoid:
             return
         self.strikes[worker] += 1
         if self.strikes[worker] >= self.o.slow_after and worker not in self.avoided:
@@ -146,69 +126,91 @@ class _Driver:
                               "no new jobs go to it", job_id)
 
     # -- submission ------------------------------------------------------------------------
+    def _new_attempt(self, job_id: int, role: str) -> JobSpec:
+        job = self.ledger.job(job_id)
+        attempt_id = self.ledger.new_attempt(job_id, self.session, None, time.time(), role)
+        return make_spec(self.run_id, job_id, attempt_id, self.stage.url, job["bundle"], job["bundle_sha256"],
+                         self.settings, self.o.staging_retry_s)
+
+    def _handed(self, spec: JobSpec, role: str, batch_id: str | None, t0: float) -> None:
+        self.ledger.set_attempt_key(spec.attempt, f"{self.run_id}-a{spec.attempt}", batch_id)
+        a = _Attempt(spec.job_id, spec.attempt, t0, role)
+        self.live[spec.attempt] = a
+        self.jobs[spec.job_id].attempts.add(spec.attempt)
+
     def _submit(self, job_id: int, role: str, exclude: set | frozenset = frozenset()) -> bool:
-        kwargs: dict = {}
-        good = self._good_workers(exclude)
+        good = [w for w in self.ex.workers() if w not in self.avoided and w not in exclude]
         if exclude and not good:
             return False  # nowhere else to go
-        if (exclude or self.avoided) and good:
-            kwargs = {"workers": good, "allow_other_workers": False}
-        if role in ("backup", "moved"):
-            kwargs["priority"] = 10
-        job = self.ledger.job(job_id)
+        avoid = frozenset(self.avoided | set(exclude)) if good else frozenset()
         t0 = time.time()
-        attempt_id = self.ledger.new_attempt(job_id, self.session, None, t0, role)
-        key = f"medfeat-job-{job_id:05d}-s{self.session}-a{attempt_id}"
-        spec = dict(self.spec_base, job_id=job_id, attempt=attempt_id, bundle=job["bundle"],
-                    bundle_sha256=job["bundle_sha256"], result=f"results/job-{job_id:05d}/attempt-{attempt_id}.parquet")
-        fut = self.client.submit(run_job, spec, key=key, pure=False, retries=0, **kwargs)
-        self.submission_s += time.time() - t0
-        self.submitted += 1
-        self.ledger.set_attempt_key(attempt_id, key)
-        a = _Attempt(job_id, attempt_id, key, fut, t0, role)
-        self.live[key] = a
-        self.by_attempt[attempt_id] = a
-        self.jobs[job_id].keys.add(key)
-        fut.add_done_callback(lambda f: self.events.put(("done", f.key, f)))
+        spec = self._new_attempt(job_id, role)
+        try:
+            batch_id = self.ex.submit(spec, avoid, urgent=role in ("backup", "moved"))
+        except Exception as exc:  # the submission itself failed (batch system refused it)
+            self.ledger.fail_attempt(spec.attempt, f"submission failed: {type(exc).__name__}: {exc}")
+            self._count_error(job_id, f"submission failed: {exc}", spec.attempt)
+            return True
+        self.figures.submission_s += time.time() - t0
+        self.figures.submitted += 1
+        self._handed(spec, role, batch_id, t0)
         return True
 
     def _fill(self) -> None:
-        while self.pending and self._free_slots() > 0:
+        free = self._free_slots()
+        firsts: list[int] = []
+        while self.pending and free > 0:
             job_id = self.pending.pop(0)
-            if job_id in self.open_jobs:
+            if job_id not in self.open_jobs:
+                continue
+            free -= 1
+            if self.jobs[job_id].errors or self.avoided:
                 self._submit(job_id, "retry" if self.jobs[job_id].errors else "first")
+            else:
+                firsts.append(job_id)
+        if not firsts:
+            return
+        t0 = time.time()
+        specs = [self._new_attempt(j, "first") for j in firsts]
+        try:
+            ids = self.ex.submit_many(specs)
+        except Exception as exc:
+            for s in specs:
+                self.ledger.fail_attempt(s.attempt, f"submission failed: {type(exc).__name__}: {exc}")
+                self._count_error(s.job_id, f"submission failed: {exc}", s.attempt)
+            return
+        self.figures.submission_s += time.time() - t0
+        self.figures.submitted += len(specs)
+        for s, batch_id in zip(specs, ids):
+            self._handed(s, "first", batch_id, t0)
 
     def _drop(self, a: _Attempt, outcome: str, reason: str) -> None:
         """End a live attempt that will not report (cancelled or timed out)."""
-        self.live.pop(a.key, None)
-        self.jobs[a.job_id].keys.discard(a.key)
+        self.live.pop(a.attempt_id, None)
+        self.jobs[a.job_id].attempts.discard(a.attempt_id)
         self.ledger.stop_attempt(a.attempt_id, outcome, reason, a.worker)
         try:
-            a.fut.cancel()
-            a.fut.release()
+            self.ex.cancel(a.attempt_id)
         except Exception:
             pass
 
     # -- events ----------------------------------------------------------------------------
-    def _on_started(self, msg: dict) -> None:
-        a = self.by_attempt.get(msg.get("attempt"))
-        if a is None or a.key not in self.live:
+    def _on_started(self, ev: Started) -> None:
+        a = self.live.get(ev.attempt)
+        if a is None:
             return
-        a.started, a.worker = float(msg["started"]), msg["worker"]
-        self.ledger.start_attempt(a.attempt_id, a.worker, a.started, msg.get("host"), msg.get("pid"))
+        a.started, a.worker = float(ev.started), ev.worker
+        self.ledger.start_attempt(a.attempt_id, a.worker, a.started, ev.host, ev.pid)
 
-    def _on_finished(self, msg: dict) -> None:
-        """An attempt's report, sent by its worker through the scheduler ahead of the task's own
-        completion: the attempt is committed from it, so the result never has to be fetched from
-        the worker's memory (a worker that freezes just after a job does not stall the run)."""
-        a = self.by_attempt.get(msg.get("attempt"))
-        if a is not None and a.key in self.live:
-            self._commit(a, msg["report"])
-
-    def _commit(self, a: _Attempt, report: dict) -> None:
-        self.live.pop(a.key, None)
+    def _on_finished(self, ev: Finished) -> None:
+        a = self.live.pop(ev.attempt, None)
+        if a is None:  # cancelled or moved: its result is not wanted
+            if ev.report.get("result"):
+                self.stage.delete(ev.report["result"])
+            return
+        report = ev.report
         st = self.jobs[a.job_id]
-        st.keys.discard(a.key)
+        st.attempts.discard(a.attempt_id)
         outcome = self.ledger.finish_attempt(a.attempt_id, report)
         took = report["finished"] - report["started"]
         med = self._median()
@@ -219,67 +221,62 @@ class _Driver:
         self.warm.add(worker)
         self.durations.append(took)
         if outcome == "discarded":
-            self.p.stage.delete(report["result"])
+            self.stage.delete(report["result"])
         if a.job_id in self.open_jobs:
             self.open_jobs.discard(a.job_id)
-            self.committed += 1
-            for other in [self.live[k] for k in list(st.keys)]:
+            self.figures.committed += 1
+            for other in [self.live[k] for k in list(st.attempts) if k in self.live]:
                 self._drop(other, "cancelled", f"job committed by attempt {a.attempt_id}")
+            if not self.o.keep_bundles:
+                bundle = self.ledger.job(a.job_id)["bundle"]
+                if bundle:
+                    self.stage.delete(bundle)
             self.progress.update(done=1, images=report["n_images"], running=len(self.live))
 
-    def _on_done(self, key: str, fut) -> None:
-        a = self.live.get(key)
-        if a is None:  # committed from its report, cancelled or moved: nothing left to do
-            self._release(fut)
+    def _on_failed(self, ev: Failed) -> None:
+        a = self.live.pop(ev.attempt, None)
+        if a is None:
             return
         st = self.jobs[a.job_id]
-        if fut.status == "finished":
-            # no report came through the scheduler (it always should): fetch the task's result,
-            # but never wait on a worker that may have frozen holding it
-            try:
-                self._commit(a, fut.result(timeout=RESULT_FETCH_S))
-            except Exception as exc:
-                self.live.pop(key, None)
-                st.keys.discard(key)
-                self.ledger.fail_attempt(a.attempt_id, f"finished, but its report could not be fetched from "
-                                         f"{a.worker} in {RESULT_FETCH_S:g} s ({type(exc).__name__})", outcome="lost")
-                self._strike(a.worker, "its finished result could not be fetched", a.job_id)
-                if a.worker:
-                    st.bad_workers.add(a.worker)
-                if a.job_id in self.open_jobs and not st.keys:
-                    self.ledger.event("moved", f"the result of attempt {a.attempt_id} on {a.worker} is "
-                                      "unreachable; running the job again elsewhere", a.job_id, a.attempt_id)
-                    if not self._submit(a.job_id, "moved", st.bad_workers):
-                        self._submit(a.job_id, "moved")
+        st.attempts.discard(a.attempt_id)
+        worker = ev.worker or a.worker
+        outcome = "lost" if ev.kind == "lost" else "error"
+        self.ledger.fail_attempt(a.attempt_id, ev.error, outcome=outcome, report={**ev.report, "worker": worker})
+        if ev.kind == "lost":
+            self._strike(worker, ev.error, a.job_id)
+            if worker:
+                st.bad_workers.add(worker)
+        if a.job_id not in self.open_jobs or st.attempts:
+            return  # another attempt of the job is still running
+        if ev.kind == "corrupt":
+            if st.restaged == 0:
+                st.restaged += 1
+                self.ledger.event("restage", f"bundle failed its check ({ev.error}); staging it again", a.job_id,
+                                  a.attempt_id)
+                self._queue_bundle(a.job_id, force=True)
+            else:
+                self._fail_job(a.job_id, f"the bundle failed its sha256 check again after re-staging: {ev.error}")
+            return
+        st.errors += 1
+        if st.errors >= self.o.max_attempts:
+            self._fail_job(a.job_id, f"failed {st.errors} attempt(s); last: {ev.error}")
+        elif ev.kind == "lost":
+            self.ledger.event("moved", f"attempt {a.attempt_id} on {worker} vanished ({ev.error}); "
+                              "running the job again elsewhere", a.job_id, a.attempt_id)
+            if not self._submit(a.job_id, "moved", st.bad_workers):
+                self._submit(a.job_id, "moved")
         else:
-            self.live.pop(key, None)
-            st.keys.discard(key)
-            exc = fut.exception() if fut.status == "error" else None
-            msg = f"{type(exc).__name__}: {exc}" if exc is not None else f"attempt {fut.status}"
-            self.ledger.fail_attempt(a.attempt_id, msg)
-            if a.job_id in self.open_jobs and not st.keys:
-                if isinstance(exc, BundleCorrupt) and st.restaged == 0:
-                    st.restaged += 1
-                    self.ledger.event("restage", f"bundle failed its check ({exc}); staging it again", a.job_id,
-                                      a.attempt_id)
-                    self._queue_bundle(a.job_id, force=True)
-                elif isinstance(exc, BundleCorrupt):
-                    self._fail_job(a.job_id, f"the bundle failed its sha256 check again after re-staging: {msg}")
-                else:
-                    st.errors += 1
-                    if st.errors < self.o.max_attempts:
-                        self.ledger.event("retry", msg, a.job_id, a.attempt_id)
-                        self.pending.insert(0, a.job_id)
-                    else:
-                        self._fail_job(a.job_id, f"failed {st.errors} attempt(s); last: {msg}")
-        self._release(fut)
+            self.ledger.event("retry", ev.error, a.job_id, a.attempt_id)
+            self.pending.insert(0, a.job_id)
 
-    @staticmethod
-    def _release(fut) -> None:
-        try:
-            fut.release()
-        except Exception:
-            pass
+    def _count_error(self, job_id: int, reason: str, attempt_id: int) -> None:
+        st = self.jobs[job_id]
+        st.errors += 1
+        if st.errors >= self.o.max_attempts:
+            self._fail_job(job_id, f"failed {st.errors} attempt(s); last: {reason}")
+        else:
+            self.ledger.event("retry", reason, job_id, attempt_id)
+            self.pending.append(job_id)
 
     def _fail_job(self, job_id: int, reason: str) -> None:
         self.ledger.set_job_state(job_id, "failed", reason)
@@ -296,41 +293,51 @@ class _Driver:
         return max(self.o.timeout_factor * med, self.o.timeout_min_s) if med else None
 
     def _locate(self, now: float) -> None:
-        """Where did Dask place attempts that have not signalled a start? (A frozen or swamped
-        worker holds them without running them; the tail policy needs to know which.)"""
-        if not any(a.worker is None and now - a.submitted > 2 * TICK_S for a in self.live.values()):
+        """Where did the executor place attempts that have not signalled a start? (A frozen or
+        swamped worker holds them without running them; the tail policy needs to know which.)"""
+        waiting = [a.attempt_id for a in self.live.values() if a.worker is None and now - a.submitted > 2 * TICK_S]
+        if not waiting:
             return
         try:
-            placed = {k: w for w, keys in self.client.processing().items() for k in keys}
+            placed = self.ex.locate(waiting)
         except Exception:
             return
-        for a in self.live.values():
-            if a.worker is None and a.key in placed:
-                a.worker = placed[a.key]
+        for attempt, worker in placed.items():
+            if attempt in self.live and self.live[attempt].worker is None:
+                self.live[attempt].worker = worker
+
+    def _move(self, a: _Attempt, outcome: str, why: str) -> None:
+        st = self.jobs[a.job_id]
+        st.moves += 1
+        self._strike(a.worker, why, a.job_id)
+        self.ledger.event(outcome, f"attempt {why} on {a.worker or 'no worker yet'}; moved", a.job_id, a.attempt_id)
+        self._drop(a, outcome, why)
+        if a.worker:
+            st.bad_workers.add(a.worker)
+        if not st.attempts and not self._submit(a.job_id, "moved", st.bad_workers):
+            self._submit(a.job_id, "moved")
 
     def _tail(self) -> None:
         now = time.time()
         self._locate(now)
         med = self._median()
         timeout = self._timeout(med)
-        share = self.committed / max(len(self.todo), 1)
+        share = self.figures.committed / max(len(self.todo), 1)
+        queues = getattr(self.ex, "queues", False)
         for a in list(self.live.values()):
-            if a.key not in self.live:
+            if a.attempt_id not in self.live:
                 continue
             st = self.jobs[a.job_id]
+            if queues and a.started is None:  # still in a batch queue: only the queue timeout applies
+                waited = now - a.submitted
+                if self.o.queue_timeout and waited > self.o.queue_timeout and st.moves < self.o.max_moves:
+                    self._move(a, "timeout", f"waited {waited:.1f} s in the queue (limit {self.o.queue_timeout:.1f} s)")
+                continue
             ran = now - (a.started or a.submitted)
             if timeout and ran > timeout and st.moves < self.o.max_moves:
-                st.moves += 1
-                self._strike(a.worker, f"timed out after {ran:.0f} s", a.job_id)
-                self.ledger.event("timeout", f"attempt ran {ran:.1f} s > {timeout:.1f} s on {a.worker}; "
-                                  "moved to another worker", a.job_id, a.attempt_id)
-                self._drop(a, "timeout", f"timed out after {ran:.1f} s (limit {timeout:.1f} s)")
-                if a.worker:
-                    st.bad_workers.add(a.worker)
-                if not st.keys and not self._submit(a.job_id, "moved", st.bad_workers):
-                    self._submit(a.job_id, "moved")
+                self._move(a, "timeout", f"timed out after {ran:.1f} s (limit {timeout:.1f} s)")
                 continue
-            if (self.o.speculate and med and not st.backup and len(st.keys) == 1 and a.worker is not None
+            if (self.o.speculate and med and not st.backup and len(st.attempts) == 1 and a.worker is not None
                     and share >= self.o.speculate_after and ran > self.o.speculate_factor * med):
                 st.bad_workers.add(a.worker)
                 if self._submit(a.job_id, "backup", st.bad_workers):
@@ -339,52 +346,53 @@ class _Driver:
                     self.ledger.event("backup", f"attempt on {a.worker} ran {ran:.1f} s > "
                                       f"{self.o.speculate_factor:g} x median {med:.1f} s", a.job_id, a.attempt_id)
 
-    # -- the loop --------------------------------------------------------------------------
-    def run(self) -> tuple[float, int]:
-        from medfeat.production.engine import _Progress
+    def _count_workers(self) -> None:
+        if getattr(self.ex, "queues", False):  # batch jobs: as many workers as attempts running at once
+            n = sum(1 for a in self.live.values() if a.started is not None)
+        else:
+            n = self.ex.capacity(set())
+        self.peak_workers = max(self.peak_workers, n)
 
-        self.client.subscribe_topic(STARTED_TOPIC, lambda ev: self.events.put(("started", None, ev[1])))
-        self.client.subscribe_topic(FINISHED_TOPIC, lambda ev: self.events.put(("finished", None, ev[1])))
+    # -- the loop --------------------------------------------------------------------------
+    def _handle(self, ev) -> None:
+        if isinstance(ev, BundleReady):
+            self.ledger.set_bundle(ev.job_id, ev.name, ev.sha256, ev.nbytes)
+            self.pending.append(ev.job_id)
+        elif isinstance(ev, BundleFailed):
+            self._fail_job(ev.job_id, ev.reason)
+        elif isinstance(ev, Started):
+            self._on_started(ev)
+        elif isinstance(ev, Finished):
+            self._on_finished(ev)
+        elif isinstance(ev, Failed):
+            self._on_failed(ev)
+
+    def run(self) -> SessionFigures:
+        self.ex.start(self.events)
+        self._count_workers()
         for job_id in self.todo:
             self._queue_bundle(job_id)
-        thread = threading.Thread(target=self._bundler, name="medfeat-bundler", daemon=True)
-        thread.start()
-        self.progress = _Progress(self.p.console if self.o.progress else None, len(self.todo),
-                                  sum(j["n_images"] for j in self.ledger.jobs() if j["job_id"] in self.open_jobs))
-        self._refresh_workers()
+        self.bundler.start()
+        images = sum(j["n_images"] for j in self.ledger.jobs() if j["job_id"] in self.open_jobs)
+        self.progress = Progress(self.console, len(self.todo), images)
         last_tick = time.monotonic()
         try:
             with self.progress:
                 while self.open_jobs:
                     try:
-                        kind, ref, payload = self.events.get(timeout=TICK_S)
+                        self._handle(self.events.get(timeout=TICK_S))
                     except queue.Empty:
-                        kind = None
-                    self._apply_ledger_updates()
-                    if kind == "ready":
-                        self.pending.append(ref)
-                    elif kind == "unstaged":
-                        self._fail_job(ref, payload)
-                    elif kind == "started":
-                        self._on_started(payload)
-                    elif kind == "finished":
-                        self._on_finished(payload)
-                    elif kind == "done":
-                        self._on_done(ref, payload)
+                        pass
                     if time.monotonic() - last_tick >= TICK_S:
                         last_tick = time.monotonic()
-                        self._refresh_workers()
+                        self.ex.tick()
+                        self._count_workers()
                         self._tail()
                     self._fill()
                     self.progress.update(running=len(self.live))
         finally:
-            self.stop.set()
-            thread.join(timeout=60)
+            self.bundler.stop()
             for a in list(self.live.values()):
                 self._drop(a, "cancelled", "the session ended")
-            for topic in (STARTED_TOPIC, FINISHED_TOPIC):
-                try:
-                    self.client.unsubscribe_topic(topic)
-                except Exception:
-                    pass
-        return self.submission_s, self.submitted
+            self.figures.bundling_s = self.bundler.busy_s
+        return self.figures

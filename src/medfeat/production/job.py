@@ -7,15 +7,18 @@ retry, a backup) is harmless; the client commits exactly one result per job.
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import socket
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 from medfeat.errors import InputError
-from medfeat.production.staging import Stage, unpack_bundle
+from medfeat.production.spec import JobSpec
+from medfeat.production.staging import BundleCorrupt, Stage, unpack_bundle
 from medfeat.production.tuning import tune_malloc
 
 
@@ -41,18 +44,18 @@ def _publish(topic: str, msg: dict) -> None:
         pass
 
 
-def _signal_started(spec: dict, report: dict) -> None:
+def _signal_started(spec: JobSpec, report: dict) -> None:
     """Tell the client this attempt began, and where (through the scheduler's event stream), so
     it can time the attempt for speculation and timeouts before the attempt reports."""
-    _publish(STARTED_TOPIC, {"attempt": spec.get("attempt"), "worker": report["worker"], "host": report["host"],
+    _publish(STARTED_TOPIC, {"attempt": spec.attempt, "worker": report["worker"], "host": report["host"],
                              "pid": report["pid"], "started": report["started"]})
 
 
-def _signal_finished(spec: dict, report: dict) -> None:
+def _signal_finished(spec: JobSpec, report: dict) -> None:
     """Send the attempt's report to the client through the scheduler, ahead of the task's own
     completion message on the same stream. The client then never has to fetch the result from
     the worker's memory: a worker that freezes right after a job must not stall the run."""
-    _publish(FINISHED_TOPIC, {"attempt": spec.get("attempt"), "report": report})
+    _publish(FINISHED_TOPIC, {"attempt": spec.attempt, "report": report})
 
 
 def _scratch_root() -> str | None:
@@ -105,40 +108,84 @@ def result_table(results, settings, families, job_id: int):
     return table.add_column(2, pa.field("job", pa.int32()), pa.array([job_id] * len(results), pa.int32()))
 
 
-def run_job(spec: dict) -> dict:
-    """Run one attempt of a job. ``spec`` keys: ``job_id``, ``stage_url``, ``bundle``,
-    ``bundle_sha256``, ``result``, ``settings``, ``families``.
+def run_job(spec: JobSpec | dict, notes: bool = False) -> dict:
+    """Run one attempt of a job (a :class:`~medfeat.production.spec.JobSpec`).
 
     Returns the attempt's report: worker, host, pid, the wall-clock end of each phase (``started``,
     ``staged_in``, ``computed``, ``staged_out``, ``finished``), images and failures, bytes moved.
+    With ``notes`` (a batch job that cannot call back), a "started" note and the report are also
+    written to the stage, where the client looks for them.
     """
     import pyarrow.parquet as pq
 
+    from medfeat.extract import Settings
+
+    if isinstance(spec, dict):
+        spec = JobSpec(**spec)
     started = time.time()
     tune_malloc()  # once per process; see medfeat.production.tuning
-    report = {"worker": _worker_name(), "host": socket.gethostname(), "pid": os.getpid(), "started": started}
+    report = {"worker": _worker_name(), "host": socket.gethostname(), "pid": os.getpid(), "started": started,
+              "attempt": spec.attempt, "job_id": spec.job_id}
+    stage = Stage(spec.stage_url, spec.staging_retry_s)
     _signal_started(spec, report)
-    stage = Stage(spec["stage_url"], spec.get("staging_retry_s", 60.0))
-    scratch = tempfile.mkdtemp(prefix=f"medfeat-job{spec['job_id']:05d}-", dir=_scratch_root())
+    if notes:
+        stage.put(spec.started, json.dumps(report).encode())
+    settings = Settings.from_dict(spec.settings, name="run")
+    scratch = tempfile.mkdtemp(prefix=f"medfeat-job{spec.job_id:05d}-", dir=_scratch_root())
     try:
-        data = stage.get(spec["bundle"])
-        manifest = unpack_bundle(data, scratch, spec["bundle_sha256"])
+        data = stage.get(spec.bundle)
+        manifest = unpack_bundle(data, scratch, spec.bundle_sha256)
         report["staged_in"] = time.time()
         report["bytes_in"] = len(data)
         del data
-        results = extract_items(manifest, Path(scratch), spec["settings"], spec["families"], spec["job_id"])
+        results = extract_items(manifest, Path(scratch), settings, settings.families, spec.job_id)
         report["computed"] = time.time()
-        table = result_table(results, spec["settings"], spec["families"], spec["job_id"])
+        table = result_table(results, settings, settings.families, spec.job_id)
         buf = io.BytesIO()
         # statistics and dictionaries cost per column (thousands with gift) and help no reader here
         pq.write_table(table, buf, write_statistics=False, use_dictionary=False)
         out = buf.getvalue()
-        stage.put(spec["result"], out)
+        stage.put(spec.result, out)
         report["staged_out"] = time.time()
-        report.update(result=spec["result"], n_images=len(results), n_failed=sum(1 for r in results if r.error),
+        report.update(result=spec.result, n_images=len(results), n_failed=sum(1 for r in results if r.error),
                       bytes_out=len(out), staging_retries=stage.retries)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     report["finished"] = time.time()
+    if notes:
+        stage.put(spec.report, json.dumps({"ok": True, "report": report}).encode())
     _signal_finished(spec, report)
     return report
+
+
+def failure_kind(exc: BaseException) -> str:
+    """How the client treats a failed attempt: ``corrupt`` (re-stage the bundle) or ``error``."""
+    return "corrupt" if isinstance(exc, BundleCorrupt) else "error"
+
+
+def run_spec_url(spec_url: str) -> int:
+    """``medfeat job-run SPEC_URL``: run one job standalone (pull, verify, extract, push the result
+    and its report to the stage). Returns the exit status: 0 committed-able, 1 failed (the
+    reason is in the report in the stage when the stage is reachable), 2 unreadable spec."""
+    import fsspec
+
+    try:
+        with fsspec.open(spec_url, "rb") as fh:
+            spec = JobSpec.from_json(fh.read())
+    except Exception as exc:
+        print(f"medfeat job-run: error: {spec_url}: cannot read the job spec: {type(exc).__name__}: {exc}",
+              file=sys.stderr)
+        return 2
+    try:
+        run_job(spec, notes=True)
+        return 0
+    except Exception as exc:
+        msg = f"{type(exc).__name__}: {exc}"
+        print(f"medfeat job-run: error: job {spec.job_id} attempt {spec.attempt}: {msg}", file=sys.stderr)
+        try:
+            Stage(spec.stage_url, min(spec.staging_retry_s, 10.0)).put(spec.report, json.dumps(
+                {"ok": False, "error": msg, "kind": failure_kind(exc), "host": socket.gethostname(),
+                 "finished": time.time()}).encode())
+        except Exception:
+            pass  # the client sees the batch job end without a report: the attempt is lost
+        return 1

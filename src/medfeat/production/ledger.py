@@ -97,6 +97,16 @@ CREATE TABLE IF NOT EXISTS events (
 
 LEDGER_NAME = "ledger.sqlite"
 
+# Schema versions: each step adds columns (a fresh ledger gets them from SCHEMA via the same steps).
+#   1: attempts.role, attempts.staging_retries (medfeat 0.1.0 had neither)
+#   2: run.run_id (the run's prefix in the stage), the backend of each session, batch job ids
+MIGRATIONS = (
+    (1, (("attempts", "role", "TEXT"), ("attempts", "staging_retries", "INTEGER"))),
+    (2, (("run", "run_id", "TEXT"), ("sessions", "backend", "TEXT"), ("sessions", "backend_options", "TEXT"),
+         ("attempts", "batch_id", "TEXT"))),
+)
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
 
 class Ledger:
     """The SQLite ledger of one run folder."""
@@ -109,10 +119,21 @@ class Ledger:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
-        columns = {r[1] for r in self.db.execute("PRAGMA table_info(attempts)")}
-        for col, kind in (("role", "TEXT"), ("staging_retries", "INTEGER")):
-            if col not in columns:  # a ledger written by medfeat 0.1.0
-                self.db.execute(f"ALTER TABLE attempts ADD COLUMN {col} {kind}")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring a ledger written by an older medfeat up to :data:`SCHEMA_VERSION`, one step at a
+        time (``PRAGMA user_version`` says where it is), so old run folders still report and resume."""
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        for target, statements in MIGRATIONS:
+            if version >= target:
+                continue
+            with self.transaction() as db:
+                for table, col, kind in statements:
+                    if col not in {r[1] for r in db.execute(f"PRAGMA table_info({table})")}:
+                        db.execute(f"ALTER TABLE {table} ADD COLUMN {col} {kind}")
+                db.execute(f"PRAGMA user_version = {target}")
+            version = target
 
     def close(self) -> None:
         self.db.close()
@@ -133,19 +154,24 @@ class Ledger:
         return dict(row) if row else None
 
     def create_run(self, *, version: str, dataset: str, fingerprint: str, settings: dict, families,
-                   images_per_job: int, stage_url: str, jobs) -> None:
+                   images_per_job: int, stage_url: str, jobs, run_id: str = "") -> None:
         with self.transaction() as db:
-            db.execute("INSERT INTO run VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?)",
+            db.execute("INSERT INTO run (id, created, medfeat_version, dataset, dataset_fingerprint, settings, "
+                       "families, images_per_job, stage_url, run_id) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (time.time(), version, dataset, fingerprint, json.dumps(settings, sort_keys=True),
-                        json.dumps(list(families)), images_per_job, stage_url))
+                        json.dumps(list(families)), images_per_job, stage_url, run_id))
             for job in jobs:
                 db.execute("INSERT INTO jobs (job_id, n_images) VALUES (?, ?)", (job.job_id, len(job.items)))
                 db.executemany("INSERT INTO images VALUES (?, ?, ?, ?)",
                                [(job.job_id, i, it.image, it.mask) for i, it in enumerate(job.items)])
 
-    def start_session(self, workers: int, scheduler: str) -> int:
-        cur = self.db.execute("INSERT INTO sessions (started, workers, scheduler) VALUES (?, ?, ?)",
-                              (time.time(), workers, scheduler))
+    def start_session(self, workers: int, scheduler: str, backend: str | None = None,
+                      backend_options: dict | None = None) -> int:
+        """A session begins; ``backend_options`` must hold no secrets (see ``BackendSpec.public_options``)."""
+        cur = self.db.execute("INSERT INTO sessions (started, workers, scheduler, backend, backend_options) "
+                              "VALUES (?, ?, ?, ?, ?)", (time.time(), workers, scheduler, backend,
+                                                         json.dumps(backend_options or {}, sort_keys=True,
+                                                                    default=str)))
         return int(cur.lastrowid)
 
     def end_session(self, session: int, *, planning_s: float, submission_s: float, submitted_jobs: int) -> None:
@@ -184,8 +210,9 @@ class Ledger:
             db.execute("UPDATE jobs SET state = 'running' WHERE job_id = ? AND state != 'committed'", (job_id,))
         return int(cur.lastrowid)
 
-    def set_attempt_key(self, attempt_id: int, key: str) -> None:
-        self.db.execute("UPDATE attempts SET key = ? WHERE attempt_id = ?", (key, attempt_id))
+    def set_attempt_key(self, attempt_id: int, key: str, batch_id: str | None = None) -> None:
+        self.db.execute("UPDATE attempts SET key = ?, batch_id = COALESCE(?, batch_id) WHERE attempt_id = ?",
+                        (key, batch_id, attempt_id))
 
     def start_attempt(self, attempt_id: int, worker: str, started: float, host: str | None = None,
                       pid: int | None = None) -> None:

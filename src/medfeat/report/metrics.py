@@ -2,7 +2,10 @@
 
 Definitions (per run, summed over its sessions when a run was resumed):
 
-- submission time per job: client wall time spent handing jobs to the scheduler, per attempt;
+- backend: where the last session ran (``backends``: every one used by the run's sessions);
+- submission time per job: client wall time spent handing jobs to the executor (the Dask
+  scheduler, ``sbatch``, ``arcsub`` ...), per attempt;
+- queue wait: per attempt, submitted -> started on a worker (a batch queue, or Dask's);
 - summed running time: sum over attempts of (finished - started) on the workers;
 - user waiting time: wall time of the ``medfeat run``/``resume`` sessions, from start (planning
   and staging included) to the feature table written: what the user waited;
@@ -21,10 +24,13 @@ from medfeat.production.ledger import Ledger
 
 # (key, label, unit) in the order the table prints them.
 METRICS = (
+    ("backend", "backend", ""),
     ("submission_time_per_job_s", "average submission time per job", "s"),
     ("summed_running_time_s", "summed running time", "s"),
     ("user_waiting_time_s", "user real waiting time", "s"),
     ("planning_s", "planning and bundle staging (client)", "s"),
+    ("queue_wait_s", "queue wait per attempt (mean, submitted -> started)", "s"),
+    ("queue_wait_max_s", "queue wait, longest", "s"),
     ("staging_in_s", "staging in (workers, total)", "s"),
     ("staging_out_s", "staging out (workers, total)", "s"),
     ("jobs", "jobs", ""),
@@ -85,8 +91,14 @@ def run_metrics(run_dir: str | Path) -> dict:
     workers = max((s["workers"] or 0 for s in sessions), default=0)
     job_times = [by_id[j["committed_attempt"]]["finished"] - by_id[j["committed_attempt"]]["started"]
                  for j in jobs if j["state"] == "committed" and by_id[j["committed_attempt"]]["started"]]
+    waits = [a["started"] - a["submitted"] for a in attempts if a["started"] and a["submitted"]]
+    backends = [s["backend"] for s in sessions if s.get("backend")]
     slow = sorted({e["detail"].split(": ")[0] for e in events if e["kind"] == "slow-worker"})
     return {
+        "backend": backends[-1] if backends else "",
+        "backends": sorted(set(backends)),
+        "queue_wait_s": sum(waits) / len(waits) if waits else 0.0,
+        "queue_wait_max_s": max(waits, default=0.0),
         "submission_time_per_job_s": (sum(s["submission_s"] or 0 for s in sessions) / submitted) if submitted else 0.0,
         "summed_running_time_s": running,
         "user_waiting_time_s": waiting,
@@ -116,6 +128,8 @@ def run_metrics(run_dir: str | Path) -> dict:
 
 
 def format_value(key: str, value) -> str:
+    if key == "backend" and not value:
+        return "-"
     if isinstance(value, list):
         return ", ".join(map(str, value)) or "none"
     if isinstance(value, float):

@@ -1,0 +1,77 @@
+"""The bundler: packs and stages job bundles ahead of the workers, in its own thread.
+
+It never touches the ledger (SQLite connections stay in the thread that made them): the driver
+hands it everything a bundle needs, and it answers on the driver's event queue with
+:class:`BundleReady` or :class:`BundleFailed`. Its busy time is the client's bundling cost (the
+run table's "planning and bundle staging").
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass
+
+from medfeat.production.staging import Stage, build_bundle, sha256_bytes
+
+
+@dataclass
+class BundleReady:
+    job_id: int
+    name: str
+    sha256: str
+    nbytes: int
+
+
+@dataclass
+class BundleFailed:
+    job_id: int
+    reason: str
+
+
+class Bundler:
+    """``put(job_id, name, items, staged)`` queues a bundle; ``start()``/``stop()`` run the thread."""
+
+    def __init__(self, stage: Stage, events: "queue.Queue"):
+        self.stage = stage
+        self.events = events
+        self.work: queue.Queue = queue.Queue()
+        self.busy_s = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="medfeat-bundler", daemon=True)
+
+    def put(self, job_id: int, name: str, items: list, staged: dict | None = None, force: bool = False) -> None:
+        """Stage job ``job_id``'s bundle as ``name``. ``staged`` (name, sha256, bytes) is a bundle
+        staged by an earlier session: reused when it is still there, unless ``force``."""
+        self.work.put((job_id, name, items, staged, force))
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                job_id, name, items, staged, force = self.work.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            t0 = time.time()
+            try:
+                self.events.put(self._one(job_id, name, items, staged, force))
+            except Exception as exc:  # the job fails with the reason; the others go on
+                self.events.put(BundleFailed(job_id, f"staging the bundle failed: {type(exc).__name__}: {exc}"))
+            finally:
+                self.busy_s += time.time() - t0
+
+    def _one(self, job_id, name, items, staged, force) -> BundleReady:
+        if staged and staged.get("bundle"):
+            if not force and self.stage.exists(staged["bundle"]):
+                return BundleReady(job_id, staged["bundle"], staged["bundle_sha256"], staged["bundle_bytes"] or 0)
+            if force:
+                self.stage.delete(staged["bundle"])
+        data, _ = build_bundle(items)
+        self.stage.put(name, data)
+        return BundleReady(job_id, name, sha256_bytes(data), len(data))
