@@ -37,6 +37,7 @@ class Bundler:
         self.events = events
         self.work: queue.Queue = queue.Queue()
         self.busy_s = 0.0
+        self._busy = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="medfeat-bundler", daemon=True)
 
@@ -44,6 +45,10 @@ class Bundler:
         """Stage job ``job_id``'s bundle as ``name``. ``staged`` (name, sha256, bytes) is a bundle
         staged by an earlier session: reused when it is still there, unless ``force``."""
         self.work.put((job_id, name, items, staged, force))
+
+    def idle(self) -> bool:
+        """Nothing queued and nothing being packed."""
+        return self.work.empty() and not self._busy
 
     def start(self) -> None:
         self._thread.start()
@@ -55,7 +60,9 @@ class Bundler:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
+                self._busy = False
                 job_id, name, items, staged, force = self.work.get(timeout=0.2)
+                self._busy = True
             except queue.Empty:
                 continue
             t0 = time.time()

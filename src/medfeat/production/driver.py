@@ -43,6 +43,7 @@ from medfeat.production.spec import JobSpec, bundle_name, make_spec
 from medfeat.production.staging import Stage
 
 TICK_S = 0.5
+ARRAY_WAIT_S = 2.0
 
 
 @dataclass
@@ -91,6 +92,7 @@ class Driver:
         self.todo = list(todo)
         self.open_jobs = set(todo)
         self.pending: list[int] = []               # staged, waiting for a slot
+        self.pending_since = 0.0
         self.live: dict[int, _Attempt] = {}        # attempt id -> attempt
         self.jobs: dict[int, _JobState] = {j: _JobState() for j in todo}
         self.durations: list[float] = []           # running times of reporting attempts
@@ -156,8 +158,20 @@ class Driver:
         self._handed(spec, role, batch_id, t0)
         return True
 
+    def _hold_for_array(self, free: int) -> bool:
+        """A batch system takes many first attempts in one submission (an array job) much faster
+        than one by one: while the bundler is still producing, hold ready jobs for up to
+        ``ARRAY_WAIT_S`` until there are enough to fill the free slots."""
+        if not getattr(self.ex, "queues", False) or not self.pending:
+            return False
+        if len(self.pending) >= free or self.bundler.idle():
+            return False
+        return time.time() - self.pending_since < ARRAY_WAIT_S
+
     def _fill(self) -> None:
         free = self._free_slots()
+        if self._hold_for_array(free):
+            return
         firsts: list[int] = []
         while self.pending and free > 0:
             job_id = self.pending.pop(0)
@@ -201,6 +215,7 @@ class Driver:
             return
         a.started, a.worker = float(ev.started), ev.worker
         self.ledger.start_attempt(a.attempt_id, a.worker, a.started, ev.host, ev.pid)
+        self._count_workers()
 
     def _on_finished(self, ev: Finished) -> None:
         a = self.live.pop(ev.attempt, None)
@@ -357,6 +372,8 @@ class Driver:
     def _handle(self, ev) -> None:
         if isinstance(ev, BundleReady):
             self.ledger.set_bundle(ev.job_id, ev.name, ev.sha256, ev.nbytes)
+            if not self.pending:
+                self.pending_since = time.time()
             self.pending.append(ev.job_id)
         elif isinstance(ev, BundleFailed):
             self._fail_job(ev.job_id, ev.reason)
