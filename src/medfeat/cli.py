@@ -306,8 +306,11 @@ def _run_production(run_dir: Path, dataset, settings, families, cfg, quiet: bool
     from medfeat.production.engine import Production
     from medfeat.report.metrics import run_metrics, run_table
 
+    from medfeat.production.backends import get_backend
+
     console = Console(stderr=False)
     try:
+        get_backend(cfg.backend.name)  # a wrong name fails before any planning
         prod = Production(run_dir, dataset, settings, _families(families), cfg.plan,
                           console=None if quiet else console)
         prod.run(cfg.backend, cfg.tail)

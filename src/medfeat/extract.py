@@ -180,7 +180,7 @@ class Settings:
 
     def to_dict(self) -> dict:
         """Every setting as plain JSON values (tuples as lists), without ``name`` and
-        ``description``: ``Settings.from_dict(s.to_dict())`` equals ``s`` but for its name."""
+        ``description``: ``Settings.from_dict(s.to_dict())`` equals ``s`` but for those two."""
         d = dataclasses.asdict(self)
         d.pop("name", None)
         d.pop("description", None)

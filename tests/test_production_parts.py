@@ -1,0 +1,227 @@
+"""The parts backends stand on: a self-describing job (JobSpec, `medfeat job-run`), the run's
+options and TOML config, the ledger's schema versions, and the batch systems' job scripts."""
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+import medfeat
+from medfeat.errors import InputError
+from medfeat.extract import Settings
+from medfeat.production.backends import RunContext, get_backend
+from medfeat.production.ledger import SCHEMA_VERSION, Ledger
+from medfeat.production.options import BackendSpec, RunConfig
+from medfeat.production.spec import JobSpec, make_spec
+from medfeat.production.staging import Stage, build_bundle, sha256_bytes
+from test_production import FAMILIES, SETTINGS, make_images, plan, plan_item
+
+
+def test_settings_round_trip_through_a_dict():
+    s = Settings.preset("ibsi-b").replace(families=("stat", "glcm"))
+    d = s.to_dict()
+    assert json.loads(json.dumps(d)) == d
+    back = Settings.from_dict(d, name=s.name)
+    assert back.replace(description=s.description) == s
+
+
+def test_job_spec_round_trips_through_json():
+    spec = make_spec("abc123", 7, 42, "s3://bucket/stage", "abc123/bundles/job-00007.tar", "f" * 64,
+                     Settings.preset("default-2d").to_dict(), 12.5)
+    again = JobSpec.from_json(spec.to_json())
+    assert again == spec
+    assert again.result == "abc123/results/job-00007/attempt-00042.parquet"
+    assert again.report == "abc123/reports/attempt-00042.json" and again.name == "abc123/specs/attempt-00042.json"
+    with pytest.raises(ValueError, match="lacks"):
+        JobSpec.from_json(json.dumps({"run_id": "x"}))
+
+
+def _staged_job(tmp_path: Path, n: int = 3, corrupt: bool = False) -> tuple[list[Path], Stage, JobSpec]:
+    paths = make_images(tmp_path / "data", n)
+    prod = plan(tmp_path / "run", tmp_path / "data", n)
+    job_id = prod.ledger.jobs()[0]["job_id"]
+    data, _ = build_bundle([plan_item(r) for r in prod.ledger.job_images(job_id)])
+    sha = sha256_bytes(data)
+    if corrupt:
+        data = data[: len(data) // 2] + bytes([data[len(data) // 2] ^ 0xFF]) + data[len(data) // 2 + 1:]
+    prod.stage.put("b.tar", data)
+    spec = make_spec(prod.run_id, job_id, 1, prod.stage.url, "b.tar", sha, prod.settings.to_dict())
+    prod.stage.put(spec.name, spec.to_json().encode())
+    return paths, prod.stage, spec
+
+
+def test_job_run_runs_one_job_standalone(tmp_path):
+    paths, stage, spec = _staged_job(tmp_path)
+    r = subprocess.run([sys.executable, "-m", "medfeat", "job-run", stage.path(spec.name)], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    report = json.loads(stage.get(spec.report))
+    assert report["ok"] and report["report"]["n_images"] == 3 and report["report"]["attempt"] == 1
+    assert json.loads(stage.get(spec.started))["pid"] == report["report"]["pid"]
+    rows = {r["image"]: r for r in pq.read_table(stage.path(spec.result)).to_pylist()}
+    for p in paths:
+        want = medfeat.extract(p, None, SETTINGS, families=FAMILIES)
+        assert rows[str(p)]["cm_contrast_2d_avg"] == pytest.approx(want["cm_contrast_2d_avg"], rel=1e-12)
+
+
+def test_job_run_reports_a_corrupt_bundle_and_exits_1(tmp_path):
+    _, stage, spec = _staged_job(tmp_path, corrupt=True)
+    r = subprocess.run([sys.executable, "-m", "medfeat", "job-run", stage.path(spec.name)], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 1
+    assert len(r.stderr.strip().splitlines()) == 1 and "does not match" in r.stderr
+    report = json.loads(stage.get(spec.report))
+    assert report == {**report, "ok": False, "kind": "corrupt"}
+
+
+def test_job_run_with_an_unreadable_spec_exits_2(tmp_path):
+    bad = tmp_path / "spec.json"
+    bad.write_text("{not json")
+    for target in (bad, tmp_path / "missing.json"):
+        r = subprocess.run([sys.executable, "-m", "medfeat", "job-run", str(target)], capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode == 2
+        assert r.stderr.count("\n") == 1 and str(target) in r.stderr and "Traceback" not in r.stderr
+
+
+def test_run_config_from_toml_and_flags(tmp_path):
+    cfg_file = tmp_path / "run.toml"
+    cfg_file.write_text('[plan]\nimages_per_job = 50\n[backend]\nname = "slurm"\nmode = "jobs"\nworkers = "2:8"\n'
+                        'queue = "short"\naws_secret_access_key = "hunter2"\njob_extra = ["--qos=low"]\n'
+                        '[tail]\nspeculate_factor = 4.0\n[stage]\nendpoint_url = "http://127.0.0.1:8333"\n')
+    cfg = RunConfig.load(cfg_file)
+    assert (cfg.plan.images_per_job, cfg.backend.name, cfg.backend.mode, cfg.backend.size()) == (50, "slurm", "jobs",
+                                                                                                    (2, 8))
+    assert cfg.tail.speculate_factor == 4.0 and cfg.stage == {"endpoint_url": "http://127.0.0.1:8333"}
+    assert cfg.backend.public_options() == {"queue": "short", "aws_secret_access_key": "***", "job_extra": ["--qos=low"]}
+    cfg.override(plan={"images_per_job": None}, tail={"speculate_factor": 2.5}, backend={"workers": "4"},
+                 backend_options={"queue": "long", "account": None})
+    assert (cfg.plan.images_per_job, cfg.tail.speculate_factor, cfg.backend.size()) == (50, 2.5, (4, 4))
+    assert cfg.backend.options["queue"] == "long" and "account" not in cfg.backend.options
+    cfg_file.write_text("[tale]\nx = 1\n")
+    with pytest.raises(InputError, match="unknown tables"):
+        RunConfig.load(cfg_file)
+    cfg_file.write_text("[tail]\nspeculate_factr = 1\n")
+    with pytest.raises(InputError, match="speculate_factr"):
+        RunConfig.load(cfg_file)
+    for bad in ("0", "3:2", "x"):
+        with pytest.raises(InputError):
+            BackendSpec(workers=bad).size()
+
+
+def test_unknown_backend_or_mode_is_one_clear_error(tmp_path):
+    with pytest.raises(InputError, match="unknown backend"):
+        get_backend("grid5000")
+    ctx = RunContext(tmp_path, "r", str(tmp_path))
+    with pytest.raises(InputError, match="mode 'jobs' is not available"):
+        get_backend("local").make(BackendSpec("local", mode="jobs"), ctx)
+    make_images(tmp_path / "data", 2)
+    r = subprocess.run([sys.executable, "-m", "medfeat", "run", str(tmp_path / "data"), "-o", str(tmp_path / "r"),
+                        "--backend", "nope"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "unknown backend" in r.stderr and "Traceback" not in r.stderr
+
+
+OLD_SCHEMA = """
+CREATE TABLE run (id INTEGER PRIMARY KEY, created REAL, medfeat_version TEXT, dataset TEXT,
+  dataset_fingerprint TEXT, settings TEXT, families TEXT, images_per_job INTEGER, stage_url TEXT);
+CREATE TABLE sessions (session INTEGER PRIMARY KEY AUTOINCREMENT, started REAL, ended REAL, workers INTEGER,
+  scheduler TEXT, planning_s REAL, submission_s REAL, submitted_jobs INTEGER);
+CREATE TABLE jobs (job_id INTEGER PRIMARY KEY, n_images INTEGER, bundle TEXT, bundle_sha256 TEXT,
+  bundle_bytes INTEGER, state TEXT, committed_attempt INTEGER, result TEXT, error TEXT);
+CREATE TABLE images (job_id INTEGER, idx INTEGER, image TEXT, mask TEXT, PRIMARY KEY (job_id, idx));
+CREATE TABLE attempts (attempt_id INTEGER PRIMARY KEY AUTOINCREMENT, job_id INTEGER, session INTEGER, key TEXT,
+  worker TEXT, host TEXT, pid INTEGER, submitted REAL, started REAL, staged_in REAL, computed REAL,
+  staged_out REAL, finished REAL, outcome TEXT, error TEXT, result TEXT, n_images INTEGER, n_failed INTEGER,
+  bytes_in INTEGER, bytes_out INTEGER);
+CREATE TABLE events (at REAL, kind TEXT, job_id INTEGER, attempt_id INTEGER, detail TEXT);
+INSERT INTO run VALUES (1, 0, '0.1.0', 'd', 'fp', '{}', '[]', 2, '/tmp/stage');
+INSERT INTO sessions VALUES (1, 100, 110, 2, 'tcp://x', 1, 0.01, 1);
+INSERT INTO jobs VALUES (1, 2, 'bundles/job-00001.tar', 'ab', 10, 'committed', 1, 'results/job-00001/attempt-1.parquet', NULL);
+INSERT INTO images VALUES (1, 0, 'a.png', NULL), (1, 1, 'b.png', NULL);
+INSERT INTO attempts VALUES (1, 1, 1, 'k', 'tcp://w', 'h', 5, 101, 102, 103, 106, 107, 108, 'committed', NULL,
+  'results/job-00001/attempt-1.parquet', 2, 0, 10, 20);
+"""
+
+
+def test_a_ledger_from_medfeat_0_1_is_migrated_and_reports(tmp_path):
+    db = sqlite3.connect(tmp_path / "ledger.sqlite")
+    db.executescript(OLD_SCHEMA)
+    db.close()
+    led = Ledger(tmp_path)
+    try:
+        assert led.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        cols = {r[1] for r in led.db.execute("PRAGMA table_info(attempts)")}
+        assert {"role", "staging_retries", "batch_id"} <= cols
+        assert led.run_info()["run_id"] is None and led.check_consistency() == []
+    finally:
+        led.close()
+    from medfeat.report.metrics import run_metrics
+
+    m = run_metrics(tmp_path)
+    assert (m["jobs"], m["committed_jobs"], m["summed_running_time_s"], m["queue_wait_s"]) == (1, 1, 6.0, 1.0)
+    assert m["backend"] == ""
+    Ledger(tmp_path).close()  # opening again changes nothing
+    assert sqlite3.connect(tmp_path / "ledger.sqlite").execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def _ctx(tmp_path):
+    return RunContext(tmp_path, "r1", str(tmp_path / "stage"))
+
+
+def test_slurm_job_script(tmp_path):
+    from medfeat.production.backends.slurm import Slurm
+
+    s = Slurm({"queue": "debug", "account": "rad", "walltime": "00:30:00", "memory": "2GB",
+               "job_extra": ["--qos=short"]})
+    lines = s.header("medfeat-r1", tmp_path, 5, frozenset({"node7", "node2"}))
+    assert "#SBATCH --partition=debug" in lines and "#SBATCH --account=rad" in lines
+    assert "#SBATCH --time=00:30:00" in lines and "#SBATCH --mem=2G" in lines and "#SBATCH --array=1-5" in lines
+    assert "#SBATCH --exclude=node2,node7" in lines and lines[-1] == "#SBATCH --qos=short"
+    assert s.parse_submit("4242\n", 3) == ["4242_1", "4242_2", "4242_3"] and s.parse_submit("17;c1\n", None) == ["17"]
+
+
+def test_sge_job_script(tmp_path):
+    from medfeat.production.backends.sge import GridEngine
+
+    g = GridEngine({"queue": "all.q", "walltime": "1:00:00", "memory": "3G"})
+    lines = g.header("medfeat-r1", tmp_path, 4, frozenset({"n1", "n2"}))
+    assert "#$ -q all.q" in lines and "#$ -l h_rt=1:00:00" in lines and "#$ -l h_vmem=3G" in lines
+    assert "#$ -t 1-4" in lines and "#$ -l h=!(n1|n2)" in lines
+    assert g.parse_submit("311.1-4:1\n", 4) == ["311.1", "311.2", "311.3", "311.4"]
+
+
+def test_htcondor_submit_file(tmp_path):
+    from medfeat.production.backends.htcondor import HTCondor
+
+    h = HTCondor({"memory": "2GB", "cores": 2, "job_extra": ['+ProjectName = "rad"']})
+    assert h.header("medfeat-r1", tmp_path, 3, frozenset({"slow.example"})) == []
+    script = tmp_path / "submission-00001.sh"
+    script.write_text("#!/bin/bash\n")
+    cmd = h.submit_command(script)
+    sub = Path(cmd[-1]).read_text().splitlines()
+    assert cmd[:2] == ["condor_submit", "-terse"] and sub[0] == f"executable = {script}"
+    assert "request_memory = 2GB" in sub and "request_cpus = 2" in sub and "arguments = $(Process)" in sub
+    assert 'requirements = (Machine != "slow.example")' in sub and '+ProjectName = "rad"' in sub
+    assert sub[-1] == "queue 3"
+    assert h.parse_submit("88.0 - 88.2\n", 3) == ["88.0", "88.1", "88.2"]
+
+
+def test_jobs_mode_script_picks_its_spec_by_array_index(tmp_path):
+    """The array script selects line N of its spec list: run it with the index set, no batch system."""
+    from medfeat.production.backends.slurm import Slurm
+    from medfeat.production.batch_executor import BatchExecutor
+
+    ex = BatchExecutor(Slurm({}), BackendSpec("slurm", mode="jobs"), _ctx(tmp_path))
+    ex.start(None)
+    specs = [make_spec("r1", j, j, ex.stage.url, "b", "s", {}) for j in (1, 2, 3)]
+    script = ex._script(specs, frozenset())
+    text = script.read_text()
+    probe = text.replace('exec $MEDFEAT job-run "$SPEC"', 'echo "$SPEC"')
+    out = subprocess.run(["bash", "-c", probe], env={"SLURM_ARRAY_TASK_ID": "2", "PATH": "/usr/bin:/bin"},
+                         capture_output=True, text=True, timeout=30)
+    assert out.stdout.strip() == ex._url(specs[1].name)

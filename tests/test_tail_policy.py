@@ -1,0 +1,186 @@
+"""The driver's tail policy against a fake executor: workers whose speeds, freezes and losses the
+test sets, so every rule (backup, timeout, slow worker, lost attempt, retry, re-stage) is checked
+without Dask or a batch system. Each test asserts what the ledger recorded and that every job has
+exactly one committed attempt."""
+from __future__ import annotations
+
+import queue
+import time
+
+import pytest
+
+from medfeat.production import driver as driver_mod
+from medfeat.production.driver import Driver
+from medfeat.production.executor import Executor, Failed, Finished, Started
+from medfeat.production.options import TailPolicy
+from test_production import make_images, plan
+
+pytestmark = pytest.mark.timeout(120)
+
+
+class FakeExecutor(Executor):
+    """One-slot workers; attempt j on worker w takes ``base * speed[w]`` seconds (``inf``: frozen).
+    ``outcome(spec, worker)`` may turn an attempt into a failure ("error", "lost", "corrupt")."""
+
+    name = "fake"
+
+    def __init__(self, speed: dict[str, float], base: float = 0.05, outcome=None, frozen_from=None):
+        self.speed = speed
+        self.frozen_from = frozen_from or {}    # worker -> its attempts from this placement on never end
+        self.base = base
+        self.outcome = outcome or (lambda spec, worker: None)
+        self.waiting: list = []                 # (spec, avoid)
+        self.running: dict[int, tuple] = {}     # attempt -> (worker, end, spec, started)
+        self.placed: list[tuple[float, int, int, str]] = []   # (time, job, attempt, worker)
+
+    def start(self, events: queue.Queue) -> None:
+        self.events = events
+
+    def workers(self) -> dict[str, int]:
+        return {w: 1 for w in self.speed}
+
+    def submit(self, spec, avoid=frozenset(), urgent=False):
+        (self.waiting.insert(0, (spec, avoid)) if urgent else self.waiting.append((spec, avoid)))
+        self._place()
+
+    def cancel(self, attempt):
+        self.running.pop(attempt, None)
+        self.waiting = [(s, a) for s, a in self.waiting if s.attempt != attempt]
+        self._place()
+
+    def _place(self):
+        busy = {w for w, *_ in self.running.values()}
+        for spec, avoid in list(self.waiting):
+            free = [w for w in self.speed if w not in busy and w not in avoid]
+            if not free:
+                continue
+            w = free[0]
+            now = time.time()
+            self.waiting.remove((spec, avoid))
+            nth = sum(1 for p in self.placed if p[3] == w)
+            frozen = w in self.frozen_from and nth >= self.frozen_from[w]
+            self.running[spec.attempt] = (w, float("inf") if frozen else now + self.base * self.speed[w], spec, now)
+            busy.add(w)
+            self.placed.append((now, spec.job_id, spec.attempt, w))
+            self.events.put(Started(spec.attempt, w, now, host="fakehost", pid=1))
+
+    def tick(self):
+        now = time.time()
+        for attempt, (w, end, spec, started) in list(self.running.items()):
+            if now < end:
+                continue
+            del self.running[attempt]
+            kind = self.outcome(spec, w)
+            if kind:
+                self.events.put(Failed(attempt, f"injected {kind}", kind=kind, worker=w))
+            else:
+                self.events.put(Finished(attempt, {"worker": w, "host": "fakehost", "pid": 1, "started": started,
+                                                   "staged_in": started, "computed": now, "staged_out": now,
+                                                   "finished": now, "result": spec.result, "n_images": 1,
+                                                   "n_failed": 0}))
+        self._place()
+
+
+@pytest.fixture(autouse=True)
+def fast_ticks(monkeypatch):
+    monkeypatch.setattr(driver_mod, "TICK_S", 0.01)
+
+
+def _drive(tmp_path, ex: FakeExecutor, n_jobs: int, **tail):
+    make_images(tmp_path / "data", n_jobs, size=16)
+    prod = plan(tmp_path / "run", tmp_path / "data", 1)
+    session = prod.ledger.start_session(0, "", "fake")
+    todo = [j["job_id"] for j in prod.ledger.jobs()]
+    d = Driver(prod.ledger, ex, prod.stage, TailPolicy(**tail), run_id=prod.run_id,
+               settings=prod.settings.to_dict(), session=session, todo=todo)
+    d.run()
+    return prod.ledger, d
+
+
+def _one_commit_each(ledger) -> None:
+    assert ledger.check_consistency() == []
+    for j in ledger.jobs():
+        if j["state"] == "committed":
+            assert sum(1 for a in ledger.attempts(j["job_id"]) if a["outcome"] == "committed") == 1
+
+
+def test_a_ten_times_slower_worker_gets_backups_then_no_more_jobs(tmp_path):
+    ex = FakeExecutor({"w1": 10.0, "w2": 1.0, "w3": 1.0})
+    ledger, d = _drive(tmp_path, ex, 30, speculate_after=0.2, speculate_factor=3.0, job_timeout=0)
+    _one_commit_each(ledger)
+    assert all(j["state"] == "committed" for j in ledger.jobs())
+    events = ledger.events()
+    backups = [e for e in events if e["kind"] == "backup"]
+    assert backups and all("on w1" in e["detail"] for e in backups)
+    named = [e for e in events if e["kind"] == "slow-worker"]
+    assert [e["detail"].split(":")[0] for e in named] == ["w1"]
+    # after w1 was named slow, nothing more was placed on it
+    assert not [p for p in ex.placed if p[3] == "w1" and p[0] > named[0]["at"]]
+    # a backup that won is committed; the straggler's attempt was cancelled
+    won = [a for a in ledger.attempts() if a["role"] == "backup" and a["outcome"] == "committed"]
+    assert won and all(a["worker"] != "w1" for a in won)
+
+
+def test_a_frozen_worker_times_out_and_its_job_moves(tmp_path):
+    ex = FakeExecutor({"w1": 1.0, "w2": 1.0}, frozen_from={"w1": 2})
+    ledger, d = _drive(tmp_path, ex, 8, speculate=False, job_timeout=0.5, slow_after=1)
+    _one_commit_each(ledger)
+    assert all(j["state"] == "committed" for j in ledger.jobs())
+    timeouts = [a for a in ledger.attempts() if a["outcome"] == "timeout"]
+    assert timeouts and all(a["worker"] == "w1" for a in timeouts)
+    moved = {a["job_id"] for a in ledger.attempts() if a["role"] == "moved" and a["outcome"] == "committed"}
+    assert {a["job_id"] for a in timeouts} <= moved
+    assert [e["detail"].split(":")[0] for e in ledger.events() if e["kind"] == "slow-worker"] == ["w1"]
+
+
+def test_a_lost_attempt_runs_again_elsewhere(tmp_path):
+    lost_on: list[str] = []
+
+    def lose_job_3_once(spec, worker):
+        if spec.job_id == 3 and not lost_on:
+            lost_on.append(worker)
+            return "lost"
+        return None
+
+    ex = FakeExecutor({"w1": 1.0, "w2": 1.0}, outcome=lose_job_3_once)
+    ledger, d = _drive(tmp_path, ex, 6, speculate=False, job_timeout=0)
+    _one_commit_each(ledger)
+    attempts = ledger.attempts(3)
+    assert [a["outcome"] for a in attempts] == ["lost", "committed"]
+    assert attempts[0]["worker"] == lost_on[0]
+    assert attempts[1]["role"] == "moved" and attempts[1]["worker"] != lost_on[0]
+    assert [e["kind"] for e in ledger.events() if e["job_id"] == 3] == ["moved"]
+
+
+def test_errors_are_retried_then_the_job_fails(tmp_path):
+    ex = FakeExecutor({"w1": 1.0, "w2": 1.0}, outcome=lambda spec, w: "error" if spec.job_id == 2 else None)
+    ledger, d = _drive(tmp_path, ex, 4, max_attempts=3, speculate=False, job_timeout=0)
+    _one_commit_each(ledger)
+    assert ledger.job(2)["state"] == "failed" and "3 attempt(s)" in ledger.job(2)["error"]
+    assert [a["role"] for a in ledger.attempts(2)] == ["first", "retry", "retry"]
+    assert [j["state"] for j in ledger.jobs() if j["job_id"] != 2] == ["committed"] * 3
+
+
+def test_a_corrupt_bundle_is_restaged_once(tmp_path):
+    seen: list[int] = []
+
+    def corrupt_job_1_always(spec, w):
+        if spec.job_id == 1:
+            seen.append(spec.attempt)
+            return "corrupt"
+        return None
+
+    ex = FakeExecutor({"w1": 1.0}, outcome=corrupt_job_1_always)
+    ledger, d = _drive(tmp_path, ex, 3, speculate=False, job_timeout=0)
+    assert len(seen) == 2  # the first attempt, then one after re-staging
+    assert [e["kind"] for e in ledger.events() if e["job_id"] == 1] == ["restage"]
+    assert ledger.job(1)["state"] == "failed" and "again after re-staging" in ledger.job(1)["error"]
+
+
+def test_committed_bundles_are_deleted_unless_kept(tmp_path):
+    ex = FakeExecutor({"w1": 1.0})
+    ledger, d = _drive(tmp_path / "a", ex, 3, speculate=False)
+    assert all(not d.stage.exists(j["bundle"]) for j in ledger.jobs())
+    ex = FakeExecutor({"w1": 1.0})
+    ledger, d = _drive(tmp_path / "b", ex, 3, speculate=False, keep_bundles=True)
+    assert all(d.stage.exists(j["bundle"]) for j in ledger.jobs())
