@@ -145,6 +145,9 @@ def test_jobs_mode_with_one_job_cancelled(tmp_path, system):
                        text=True, timeout=60)
     js = json.loads(r.stdout)
     assert js["backend"] == system and js["queue_wait_s"] > 0
+    r = subprocess.run([sys.executable, "-m", "medfeat", "report", str(run_dir), "--attempts"], capture_output=True,
+                       text=True, timeout=60, env={**os.environ, "COLUMNS": "200"})
+    assert "where the attempts ran" in r.stdout and lost[0]["batch_id"] in r.stdout and "lost" in r.stdout
     # bundles are gone once committed; the stage keeps results only
     led = Ledger(run_dir)
     stage = run_dir / "stage" / led.run_info()["run_id"]

@@ -396,23 +396,46 @@ def job_run(spec_url: str = typer.Argument(..., help="URL or path of a job spec 
 def report(
     run_dir: Path = typer.Argument(..., help="Run folder."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+    attempts: bool = typer.Option(False, "--attempts", help="Also list every attempt: job, role, outcome, host, "
+                                                            "batch job id, queue wait, running time."),
 ) -> None:
-    """Print the run table: submission, running and waiting times, staging, jobs, images, efficiency."""
+    """Print the run table (submission, running and waiting times, queue wait, staging, jobs, images,
+    efficiency), the backend of each session and where the attempts ran."""
     import json
 
     from medfeat.production.ledger import LEDGER_NAME
 
     if not (run_dir / LEDGER_NAME).exists():
         _fail(f"{run_dir}: not a run folder (no {LEDGER_NAME})")
-    from medfeat.report.metrics import run_metrics, run_table
+    from medfeat.report.metrics import attempt_rows, host_rows, run_metrics, run_table, session_rows
 
     m = run_metrics(run_dir)
     if as_json:
         typer.echo(json.dumps(m, indent=1))
-    else:
-        from rich.console import Console
+        return
+    from rich.console import Console
+    from rich.table import Table
 
-        Console().print(run_table(m, title=f"medfeat run {run_dir}"))
+    console = Console()
+    console.print(run_table(m, title=f"medfeat run {run_dir}"))
+    t = Table("session", "backend", "options", "workers", "waiting", title="sessions")
+    for r in session_rows(run_dir):
+        t.add_row(str(r["session"]), r["backend"] or "-", r["options"], str(r["workers"] or 0), f"{r['waiting_s']:.1f} s")
+    console.print(t)
+    t = Table("host", "attempts", "committed", "lost / failed", "queue wait (mean)", "running (sum)",
+              title="where the attempts ran")
+    for r in host_rows(run_dir):
+        t.add_row(r["host"], str(r["attempts"]), str(r["committed"]), str(r["lost_or_failed"]),
+                  f"{r['queue_wait_s']:.2f} s", f"{r['running_s']:.1f} s")
+    console.print(t)
+    if attempts:
+        t = Table("job", "attempt", "role", "outcome", "host", "worker", "batch id", "queue wait", "running",
+                  title="attempts")
+        for r in attempt_rows(run_dir):
+            t.add_row(*(str(r[k]) if r[k] is not None else "-" for k in ("job_id", "attempt_id", "role", "outcome",
+                                                                         "host", "worker", "batch_id")),
+                      *(f"{r[k]:.2f} s" if r[k] is not None else "-" for k in ("queue_wait_s", "running_s")))
+        console.print(t)
 
 
 @app.command("make-dataset")

@@ -127,6 +127,51 @@ def run_metrics(run_dir: str | Path) -> dict:
     }
 
 
+def _read(run_dir) -> tuple[list[dict], list[dict]]:
+    ledger = Ledger(run_dir)
+    try:
+        return ledger.attempts(), ledger.sessions()
+    finally:
+        ledger.close()
+
+
+def attempt_rows(run_dir: str | Path) -> list[dict]:
+    """Every attempt: job, role, outcome, host, worker, batch job id, queue wait and running time."""
+    attempts, _ = _read(run_dir)
+    return [{**{k: a.get(k) for k in ("job_id", "attempt_id", "role", "outcome", "host", "worker", "batch_id")},
+             "queue_wait_s": a["started"] - a["submitted"] if a["started"] and a["submitted"] else None,
+             "running_s": a["finished"] - a["started"] if a["started"] and a["finished"] else None}
+            for a in attempts]
+
+
+def host_rows(run_dir: str | Path) -> list[dict]:
+    """Per host: attempts, committed, lost or failed, mean queue wait, summed running time."""
+    by: dict[str, dict] = {}
+    for a in attempt_rows(run_dir):
+        h = by.setdefault(a["host"] or "(never started)", {"host": a["host"] or "(never started)", "attempts": 0,
+                                                           "committed": 0, "lost_or_failed": 0, "waits": [],
+                                                           "running_s": 0.0})
+        h["attempts"] += 1
+        h["committed"] += a["outcome"] == "committed"
+        h["lost_or_failed"] += a["outcome"] in ("lost", "error")
+        if a["queue_wait_s"] is not None:
+            h["waits"].append(a["queue_wait_s"])
+        h["running_s"] += a["running_s"] or 0.0
+    rows = []
+    for h in by.values():
+        waits = h.pop("waits")
+        rows.append({**h, "queue_wait_s": sum(waits) / len(waits) if waits else 0.0})
+    return sorted(rows, key=lambda r: r["host"])
+
+
+def session_rows(run_dir: str | Path) -> list[dict]:
+    """Per session: backend, its options (as recorded: no secrets), workers, waiting time."""
+    _, sessions = _read(run_dir)
+    return [{"session": s["session"], "backend": s.get("backend"), "options": s.get("backend_options") or "{}",
+             "workers": s["workers"], "waiting_s": (s["ended"] - s["started"]) if s["ended"] else 0.0}
+            for s in sessions]
+
+
 def format_value(key: str, value) -> str:
     if key == "backend" and not value:
         return "-"
