@@ -114,7 +114,8 @@ class Production:
                             session=session, todo=todo, console=self.console)
             figures = driver.run()
             self._assemble()
-            self.ledger.update_session_workers(session, driver.peak_workers)
+            peak = self.ledger.peak_concurrency(session) if getattr(ex, "queues", False) else driver.peak_workers
+            self.ledger.update_session_workers(session, peak)
             self.ledger.end_session(session, planning_s=self.planning_s + figures.bundling_s,
                                     submission_s=figures.submission_s, submitted_jobs=figures.submitted)
             self.planning_s = 0.0

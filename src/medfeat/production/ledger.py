@@ -178,6 +178,19 @@ class Ledger:
         self.db.execute("UPDATE sessions SET ended = ?, planning_s = ?, submission_s = ?, submitted_jobs = ? "
                         "WHERE session = ?", (time.time(), planning_s, submission_s, submitted_jobs, session))
 
+    def peak_concurrency(self, session: int) -> int:
+        """Most attempts of ``session`` running at the same moment (from their start and end times):
+        the worker count of a session whose workers are batch jobs."""
+        edges = []
+        for r in self.db.execute("SELECT started, finished FROM attempts WHERE session = ? AND started IS NOT NULL "
+                                 "AND finished IS NOT NULL", (session,)):
+            edges += [(r["started"], 1), (r["finished"], -1)]
+        peak = now = 0
+        for _, step in sorted(edges, key=lambda e: (e[0], e[1])):
+            now += step
+            peak = max(peak, now)
+        return peak
+
     def update_session_workers(self, session: int, workers: int) -> None:
         self.db.execute("UPDATE sessions SET workers = MAX(COALESCE(workers, 0), ?) WHERE session = ?",
                         (workers, session))
