@@ -124,16 +124,14 @@ def main() -> None:
     from production import dataset
 
     data = dataset(args.jobs, args.images_per_job, 256)
-    env_archive = None
+    env_archive = OUT / "medfeat-env.tar"
     try:
         from medfeat.production.environment import pack_env
 
-        env_archive = OUT / "worker-env"
-        if not any(env_archive.glob("*")) if env_archive.exists() else True:
+        if not env_archive.exists():
             t0 = time.time()
             info = pack_env(env_archive)
-            print(f"packed worker environment in {time.time() - t0:.0f} s: {info}")
-        env_archive = next(p for p in sorted(env_archive.iterdir()) if p.is_file())
+            print(f"packed worker environment in {time.time() - t0:.0f} s: {info['size'] / 1e6:.0f} MB")
     except Exception as exc:  # ARC then reports why it did not run
         print(f"no packed environment ({type(exc).__name__}: {exc})")
         env_archive = None

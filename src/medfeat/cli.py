@@ -492,6 +492,31 @@ def demo(
     console.print(t)
 
 
+@app.command("pack-env")
+def pack_env_cmd(
+    out: Path = typer.Argument(..., help="Archive to write, e.g. medfeat-env.tar."),
+    source: Optional[Path] = typer.Option(None, "--source", help="medfeat source tree to build medfeat from "
+                                                                "(default: the one this medfeat runs from)."),
+    wheels: str = typer.Option("auto", "--wheels", help="pip: pip wheel each dependency at its installed version "
+                                                        "(needs the package index); installed: repack the installed "
+                                                        "ones (offline); auto: pip, else installed."),
+) -> None:
+    """Pack medfeat and its dependencies into one archive for batch nodes without medfeat:
+    `medfeat run --mode jobs --env OUT` sets it up once per node (a venv from the node's python3)."""
+    from medfeat.production.environment import PackError, pack_env
+
+    try:
+        info = pack_env(out, source=source, wheels=wheels)
+    except (PackError, OSError) as exc:
+        _fail(f"{out}: cannot pack the worker environment: {exc}")
+    for note in info["notes"]:
+        typer.echo(f"medfeat: note: {note}", err=True)
+    typer.echo(f"{info['path']}: {info['size'] / 1e6:.0f} MB, {len(info['wheels'])} wheels (from {info['wheels_from']}), "
+               f"sha256 {info['key']}..., built in {info['build_s']:.1f} s")
+    typer.echo(f"the node needs: {info['needs']}")
+    typer.echo(f"use it: medfeat run DATASET -o RUN --mode jobs --backend slurm --env {info['path']}")
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

@@ -130,6 +130,10 @@ class BatchExecutor(Executor):
     def start(self, events: queue.Queue) -> None:
         self.events = events
         (self.dir / "logs").mkdir(parents=True, exist_ok=True)
+        try:  # a bad --env fails here, once, not at every submission
+            self.prologue = self._prologue()
+        except ValueError as exc:
+            raise InputError(f"--env {self.spec.options.get('env')}", str(exc)) from None
 
     def describe(self) -> dict:
         return {"backend": self.name, "address": self.system.options.get("ce") or "", "mode": "jobs",
@@ -167,7 +171,7 @@ class BatchExecutor(Executor):
         n = self.submissions
         array = len(specs) if len(specs) > 1 else None
         lines = ["#!/bin/bash"] + self.system.header(self.job_name, self.dir / "logs", array, avoid)
-        lines += ["set -u", self._prologue()]
+        lines += ["set -u", self.prologue]
         if array:
             urls = self.dir / f"submission-{n:05d}.specs"
             urls.write_text("".join(self._url(s.name) + "\n" for s in specs))
