@@ -99,6 +99,8 @@ def test_run_config_from_toml_and_flags(tmp_path):
                                                                                                     (2, 8))
     assert cfg.tail.speculate_factor == 4.0 and cfg.stage == {"endpoint_url": "http://127.0.0.1:8333"}
     assert cfg.backend.public_options() == {"queue": "short", "aws_secret_access_key": "***", "job_extra": ["--qos=low"]}
+    nested = BackendSpec(options={"environment": {"AWS_SECRET_ACCESS_KEY": "x", "LANG": "C"}, "hosts": ["a"]})
+    assert nested.public_options() == {"environment": {"AWS_SECRET_ACCESS_KEY": "***", "LANG": "C"}, "hosts": ["a"]}
     cfg.override(plan={"images_per_job": None}, tail={"speculate_factor": 2.5}, backend={"workers": "4"},
                  backend_options={"queue": "long", "account": None})
     assert (cfg.plan.images_per_job, cfg.tail.speculate_factor, cfg.backend.size()) == (50, 2.5, (4, 4))

@@ -311,6 +311,12 @@ def _run_production(run_dir: Path, dataset, settings, families, cfg, quiet: bool
     console = Console(stderr=False)
     try:
         get_backend(cfg.backend.name)  # a wrong name fails before any planning
+        from medfeat.production.staging import check_stage_url, configure_store, probe_stage
+
+        configure_store(cfg.stage, cfg.backend.options)  # [stage] table -> environment (never the ledger)
+        if cfg.plan.stage:
+            check_stage_url(cfg.plan.stage)
+            probe_stage(cfg.plan.stage)  # a wrong secret or dead endpoint: one line now, not after retries
         prod = Production(run_dir, dataset, settings, _families(families), cfg.plan,
                           console=None if quiet else console)
         prod.run(cfg.backend, cfg.tail)

@@ -22,7 +22,7 @@ from medfeat.production.driver import Driver, SessionFigures
 from medfeat.production.executor import Executor
 from medfeat.production.ledger import Ledger
 from medfeat.production.options import BackendSpec, PlanOptions, TailPolicy
-from medfeat.production.staging import Stage
+from medfeat.production.staging import Stage, check_stage_url
 
 FEATURES_FILE = "features.parquet"
 ERRORS_FILE = "errors.csv"
@@ -52,7 +52,7 @@ class Production:
             self.settings = self.settings.replace(families=tuple(families) if families else self.settings.families)
             items = planning.discover(dataset)
             jobs = planning.plan_jobs(items, self.plan.images_per_job)
-            stage_url = self.plan.stage or str((self.run_dir / "stage").resolve())
+            stage_url = check_stage_url(self.plan.stage) if self.plan.stage else str((self.run_dir / "stage").resolve())
             self.ledger.create_run(version=__version__, dataset=str(dataset), fingerprint=planning.fingerprint(items),
                                    settings=self.settings.to_dict(), families=self.settings.families,
                                    images_per_job=self.plan.images_per_job, stage_url=stage_url, jobs=jobs,

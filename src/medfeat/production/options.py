@@ -96,8 +96,16 @@ class BackendSpec:
         return lo_i, hi_i
 
     def public_options(self) -> dict[str, Any]:
-        """The options without secrets (what the ledger and the report keep)."""
-        return {k: ("***" if is_secret(k) else v) for k, v in self.options.items()}
+        """The options without secrets (what the ledger and the report keep), nested tables too."""
+        return _masked(self.options)
+
+
+def _masked(value):
+    if isinstance(value, dict):
+        return {k: ("***" if is_secret(str(k)) else _masked(v)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_masked(v) for v in value]
+    return value
 
 
 def is_secret(name: str) -> bool:

@@ -38,6 +38,7 @@ from typing import Mapping
 
 import fsspec
 import fsspec.config
+from fsspec.registry import registry as _fs_classes  # filesystem classes imported so far
 
 from medfeat.errors import InputError
 
@@ -224,14 +225,17 @@ def configure_store(options: Mapping | None = None, backend_options: Mapping | N
         if v is not None and v != "":
             opts[name] = str(v)
     backend_options = backend_options or {}
-    for name, env in (("ssh_key", "FSSPEC_SFTP_KEY_FILENAME"), ("known_hosts", "MEDFEAT_SFTP_KNOWN_HOSTS")):
+    label = {"ssh_key": "[stage] ssh_key", "known_hosts": "[stage] known_hosts"}
+    for name, env, flag in (("ssh_key", "FSSPEC_SFTP_KEY_FILENAME", "--ssh-key"),
+                            ("known_hosts", "MEDFEAT_SFTP_KNOWN_HOSTS", "[backend] known_hosts")):
         if name not in opts and not os.environ.get(env) and backend_options.get(name):
             opts[name] = str(backend_options[name])
+            label[name] = flag
     for name in ("ssh_key", "known_hosts"):
         if name in opts:
             opts[name] = os.path.abspath(os.path.expanduser(opts[name]))
             if not os.path.isfile(opts[name]):
-                raise InputError(opts[name], f"[stage] {name}: no such file")
+                raise InputError(opts[name], f"{label[name]}: no such file")
     env: dict[str, str] = {}
     for name, value in opts.items():
         for var in STAGE_OPTIONS[name]:
@@ -252,7 +256,7 @@ def _apply_env(env: Mapping[str, str]) -> None:
     os.environ.update(env)
     fsspec.config.set_conf_env(fsspec.config.conf)
     for proto in ("s3", "s3a", "sftp", "ssh"):
-        cls = fsspec.registry.registry.get(proto)  # only classes already imported
+        cls = _fs_classes.get(proto)
         if cls is not None:
             try:
                 cls.clear_instance_cache()
@@ -277,14 +281,15 @@ def share_store_env(client) -> None:
 
 
 def _store_env_plugin(env: dict):
-    return StoreEnv(env)  # created lazily (module __getattr__): importing distributed costs ~0.2 s
+    # the class is made on first use (module __getattr__): importing distributed costs ~0.2 s
+    return __getattr__("StoreEnv")(env)
 
 
 def __getattr__(name: str):
     if name == "StoreEnv":
-        cls = _make_store_env_class()
-        globals()["StoreEnv"] = cls
-        return cls
+        if "StoreEnv" not in globals():
+            globals()["StoreEnv"] = _make_store_env_class()
+        return globals()["StoreEnv"]
     raise AttributeError(name)
 
 
@@ -354,6 +359,11 @@ def store_kwargs(url: str) -> dict:
             kw["banner_timeout"] = SFTP_TIMEOUT_S
         known = os.environ.get("MEDFEAT_SFTP_KNOWN_HOSTS")
         if known:
+            import fsspec.implementations.sftp as sftp
+
+            if not hasattr(sftp, "HOST_KEY_POLICIES"):  # older fsspec would hand the policy to paramiko
+                raise InputError(url, "known_hosts for an sftp stage needs a newer fsspec (sftp with "
+                                 f"host_key_policy); this is {fsspec.__version__}")
             kw["host_key_policy"] = _known_hosts_policy(known)
         return kw
     return {}
