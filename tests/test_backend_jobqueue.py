@@ -251,6 +251,9 @@ def test_workers_mode_survives_a_cancelled_worker_job(tmp_path, batch_system):
         assert len(committed) == 1 and committed[0]["worker"] != victim_addr, led.attempts(job_id)
         workers = {a["worker"] for a in led.attempts() if a["outcome"] == "committed"}
         assert len(workers) >= 2
+        # the driver saw the attempt start again elsewhere and named the vanished worker
+        lost = [e for e in led.events() if e["kind"] == "worker-lost" and e["job_id"] == job_id]
+        assert lost and lost[0]["detail"].startswith(victim_addr)
     finally:
         led.close()
     assert took < 180

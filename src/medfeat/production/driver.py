@@ -213,6 +213,11 @@ class Driver:
         a = self.live.get(ev.attempt)
         if a is None:
             return
+        if a.started is not None and a.worker and ev.worker != a.worker:
+            # the attempt started again elsewhere: its worker died and Dask re-ran the task
+            self.ledger.event("worker-lost", f"{a.worker} vanished while running attempt {a.attempt_id}; "
+                              f"re-run on {ev.worker}", a.job_id, a.attempt_id)
+            self._strike(a.worker, "vanished during an attempt", a.job_id)
         a.started, a.worker = float(ev.started), ev.worker
         self.ledger.start_attempt(a.attempt_id, a.worker, a.started, ev.host, ev.pid)
         self._count_workers()
