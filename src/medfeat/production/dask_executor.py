@@ -45,6 +45,22 @@ class DaskExecutor(Executor):
         self._done: queue.Queue = queue.Queue()
         self._stop = threading.Event()
 
+    @classmethod
+    def on_cluster(cls, cluster, spec, name: str, options: dict, keep_size: int | None = None) -> "DaskExecutor":
+        """The executor of a cluster a backend has just started: adaptive for ``MIN:MAX`` sizes;
+        the cluster is closed again if no client can connect to it."""
+        from distributed import Client
+
+        lo, hi = spec.size()
+        try:
+            if lo is not None and lo != hi:
+                cluster.adapt(minimum=lo, maximum=hi)
+            client = Client(cluster)
+        except BaseException:
+            cluster.close()
+            raise
+        return cls(client, cluster, owned=True, name=name, options=options, keep_size=keep_size)
+
     # -- life --------------------------------------------------------------------------------
     def start(self, events: queue.Queue) -> None:
         self.events = events

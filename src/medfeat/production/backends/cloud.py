@@ -108,8 +108,6 @@ def cloud_kwargs(spec) -> tuple[str, dict[str, Any]]:
 
 
 def make(spec, ctx):
-    from distributed import Client
-
     from medfeat.production.backends.kubernetes import public_options, require_remote_stage
     from medfeat.production.dask_executor import DaskExecutor
 
@@ -128,16 +126,9 @@ def make(spec, ctx):
         text = str(exc).strip().splitlines()
         raise InputError(WHERE, f"{cls_name} could not start: {type(exc).__name__}: {text[0] if text else ''}") from None
     lo, hi = spec.size()
-    try:
-        if lo is not None and lo != hi:
-            cluster.adapt(minimum=lo, maximum=hi)
-        client = Client(cluster)
-    except BaseException:
-        cluster.close()
-        raise
     keep = kw["n_workers"] if lo is None or lo == hi else None
-    return DaskExecutor(client, cluster, owned=True, name="cloud",
-                        options={**public_options(spec), "workers": spec.workers or keep}, keep_size=keep)
+    return DaskExecutor.on_cluster(cluster, spec, "cloud", {**public_options(spec), "workers": spec.workers or keep},
+                                   keep_size=keep)
 
 
 BACKEND = Backend("cloud", ("workers",), make, "Dask on cloud machines (dask-cloudprovider)")

@@ -192,7 +192,6 @@ def cluster_spec(spec, ctx) -> dict[str, Any]:
 
 
 def make(spec, ctx):
-    from distributed import Client
 
     from medfeat.production.dask_executor import DaskExecutor
 
@@ -209,17 +208,8 @@ def make(spec, ctx):
     except Exception as exc:
         raise InputError(WHERE, f"cannot create the Dask cluster: {type(exc).__name__}: "
                                 f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from None
-    lo, hi = spec.size()
-    try:
-        if lo is not None and lo != hi:
-            cluster.adapt(minimum=lo, maximum=hi)
-        client = Client(cluster)
-    except BaseException:
-        cluster.close()
-        raise
     # a fixed size is kept by the operator (it replaces lost pods): no keep_size here
-    return DaskExecutor(client, cluster, owned=True, name="kubernetes",
-                        options={**public_options(spec), "workers": spec.workers or 1})
+    return DaskExecutor.on_cluster(cluster, spec, "kubernetes", {**public_options(spec), "workers": spec.workers or 1})
 
 
 BACKEND = Backend("kubernetes", ("workers",), make, "Dask on Kubernetes (dask-kubernetes' operator)")

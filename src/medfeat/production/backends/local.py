@@ -13,7 +13,7 @@ WORKER_TTL = "60s"
 
 
 def make(spec, ctx) -> DaskExecutor:
-    from distributed import Client, LocalCluster
+    from distributed import LocalCluster
 
     lo, hi = spec.size()
     n = hi or os.cpu_count() or 1
@@ -21,9 +21,7 @@ def make(spec, ctx) -> DaskExecutor:
     cluster = LocalCluster(n_workers=n if lo == hi else (lo or 0), threads_per_worker=1, processes=True,
                            dashboard_address=":0", silence_logs=40,
                            **({"scheduler_kwargs": {"worker_ttl": ttl}} if ttl else {}))
-    if lo != hi:
-        cluster.adapt(minimum=lo or 0, maximum=hi)
-    return DaskExecutor(Client(cluster), cluster, owned=True, name="local", options={"workers": spec.workers or n})
+    return DaskExecutor.on_cluster(cluster, spec, "local", {"workers": spec.workers or n})
 
 
 BACKEND = Backend("local", ("workers",), make, "an embedded Dask LocalCluster")
