@@ -14,7 +14,7 @@ import fsspec.config
 import pytest
 
 from medfeat.errors import InputError
-from medfeat.production import staging
+from medfeat.production import stores
 from medfeat.production.backends import RunContext, get_backend
 from medfeat.production.ledger import Ledger
 from medfeat.production.options import BackendSpec, TailPolicy
@@ -81,9 +81,9 @@ def test_ssh_workers_with_an_sftp_stage(tmp_path, sshd, store_env):
     run_dir = tmp_path / "run"
     stage_dir = tmp_path / "sftp-stage"
     # the sftp stage takes the SSH backend's key and known_hosts (the CLI passes the same two dicts)
-    staging.configure_store({}, sshd)
+    stores.configure_store({}, sshd)
     stage_url = f"sftp://root@127.0.0.1:{PORT}{stage_dir}"
-    staging.probe_stage(stage_url)
+    stores.probe_stage(stage_url)
     prod = plan(run_dir, tmp_path / "data", 3, stage=stage_url)
     port = _free_port()
     backend = BackendSpec("ssh", workers=2, options={**sshd, "scheduler_port": port})

@@ -17,9 +17,8 @@ import fsspec
 import fsspec.config
 import pytest
 
-import medfeat.cli
 from medfeat.errors import InputError
-from medfeat.production import staging
+from medfeat.production import staging, stores
 from medfeat.production.ledger import LEDGER_NAME
 from medfeat.report.metrics import run_metrics
 from test_production import FAMILIES, SETTINGS, check_run, make_images, plan, produce
@@ -101,9 +100,9 @@ def test_s3_stage_with_credentials_from_the_environment(tmp_path, s3, monkeypatc
     monkeypatch.setenv("AWS_ENDPOINT_URL", ENDPOINT)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
-    assert staging.configure_store({}) == ["FSSPEC_S3_ENDPOINT_URL"]   # names only, never values
+    assert stores.configure_store({}) == ["FSSPEC_S3_ENDPOINT_URL"]   # names only, never values
     stage = f"s3://{s3}"
-    staging.probe_stage(stage)
+    stores.probe_stage(stage)
     paths = make_images(tmp_path / "data", 10)
     run_dir = tmp_path / "run"
     prod = plan(run_dir, tmp_path / "data", 3, stage=stage)
@@ -146,19 +145,19 @@ def test_s3_bad_store_input_is_one_line(tmp_path, s3, monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL", ENDPOINT)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
-    staging.configure_store({})
+    stores.configure_store({})
     with pytest.raises(InputError) as err:
-        staging.probe_stage(f"s3://{s3}")
+        stores.probe_stage(f"s3://{s3}")
     assert "signature" in str(err.value).lower() and "\n" not in str(err.value)
     assert "not-the-secret" not in str(err.value)
     # credentials in the URL are refused (it goes to the ledger), the secret masked in the message
     with pytest.raises(InputError, match="holds a password") as err:
-        staging.check_stage_url(f"s3://{KEY}:{SECRET}@{s3}")
+        stores.check_stage_url(f"s3://{KEY}:{SECRET}@{s3}")
     assert SECRET not in str(err.value)
     with pytest.raises(InputError, match="holds a password"):
         staging.Stage(f"sftp://root:{SECRET}@127.0.0.1:2222/tmp/x")
-    assert staging.check_stage_url("sftp://root@127.0.0.1:2222/tmp/x").startswith("sftp://root@")
+    assert stores.check_stage_url("sftp://root@127.0.0.1:2222/tmp/x").startswith("sftp://root@")
     with pytest.raises(InputError, match="unknown option"):
-        staging.configure_store({"password": "x"})
+        stores.configure_store({"password": "x"})
     with pytest.raises(InputError, match="no such file"):
-        staging.configure_store({"ssh_key": str(tmp_path / "missing")})
+        stores.configure_store({"ssh_key": str(tmp_path / "missing")})

@@ -311,7 +311,7 @@ def _run_production(run_dir: Path, dataset, settings, families, cfg, quiet: bool
     console = Console(stderr=False)
     try:
         get_backend(cfg.backend.name)  # a wrong name fails before any planning
-        from medfeat.production.staging import check_stage_url, configure_store, probe_stage
+        from medfeat.production.stores import check_stage_url, configure_store, probe_stage
 
         configure_store(cfg.stage, cfg.backend.options)  # [stage] table -> environment (never the ledger)
         if cfg.plan.stage:

@@ -22,7 +22,8 @@ from medfeat.production.driver import Driver, SessionFigures
 from medfeat.production.executor import Executor
 from medfeat.production.ledger import Ledger
 from medfeat.production.options import BackendSpec, PlanOptions, TailPolicy
-from medfeat.production.staging import Stage, check_stage_url
+from medfeat.production.staging import Stage
+from medfeat.production.stores import check_stage_url
 
 FEATURES_FILE = "features.parquet"
 ERRORS_FILE = "errors.csv"

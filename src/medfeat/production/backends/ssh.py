@@ -18,7 +18,7 @@ work, so that nothing outlives a client that died; default 600s).
 Before starting anything each host is checked once (login, ``remote_python -c "import medfeat,
 distributed"``), so that a bad key, an unreachable host or a host without medfeat is named in one
 line. Workers have no copy of this process's environment: the staging store's variables (see
-:func:`medfeat.production.staging.configure_store`) reach them through a worker plugin.
+:func:`medfeat.production.stores.configure_store`) reach them through a worker plugin.
 """
 from __future__ import annotations
 
@@ -172,7 +172,7 @@ def make(spec, ctx) -> DaskExecutor:
     from distributed.deploy.spec import SpecCluster
     from distributed.deploy.ssh import Scheduler, Worker
 
-    from medfeat.production.staging import share_store_env
+    from medfeat.production.stores import share_store_env
 
     hosts = _hosts(spec)
     lo, hi = spec.size()
