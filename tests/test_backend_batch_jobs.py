@@ -103,7 +103,7 @@ def test_jobs_mode_with_one_job_cancelled(tmp_path, system):
         # the second its cancel takes to land; then the next running one is cancelled)
         while not lost and time.time() < deadline and proc.poll() is None:
             if (run_dir / "ledger.sqlite").exists():
-                led = Ledger(run_dir)
+                led = Ledger(run_dir, readonly=True)
                 try:
                     attempts = led.attempts()
                     committed = sum(1 for j in led.jobs() if j["state"] == "committed")

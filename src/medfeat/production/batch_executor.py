@@ -106,6 +106,7 @@ class BatchExecutor(Executor):
     """Runs attempts as batch jobs of ``system``; ``spec`` is the run's BackendSpec."""
 
     queues = True
+    status_lag_s = POLL_S
 
     def __init__(self, system: BatchSystem, spec, ctx):
         from medfeat.production.staging import Stage

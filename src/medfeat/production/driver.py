@@ -101,6 +101,7 @@ class Driver:
         self.warm: set[str] = set()                # workers that completed an attempt
         self.figures = SessionFigures()
         self.peak_workers = 0                      # most worker slots (or running batch jobs) seen
+        self.lag = float(getattr(executor, "status_lag_s", 0.0))  # how late the executor reports
 
     # -- bundles ---------------------------------------------------------------------------
     def _queue_bundle(self, job_id: int, force: bool = False) -> None:
@@ -310,7 +311,8 @@ class Driver:
     def _timeout(self, med: float | None) -> float | None:
         if self.o.job_timeout is not None:
             return self.o.job_timeout or None
-        return max(self.o.timeout_factor * med, self.o.timeout_min_s) if med else None
+        # an executor that learns of starts and ends late (a grid CE) gets its lag on top
+        return max(self.o.timeout_factor * med, self.o.timeout_min_s) + self.lag if med else None
 
     def _locate(self, now: float) -> None:
         """Where did the executor place attempts that have not signalled a start? (A frozen or
@@ -358,7 +360,7 @@ class Driver:
                 self._move(a, "timeout", f"timed out after {ran:.1f} s (limit {timeout:.1f} s)")
                 continue
             if (self.o.speculate and med and not st.backup and len(st.attempts) == 1 and a.worker is not None
-                    and share >= self.o.speculate_after and ran > self.o.speculate_factor * med):
+                    and share >= self.o.speculate_after and ran > self.o.speculate_factor * med + self.lag):
                 st.bad_workers.add(a.worker)
                 if self._submit(a.job_id, "backup", st.bad_workers):
                     st.backup = True
@@ -401,8 +403,11 @@ class Driver:
         try:
             with self.progress:
                 while self.open_jobs:
-                    try:
+                    try:  # every event waiting, then one submission round (a batch of ready jobs
+                        # becomes one array job)
                         self._handle(self.events.get(timeout=TICK_S))
+                        while True:
+                            self._handle(self.events.get_nowait())
                     except queue.Empty:
                         pass
                     if time.monotonic() - last_tick >= TICK_S:

@@ -53,6 +53,12 @@ class Executor:
     name = "executor"
     #: True where a worker's name is a place one can avoid (Dask worker, batch node)
     can_avoid = True
+    #: True where attempts wait in a queue before they start (batch systems): only the queue
+    #: timeout applies to an attempt that has not started
+    queues = False
+    #: seconds by which starts and ends may be reported late (polling, a grid's status lag); added
+    #: to the timeout and the backup threshold so that healthy attempts are not moved
+    status_lag_s = 0.0
 
     def start(self, events: "queue.Queue") -> None:
         """Connect (or start workers); events go to ``events`` from now on."""

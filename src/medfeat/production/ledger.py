@@ -111,8 +111,17 @@ SCHEMA_VERSION = MIGRATIONS[-1][0]
 class Ledger:
     """The SQLite ledger of one run folder."""
 
-    def __init__(self, run_dir: str | Path):
+    def __init__(self, run_dir: str | Path, readonly: bool = False):
+        """Open (or create) the ledger. ``readonly``: for readers of a run that may be going on
+        (the report, a watcher): no write at all, so the running client is never held up; a ledger
+        of an older schema is still migrated first."""
         self.path = Path(run_dir) / LEDGER_NAME
+        if readonly and self.path.exists():
+            self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None, timeout=30)
+            self.db.row_factory = sqlite3.Row
+            if self.db.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+                return
+            self.db.close()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
         self.db.row_factory = sqlite3.Row

@@ -67,7 +67,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 def run_metrics(run_dir: str | Path) -> dict:
     """All metrics of the run in ``run_dir`` as a dict keyed as in :data:`METRICS`."""
-    ledger = Ledger(run_dir)
+    ledger = Ledger(run_dir, readonly=True)
     try:
         jobs = ledger.jobs()
         attempts = ledger.attempts()
@@ -128,7 +128,7 @@ def run_metrics(run_dir: str | Path) -> dict:
 
 
 def _read(run_dir) -> tuple[list[dict], list[dict]]:
-    ledger = Ledger(run_dir)
+    ledger = Ledger(run_dir, readonly=True)
     try:
         return ledger.attempts(), ledger.sessions()
     finally:
