@@ -87,8 +87,10 @@ class BatchSystem:
         return [extra] if isinstance(extra, str) else list(extra)
 
 
-def run_command(cmd: list[str], what: str, cwd: Path | None = None) -> str:
-    """Run a batch command; a failure becomes one readable line (never a traceback)."""
+def run_command(cmd: list[str], what: str, cwd: Path | None = None, silent_failure_is_empty: bool = False) -> str:
+    """Run a batch command; a failure becomes one readable line (never a traceback).
+    ``silent_failure_is_empty``: a failure that prints nothing means "nothing to list" (Slurm's PBS
+    ``qstat`` wrapper exits 153 when there are no jobs at all)."""
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S, cwd=cwd)
     except FileNotFoundError:
@@ -96,6 +98,8 @@ def run_command(cmd: list[str], what: str, cwd: Path | None = None) -> str:
                                  "and on PATH?)") from None
     except subprocess.TimeoutExpired:
         raise RuntimeError(f"{what}: `{' '.join(cmd[:2])} ...` did not answer in {COMMAND_TIMEOUT_S:.0f} s") from None
+    if r.returncode != 0 and silent_failure_is_empty and not (r.stdout.strip() or r.stderr.strip()):
+        return ""
     if r.returncode != 0:
         msg = (r.stderr or r.stdout).strip().splitlines()
         raise RuntimeError(f"{what}: `{cmd[0]}` exited {r.returncode}: {msg[-1] if msg else ''}")

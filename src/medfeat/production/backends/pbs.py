@@ -40,7 +40,7 @@ class PBS(BatchSystem):
 
     def status(self, job_name: str) -> dict[str, BatchJob]:
         # Job id  Name  User  Time Use  S  Queue  (ids may carry ".server", which qstat may cut)
-        out = run_command(["qstat"], "pbs: qstat")
+        out = run_command(["qstat"], "pbs: qstat", silent_failure_is_empty=True)
         jobs = {}
         for line in out.splitlines()[2:]:
             f = line.split()
