@@ -34,8 +34,38 @@ def test_discover_folder_glob_and_csv(tmp_path):
         plan.discover(str(tmp_path / "nothing"))
     bad = tmp_path / "bad.csv"
     bad.write_text("d/missing.png\n")
-    with pytest.raises(InputError, match="missing.png"):
-        plan.discover(str(bad))
+    # a missing file stays in the plan (its job reports it as that image's error row)
+    assert [(i.image, i.size) for i in plan.discover(str(bad))] == [(str(tmp_path / "d/missing.png"), -1)]
+
+
+def test_folder_cohort_pairing_rules(tmp_path):
+    root = _files(tmp_path / "c", ["p1/ct_image.nii.gz", "p1/ct_mask.nii.gz", "p1/pet.nii.gz", "p1/pet_mask.nii.gz",
+                                   "p2/image/scan.nii.gz", "p2/mask/scan.nii.gz", "p3/t1.nii.gz", "p3/t1_seg.nii.gz",
+                                   "p3/t2.nii.gz", "p4/labels/x.nii.gz", "p4/y-label.png"])
+    got = {i.image.rsplit("c/", 1)[1]: (i.mask or "").rsplit("c/", 1)[-1] for i in plan.discover(str(root))}
+    # masks are never images; each image gets the mask its name or folder points at
+    assert got == {"p1/ct_image.nii.gz": "p1/ct_mask.nii.gz", "p1/pet.nii.gz": "p1/pet_mask.nii.gz",
+                   "p2/image/scan.nii.gz": "p2/mask/scan.nii.gz", "p3/t1.nii.gz": "", "p3/t2.nii.gz": ""}
+    got = {i.image.rsplit("c/", 1)[1]: (i.mask or "").rsplit("c/", 1)[-1]
+           for i in plan.discover(str(root), mask_pattern="p3/*.nii.gz:p3/*_seg.nii.gz", label=2)}
+    assert got["p3/t1.nii.gz"] == "p3/t1_seg.nii.gz" and got["p3/t2.nii.gz"] == "" and got["p1/pet.nii.gz"] == ""
+    assert {i.label for i in plan.discover(str(root), label=2)} == {2}
+    for bad in ("*.nii.gz", "a*:b", "*a*:*b"):
+        with pytest.raises(InputError, match="IMAGE_GLOB:MASK_GLOB"):
+            plan.discover(str(root), mask_pattern=bad)
+
+
+def test_csv_cohort_columns(tmp_path):
+    root = _files(tmp_path / "d", ["a.nii.gz", "a_m.nii.gz", "b.nii.gz"])
+    csvf = tmp_path / "cohort.csv"
+    csvf.write_text("Patient,image,mask,label,roi,site\nP1,d/a.nii.gz,d/a_m.nii.gz,3,,Lyon\nP2,d/b.nii.gz,,,GTV,Oslo\n")
+    items = plan.discover(str(csvf), label=7)
+    assert [(i.image.rsplit("d/", 1)[1], i.label, i.roi, i.ids) for i in items] == [
+        ("a.nii.gz", 3, None, (("Patient", "P1"), ("site", "Lyon"))),
+        ("b.nii.gz", 7, "GTV", (("Patient", "P2"), ("site", "Oslo")))]
+    csvf.write_text("image,label\nd/a.nii.gz,one\n")
+    with pytest.raises(InputError, match="line 2: label 'one' is not an integer"):
+        plan.discover(str(csvf))
 
 
 def test_plan_is_deterministic_and_fingerprint_sees_changes(tmp_path):
@@ -109,3 +139,27 @@ def test_stage_put_is_atomic_and_get_round_trips(tmp_path):
     assert st2.exists("results/job-1/a.parquet")
     st.delete("results/job-1/a.parquet")
     assert not st.exists("results/job-1/a.parquet")
+
+
+def test_a_manifest_item_must_point_at_a_checked_member(tmp_path):
+    """A manifest whose item names a path outside the bundle (``../``) or a file the tar does not
+    hold is refused before anything is read (the worker would otherwise read outside its scratch)."""
+    import io
+    import json
+    import tarfile
+
+    secret = tmp_path / "secret.pgm"
+    secret.write_bytes(b"P5\n2 2\n255\n\x01\x02\x03\x04")
+    for member in ("../secret.pgm", "files/not-there.pgm", "/etc/passwd"):
+        blob = b"P5\n2 2\n255\n\x00\x00\x00\x00"
+        manifest = {"version": 1, "files": {"files/00000-image-a.pgm": sha256_bytes(blob)},
+                    "items": [{"index": 0, "image": "a.pgm", "image_member": member, "mask_member": None,
+                               "sha256": "", "error": ""}]}
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            for name, data in (("manifest.json", json.dumps(manifest).encode()), ("files/00000-image-a.pgm", blob)):
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        with pytest.raises(StageError, match="not one of the bundle's checked files"):
+            unpack_bundle(buf.getvalue(), tmp_path / "scratch")

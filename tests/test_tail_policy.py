@@ -24,7 +24,8 @@ class FakeExecutor(Executor):
 
     name = "fake"
 
-    def __init__(self, speed: dict[str, float], base: float = 0.05, outcome=None, frozen_from=None):
+    def __init__(self, speed: dict[str, float], base: float = 0.05, outcome=None, frozen_from=None, report=None):
+        self.extra = report or (lambda spec: {})     # more report fields for an attempt
         self.speed = speed
         self.frozen_from = frozen_from or {}    # worker -> its attempts from this placement on never end
         self.base = base
@@ -77,7 +78,7 @@ class FakeExecutor(Executor):
                 self.events.put(Finished(attempt, {"worker": w, "host": "fakehost", "pid": 1, "started": started,
                                                    "staged_in": started, "computed": now, "staged_out": now,
                                                    "finished": now, "result": spec.result, "n_images": 1,
-                                                   "n_failed": 0}))
+                                                   "n_failed": 0, **self.extra(spec)}))
         self._place()
 
 
@@ -184,3 +185,29 @@ def test_committed_bundles_are_deleted_unless_kept(tmp_path):
     ex = FakeExecutor({"w1": 1.0})
     ledger, d = _drive(tmp_path / "b", ex, 3, speculate=False, keep_bundles=True)
     assert all(d.stage.exists(j["bundle"]) for j in ledger.jobs())
+
+
+def test_a_result_with_other_images_than_planned_is_never_committed(tmp_path):
+    """A worker's report says which images its result holds (a digest of their names); one that
+    differs from the ledger's plan (a tampered bundle manifest) fails the attempt."""
+    from medfeat.production.spec import images_digest
+
+    def digest(spec):
+        return {"images_digest": "0" * 64 if spec.job_id == 1 else images_digest(
+            r["image"] for r in ledger_ref[0].job_images(spec.job_id))}
+
+    ledger_ref: list = []
+    ex = FakeExecutor({"w1": 1.0}, report=digest)
+    make_images(tmp_path / "data", 3, size=16)
+    prod = plan(tmp_path / "run", tmp_path / "data", 1)
+    ledger_ref.append(prod.ledger)
+    d = Driver(prod.ledger, ex, prod.stage, TailPolicy(max_attempts=2, speculate=False), run_id=prod.run_id,
+               settings=prod.settings.to_dict(), session=prod.ledger.start_session(0, "", "fake"),
+               todo=[j["job_id"] for j in prod.ledger.jobs()])
+    d.run()
+    led = prod.ledger
+    _one_commit_each(led)
+    assert led.job(1)["state"] == "failed" and "not the job's planned images" in led.job(1)["error"]
+    assert [a["outcome"] for a in led.attempts(1)] == ["error", "error"]
+    assert [led.job(j)["state"] for j in (0, 2)] == ["committed", "committed"]
+

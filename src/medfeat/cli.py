@@ -278,7 +278,7 @@ _ENV = typer.Option(None, "--env", help="jobs mode: a worker environment made by
                                         "unpacked on the node when medfeat is not installed there.")
 
 
-def _run_config(config, *, images_per_job=None, stage=None, backend=None, mode=None, workers=None, scheduler=None,
+def _run_config(config, *, images_per_job=None, stage=None, label=None, roi=None, mask_pattern=None, backend=None, mode=None, workers=None, scheduler=None,
                 max_attempts=None, speculate=None, speculate_after=None, speculate_factor=None, job_timeout=None,
                 queue_timeout=None, slow_after=None, keep_bundles=None, queue=None, account=None, walltime=None,
                 memory=None, job_extra=None, hosts=None, ssh_port=None, ssh_user=None, ssh_key=None, ce=None, env=None):
@@ -288,7 +288,8 @@ def _run_config(config, *, images_per_job=None, stage=None, backend=None, mode=N
     if scheduler and backend not in (None, "dask"):
         _fail("--scheduler names an existing Dask cluster: use it with --backend dask (or alone)")
     cfg.override(
-        plan={"images_per_job": images_per_job, "stage": stage},
+        plan={"images_per_job": images_per_job, "stage": stage, "label": label, "roi": roi,
+              "mask_pattern": mask_pattern},
         tail={"max_attempts": max_attempts, "speculate": speculate, "speculate_after": speculate_after,
               "speculate_factor": speculate_factor, "job_timeout": job_timeout, "queue_timeout": queue_timeout,
               "slow_after": slow_after, "keep_bundles": keep_bundles},
@@ -331,13 +332,21 @@ def _run_production(run_dir: Path, dataset, settings, families, cfg, quiet: bool
 
 @app.command()
 def run(
-    dataset: str = typer.Argument(..., help="Folder (recursive), glob, CSV list (image[,mask]) or fsspec URL."),
+    dataset: str = typer.Argument(..., help="Folder (recursive; masks paired by name), glob, CSV cohort (image, mask, "
+                                            "label, roi + identifier columns) or fsspec URL."),
     output: Path = typer.Option(..., "--output", "-o", help="Run folder (ledger, stage, features.parquet)."),
     images_per_job: Optional[int] = typer.Option(None, "--images-per-job", help="Images per job bundle (default 250)."),
     settings: Optional[str] = typer.Option(None, "--settings", "-s", help="Preset or .toml (default: default-3d)."),
     families: Optional[str] = typer.Option(None, "--families", "-f", help="Comma-separated families."),
     stage: Optional[str] = typer.Option(None, "--stage", help="fsspec URL of the staging store (default RUN_DIR/stage; "
                                                               "file://, sftp://, s3://)."),
+    label: Optional[int] = typer.Option(None, "--label", help="Mask label for every image whose row names none "
+                                                              "(default: any non-zero voxel)."),
+    roi: Optional[str] = typer.Option(None, "--roi", help="RTSTRUCT ROI name for every image whose row names none."),
+    mask_pattern: Optional[str] = typer.Option(None, "--mask-pattern",
+                                               help="Pair images and masks in a folder: IMAGE_GLOB:MASK_GLOB with one "
+                                                    "* each, e.g. '*_t1.nii.gz:*_t1_seg.nii.gz' (default: *_image.* "
+                                                    "-> *_mask.*, image/ -> mask/, RTSTRUCT beside a DICOM series)."),
     backend: Optional[str] = _BACKEND, mode: Optional[str] = _MODE, workers: Optional[str] = _WORKERS,
     scheduler: Optional[str] = _SCHEDULER, config: Optional[Path] = _CONFIG,
     queue: Optional[str] = _QUEUE, account: Optional[str] = _ACCOUNT, walltime: Optional[str] = _WALLTIME,
@@ -351,7 +360,8 @@ def run(
     keep_bundles: Optional[bool] = _KEEP_BUNDLES,
 ) -> None:
     """Run DATASET as a production of jobs on a backend. Re-running it on the same folder resumes."""
-    cfg = _run_config(config, images_per_job=images_per_job, stage=stage, backend=backend, mode=mode, workers=workers,
+    cfg = _run_config(config, images_per_job=images_per_job, stage=stage, label=label, roi=roi,
+                      mask_pattern=mask_pattern, backend=backend, mode=mode, workers=workers,
                       scheduler=scheduler, max_attempts=max_attempts, speculate=speculate,
                       speculate_after=speculate_after, speculate_factor=speculate_factor, job_timeout=job_timeout,
                       queue_timeout=queue_timeout, slow_after=slow_after, keep_bundles=keep_bundles, queue=queue,

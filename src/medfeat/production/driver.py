@@ -38,8 +38,9 @@ from medfeat.production.bundler import BundleFailed, BundleReady, Bundler
 from medfeat.production.executor import Executor, Failed, Finished, Started
 from medfeat.production.ledger import Ledger
 from medfeat.production.options import TailPolicy
+from medfeat.production.plan import item_of
 from medfeat.production.progress import Progress
-from medfeat.production.spec import JobSpec, bundle_name, make_spec
+from medfeat.production.spec import JobSpec, bundle_name, images_digest, make_spec
 from medfeat.production.staging import Stage
 
 TICK_S = 0.5
@@ -106,11 +107,9 @@ class Driver:
     # -- bundles ---------------------------------------------------------------------------
     def _queue_bundle(self, job_id: int, force: bool = False) -> None:
         job = self.ledger.job(job_id)
-        items = [(r["image"], r["mask"]) for r in self.ledger.job_images(job_id)]
-        from medfeat.production.plan import Item
-
-        self.bundler.put(job_id, bundle_name(self.run_id, job_id), [Item(i, m) for i, m in items],
-                         staged=job if job["bundle"] else None, force=force)
+        items = [item_of(r) for r in self.ledger.job_images(job_id)]
+        self.bundler.put(job_id, bundle_name(self.run_id, job_id), items, staged=job if job["bundle"] else None,
+                         force=force)
 
     # -- workers ---------------------------------------------------------------------------
     def _free_slots(self) -> int:
@@ -231,6 +230,13 @@ class Driver:
             return
         report = ev.report
         st = self.jobs[a.job_id]
+        if "images_digest" in report and report["images_digest"] != self._planned_digest(a.job_id):
+            # the result holds other images than the ledger planned for this job: never commit it
+            self.live[a.attempt_id] = a
+            self.stage.delete(report["result"])
+            self._on_failed(Failed(a.attempt_id, f"its result holds {report.get('n_images')} rows that are not the "
+                                                 "job's planned images", kind="error", worker=report.get("worker")))
+            return
         st.attempts.discard(a.attempt_id)
         outcome = self.ledger.finish_attempt(a.attempt_id, report)
         took = report["finished"] - report["started"]
@@ -253,6 +259,9 @@ class Driver:
                 if bundle:
                     self.stage.delete(bundle)
             self.progress.update(done=1, images=report["n_images"], running=len(self.live))
+
+    def _planned_digest(self, job_id: int) -> str:
+        return images_digest(r["image"] for r in self.ledger.job_images(job_id))
 
     def _on_failed(self, ev: Failed) -> None:
         a = self.live.pop(ev.attempt, None)

@@ -9,6 +9,7 @@ Metrics come from the ledger afterwards (:func:`medfeat.report.metrics.run_metri
 from __future__ import annotations
 
 import io
+import json
 import os
 import time
 import uuid
@@ -38,8 +39,6 @@ class Production:
 
     def __init__(self, run_dir: str | Path, dataset: str | None = None, settings=None, families=None,
                  plan: PlanOptions | None = None, console=None):
-        import json
-
         self.run_dir = Path(run_dir)
         self.plan = plan or PlanOptions()
         self.ledger = Ledger(self.run_dir)
@@ -51,7 +50,7 @@ class Production:
                 raise InputError(self.run_dir, "no run here to resume (no ledger.sqlite)")
             self.settings = Settings.resolve(settings)
             self.settings = self.settings.replace(families=tuple(families) if families else self.settings.families)
-            items = planning.discover(dataset)
+            items = planning.discover(dataset, **self._discovery())
             jobs = planning.plan_jobs(items, self.plan.images_per_job)
             stage_url = check_stage_url(self.plan.stage) if self.plan.stage else str((self.run_dir / "stage").resolve())
             self.ledger.create_run(version=__version__, dataset=str(dataset), fingerprint=planning.fingerprint(items),
@@ -70,11 +69,12 @@ class Production:
     def families(self) -> tuple[str, ...]:
         return self.settings.families
 
-    def _check_same_run(self, info: dict, dataset, settings, families) -> None:
-        import json
+    def _discovery(self) -> dict:
+        return {"label": self.plan.label, "roi": self.plan.roi, "mask_pattern": self.plan.mask_pattern}
 
+    def _check_same_run(self, info: dict, dataset, settings, families) -> None:
         if dataset is not None:
-            items = planning.discover(dataset)
+            items = planning.discover(dataset, **self._discovery())
             if planning.fingerprint(items) != info["dataset_fingerprint"]:
                 raise RunRefused(self.run_dir, f"the dataset {dataset} changed since this run was planned "
                                  "(files added, removed or modified); start a new run folder")
@@ -142,9 +142,10 @@ class Production:
                 tables.append(pq.read_table(io.BytesIO(self.stage.get(job["result"]))))
             elif job["state"] == "failed":
                 # every image of a failed job is accounted for, with the job's reason
-                rows = [ImageResult(r["image"], "", error=f"{r['image']}: job failed: {job['error']}")
-                        for r in self.ledger.job_images(job["job_id"])]
-                tables.append(result_table(rows, self.settings, self.families, job["job_id"]))
+                images = self.ledger.job_images(job["job_id"])
+                rows = [ImageResult(r["image"], "", error=f"{r['image']}: job failed: {job['error']}") for r in images]
+                items = [{**r, "ids": json.loads(r["ids"]) if r.get("ids") else []} for r in images]
+                tables.append(result_table(rows, self.settings, self.families, job["job_id"], items))
         if not tables:
             return
         table = pa.concat_tables(tables, promote_options="default")

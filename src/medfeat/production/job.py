@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from medfeat.errors import InputError
-from medfeat.production.spec import JobSpec
+from medfeat.production.spec import JobSpec, images_digest
 from medfeat.production.staging import BundleCorrupt, Stage, unpack_bundle
 from medfeat.production.tuning import tune_malloc
 
@@ -68,7 +68,9 @@ def _scratch_root() -> str | None:
 
 
 def extract_items(manifest: dict, root: Path, settings, families, job_id: int):
-    """Extract every item of an unpacked bundle; bad images give error rows, never an exception."""
+    """Extract every item of an unpacked bundle; bad images give error rows, never an exception.
+    Masks are read by :func:`medfeat.extract.extract` itself, so a job reads them exactly as
+    ``medfeat extract`` does: label images (with the item's ``label``) or an RTSTRUCT (its ``roi``)."""
     from medfeat.extract import extract
     from medfeat.io import read_image
     from medfeat.tables import ImageResult
@@ -82,11 +84,8 @@ def extract_items(manifest: dict, root: Path, settings, families, job_id: int):
         try:
             img = read_image(root / item["image_member"])
             img.source = name
-            mask = None
-            if item.get("mask_member"):
-                mask = read_image(root / item["mask_member"])
-                mask.source = item["mask"]
-            feats = extract(img, mask, settings, families=families)
+            mask = root / item["mask_member"] if item.get("mask_member") else None
+            feats = extract(img, mask, settings, families=families, label=item.get("label"), roi=item.get("roi"))
             results.append(ImageResult(name, item["sha256"], feats))
         except InputError as exc:
             # name the dataset's file, not the scratch copy
@@ -97,15 +96,32 @@ def extract_items(manifest: dict, root: Path, settings, families, job_id: int):
     return results
 
 
-def result_table(results, settings, families, job_id: int):
-    """The job's rows as an Arrow table: ``image, sha256, job, error`` and the feature columns."""
+def result_table(results, settings, families, job_id: int, items: list[dict] | None = None):
+    """The job's rows as an Arrow table: ``image, sha256, job, mask, label, roi``, the cohort's
+    identifier columns, ``error`` and the feature columns. ``items`` (manifest entries or plan
+    items as dicts, in the order of ``results``) give each row's mask, label, ROI and identifiers."""
     import pyarrow as pa
 
     from medfeat.extract import feature_columns
     from medfeat.tables import wide_table
 
     table = wide_table(results, feature_columns(settings, families))
-    return table.add_column(2, pa.field("job", pa.int32()), pa.array([job_id] * len(results), pa.int32()))
+    n = len(results)
+    items = items or [{}] * n
+    table = table.add_column(2, pa.field("job", pa.int32()), pa.array([job_id] * n, pa.int32()))
+    table = table.add_column(3, pa.field("mask", pa.string()), pa.array([it.get("mask") or "" for it in items]))
+    table = table.add_column(4, pa.field("label", pa.int64()), pa.array([it.get("label") for it in items], pa.int64()))
+    table = table.add_column(5, pa.field("roi", pa.string()), pa.array([it.get("roi") or "" for it in items]))
+    names: list[str] = []
+    for it in items:
+        for k, _ in it.get("ids") or ():
+            if k not in names:
+                names.append(k)
+    for j, k in enumerate(names):
+        values = [dict(map(tuple, it.get("ids") or ())).get(k, "") for it in items]
+        table = table.add_column(6 + j, pa.field(k if k not in table.column_names else f"id_{k}", pa.string()),
+                                 pa.array(values, pa.string()))
+    return table
 
 
 def run_job(spec: JobSpec | dict, notes: bool = False) -> dict:
@@ -140,7 +156,7 @@ def run_job(spec: JobSpec | dict, notes: bool = False) -> dict:
         del data
         results = extract_items(manifest, Path(scratch), settings, settings.families, spec.job_id)
         report["computed"] = time.time()
-        table = result_table(results, settings, settings.families, spec.job_id)
+        table = result_table(results, settings, settings.families, spec.job_id, manifest["items"])
         buf = io.BytesIO()
         # statistics and dictionaries cost per column (thousands with gift) and help no reader here
         pq.write_table(table, buf, write_statistics=False, use_dictionary=False)
@@ -148,6 +164,7 @@ def run_job(spec: JobSpec | dict, notes: bool = False) -> dict:
         stage.put(spec.result, out)
         report["staged_out"] = time.time()
         report.update(result=spec.result, n_images=len(results), n_failed=sum(1 for r in results if r.error),
+                      images_digest=images_digest(r.image for r in results),
                       bytes_out=len(out), staging_retries=stage.retries)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -100,10 +100,12 @@ LEDGER_NAME = "ledger.sqlite"
 # Schema versions: each step adds columns (a fresh ledger gets them from SCHEMA via the same steps).
 #   1: attempts.role, attempts.staging_retries (medfeat 0.1.0 had neither)
 #   2: run.run_id (the run's prefix in the stage), the backend of each session, batch job ids
+#   3: each image's mask label, RTSTRUCT ROI name and cohort identifiers (JSON)
 MIGRATIONS = (
     (1, (("attempts", "role", "TEXT"), ("attempts", "staging_retries", "INTEGER"))),
     (2, (("run", "run_id", "TEXT"), ("sessions", "backend", "TEXT"), ("sessions", "backend_options", "TEXT"),
          ("attempts", "batch_id", "TEXT"))),
+    (3, (("images", "label", "INTEGER"), ("images", "roi", "TEXT"), ("images", "ids", "TEXT"))),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -171,8 +173,11 @@ class Ledger:
                         json.dumps(list(families)), images_per_job, stage_url, run_id))
             for job in jobs:
                 db.execute("INSERT INTO jobs (job_id, n_images) VALUES (?, ?)", (job.job_id, len(job.items)))
-                db.executemany("INSERT INTO images VALUES (?, ?, ?, ?)",
-                               [(job.job_id, i, it.image, it.mask) for i, it in enumerate(job.items)])
+                db.executemany("INSERT INTO images (job_id, idx, image, mask, label, roi, ids) "
+                               "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                               [(job.job_id, i, it.image, it.mask, it.label, it.roi,
+                                 json.dumps([list(p) for p in it.ids]) if it.ids else None)
+                                for i, it in enumerate(job.items)])
 
     def start_session(self, workers: int, scheduler: str, backend: str | None = None,
                       backend_options: dict | None = None) -> int:

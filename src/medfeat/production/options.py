@@ -47,6 +47,9 @@ class PlanOptions:
 
     images_per_job: int = 250
     stage: str | None = None            # fsspec URL of the staging store (default RUN_DIR/stage)
+    label: int | None = None            # mask label for items that name none (CSV ``label`` wins)
+    roi: str | None = None              # RTSTRUCT ROI name for items that name none (CSV ``roi`` wins)
+    mask_pattern: str | None = None     # IMAGE_GLOB:MASK_GLOB pairing images and masks in a folder
 
 
 @dataclass

@@ -85,3 +85,15 @@ def make_spec(run_id: str, job_id: int, attempt: int, stage_url: str, bundle: st
                    bundle_sha256=bundle_sha256, result=result_name(run_id, job_id, attempt),
                    report=report_name(run_id, attempt), started=started_name(run_id, attempt),
                    settings=settings, staging_retry_s=staging_retry_s)
+
+
+def images_digest(images) -> str:
+    """A job's image list, in plan order, as one sha256: the worker reports the digest of the rows it
+    wrote, the client compares it with the ledger's plan before committing."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in images:
+        h.update(name.encode("utf-8", "surrogateescape") + b"\0")
+    return h.hexdigest()
+

@@ -149,7 +149,8 @@ def build_bundle(items) -> tuple[bytes, list[dict]]:
     manifest_items, files, blobs = [], {}, []
     for idx, it in enumerate(items):
         entry = {"index": idx, "image": it.image, "mask": it.mask, "image_member": None, "mask_member": None,
-                 "sha256": "", "error": ""}
+                 "sha256": "", "error": "", "label": getattr(it, "label", None), "roi": getattr(it, "roi", None),
+                 "ids": [list(p) for p in getattr(it, "ids", ())]}
         for role in ("image", "mask"):
             url = getattr(it, role)
             if not url:
@@ -240,4 +241,15 @@ def unpack_bundle(data: bytes, dest: str | os.PathLike, expected_sha256: str | N
         missing = set(expected) - seen
         if missing:
             raise StageError(f"bundle lacks {len(missing)} file(s) listed in its manifest, e.g. {sorted(missing)[0]!r}")
+    # an item may only point at what was checked above: a member file, or the folder of members
+    # (a DICOM series) -- never at a path outside the scratch folder
+    folders = {name.rsplit("/", 1)[0] for name in seen if "/" in name}
+    for item in manifest.get("items", []):
+        for key in ("image_member", "mask_member"):
+            member = item.get(key)
+            if member is None:
+                continue
+            if not isinstance(member, str) or not _safe_member(member) or (member not in seen and member not in folders):
+                raise StageError(f"bundle manifest item {item.get('index')} names {key} {member!r}, which is not "
+                                 "one of the bundle's checked files")
     return manifest
