@@ -124,6 +124,7 @@ def main() -> None:
     from production import dataset
 
     data = dataset(args.jobs, args.images_per_job, 256)
+    os.chdir(OUT)  # Slurm's PBS wrappers write worker jobs' output where qsub runs, whatever "#PBS -o" says
     env_archive = OUT / "medfeat-env.tar"
     try:
         from medfeat.production.environment import pack_env
