@@ -23,12 +23,14 @@ SETTINGS = "default-3d"
 FAMILIES = "stat,ih,glcm"
 
 
-def _run(tmp_path: Path, dataset, *extra: str) -> list[dict]:
+def _run(tmp_path: Path, dataset, *extra: str, failed: int = 0) -> list[dict]:
     run_dir = tmp_path / "run"
     r = subprocess.run([sys.executable, "-m", "medfeat", "run", str(dataset), "-o", str(run_dir), "--workers", "2",
                         "--images-per-job", "2", "--settings", SETTINGS, "--families", FAMILIES, "--quiet", *extra],
                        capture_output=True, text=True, timeout=280)
-    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.returncode == (2 if failed else 0), r.stdout + r.stderr
+    if failed:
+        assert f"medfeat: {failed} of " in r.stderr
     led = Ledger(run_dir)
     try:
         assert led.check_consistency() == []
@@ -84,7 +86,7 @@ def test_csv_cohort_with_identifiers_label_and_roi(tmp_path):
                    + f"STS_002,CT-rt,{rt_image},{rt},,GTV_Mass_CT\n"
                    + f"STS_002,CT-wrong-roi,{rt_image},{rt},,GTV\n"
                    + f"STS_404,CT,{tmp_path / 'missing.nii.gz'},,,\n")
-    rows = _run(tmp_path, csv)
+    rows = _run(tmp_path, csv, failed=2)
     assert len(rows) == 7
     by = {(r["patient"], r["modality"]): r for r in rows}
     for p, m, i, k in rows_in:

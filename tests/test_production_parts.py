@@ -227,3 +227,84 @@ def test_jobs_mode_script_picks_its_spec_by_array_index(tmp_path):
     out = subprocess.run(["bash", "-c", probe], env={"SLURM_ARRAY_TASK_ID": "2", "PATH": "/usr/bin:/bin"},
                          capture_output=True, text=True, timeout=30)
     assert out.stdout.strip() == ex._url(specs[1].name)
+
+
+def _medfeat(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "medfeat", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_version_and_families_json():
+    r = _medfeat("--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"medfeat {medfeat.__version__}"
+    r = _medfeat("families", "--json")
+    rows = json.loads(r.stdout)
+    assert {"family": "stat", "tag": "stat.mean", "ibsi_code": "Q4LE", "name": "Mean intensity",
+            "per_aggregation": False} in rows
+    assert {r["family"] for r in rows} >= {"stat", "glcm", "morph", "gift"}
+
+
+def test_run_folder_problems_are_one_line_and_leave_nothing_behind(tmp_path):
+    make_images(tmp_path / "data", 2)
+    # an unreachable scheduler: one line, and no half-made run folder
+    r = _medfeat("run", tmp_path / "data", "-o", tmp_path / "r1", "--scheduler", "tcp://127.0.0.1:9")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    assert "cannot reach the Dask scheduler" in r.stderr and not (tmp_path / "r1").exists()
+    # a run folder under a regular file
+    (tmp_path / "afile").write_text("x")
+    r = _medfeat("run", tmp_path / "data", "-o", tmp_path / "afile" / "run", "--workers", "1")
+    assert r.returncode == 2 and "cannot make the run folder" in r.stderr and r.stderr.count("\n") == 1
+    # a corrupt ledger
+    (tmp_path / "r2").mkdir()
+    (tmp_path / "r2" / "ledger.sqlite").write_bytes(b"this is not a database" * 100)
+    r = _medfeat("resume", tmp_path / "r2")
+    assert r.returncode == 2 and "cannot use the run's ledger" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_busy_run_folder_is_refused(tmp_path):
+    make_images(tmp_path / "data", 2)
+    prod = plan(tmp_path / "run", tmp_path / "data", 1)
+    prod.ledger.lock()  # this process is running the folder
+    try:
+        r = _medfeat("resume", tmp_path / "run", "--workers", "1")
+        assert r.returncode == 2 and "busy" in r.stderr and r.stderr.count("\n") == 1
+    finally:
+        prod.ledger.unlock()
+
+
+def test_ctrl_c_finishes_the_ledger_and_says_how_to_resume(tmp_path):
+    import signal
+    import time
+
+    from test_production import check_run
+
+    paths = make_images(tmp_path / "data", 60, size=96)
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "medfeat", "run", tmp_path / "data", "-o", run_dir, "--workers", "2",
+                             "--images-per-job", "1", "--settings", SETTINGS, "--families", ",".join(FAMILIES),
+                             "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if (run_dir / "ledger.sqlite").exists():
+            led = Ledger(run_dir, readonly=True)
+            try:
+                done = sum(1 for j in led.jobs() if j["state"] == "committed")
+            finally:
+                led.close()
+            if done >= 2:
+                break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out + err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and f"medfeat resume {run_dir}" in lines[0] and "Traceback" not in err
+    led = Ledger(run_dir)
+    try:
+        assert led.check_consistency() == [] and not [a for a in led.attempts() if a["outcome"] == "running"]
+        assert 2 <= sum(1 for j in led.jobs() if j["state"] == "committed") < 60
+    finally:
+        led.close()
+    r = _medfeat("resume", run_dir, "--workers", "2", "--quiet", timeout=300)
+    assert r.returncode == 0, r.stderr
+    check_run(run_dir, paths, compare=4)

@@ -14,6 +14,20 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
                   help="Fast, IBSI-validated feature extraction from medical images.")
 
 
+def _version(value: bool) -> None:
+    if value:
+        from medfeat import __version__
+
+        typer.echo(f"medfeat {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print medfeat's version and exit.")) -> None:
+    """Fast, IBSI-validated feature extraction from medical images."""
+
+
 def _fail(message: str, code: int = 2) -> None:
     typer.echo(f"medfeat: error: {message}", err=True)
     raise typer.Exit(code)
@@ -225,20 +239,28 @@ def search(
 
 
 @app.command()
-def families() -> None:
+def families(as_json: bool = typer.Option(False, "--json", help="Print the families and features as JSON.")) -> None:
     """List every feature family and feature with its IBSI code."""
     import importlib
-
-    from rich.console import Console
-    from rich.table import Table
+    import json
 
     from medfeat.extract import FAMILIES
 
-    t = Table("family", "feature (IBSI tag)", "IBSI code", "name", "per aggregation")
+    rows = []
     for key, fam in FAMILIES.items():
         # a family with thousands of columns (gift) lists them by group
         for f in getattr(importlib.import_module(fam.module), "FEATURE_GROUPS", None) or fam.features:
-            t.add_row(key, f.tag, f.code, f.name, "yes" if fam.textured else "")
+            rows.append({"family": key, "tag": f.tag, "ibsi_code": f.code, "name": f.name,
+                         "per_aggregation": bool(fam.textured)})
+    if as_json:
+        typer.echo(json.dumps(rows, indent=1))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table("family", "feature (IBSI tag)", "IBSI code", "name", "per aggregation")
+    for r in rows:
+        t.add_row(r["family"], r["tag"], r["ibsi_code"], r["name"], "yes" if r["per_aggregation"] else "")
     Console().print(t)
 
 
@@ -302,14 +324,18 @@ def _run_config(config, *, images_per_job=None, stage=None, label=None, roi=None
 
 
 def _run_production(run_dir: Path, dataset, settings, families, cfg, quiet: bool) -> None:
+    import shutil
+
     from rich.console import Console
 
+    from medfeat.production.backends import get_backend
     from medfeat.production.engine import Production
     from medfeat.report.metrics import run_metrics, run_table
 
-    from medfeat.production.backends import get_backend
-
     console = Console(stderr=False)
+    fresh = not run_dir.exists()
+    started = False
+    t0 = time.time()  # the user's waiting starts now: planning and the cluster's start-up count
     try:
         get_backend(cfg.backend.name)  # a wrong name fails before any planning
         from medfeat.production.stores import check_stage_url, configure_store, probe_stage
@@ -320,14 +346,27 @@ def _run_production(run_dir: Path, dataset, settings, families, cfg, quiet: bool
             probe_stage(cfg.plan.stage)  # a wrong secret or dead endpoint: one line now, not after retries
         prod = Production(run_dir, dataset, settings, _families(families), cfg.plan,
                           console=None if quiet else console)
-        prod.run(cfg.backend, cfg.tail)
-    except InputError as exc:
-        _fail(str(exc))
-    except KeyboardInterrupt:
-        _fail(f"interrupted; committed results are kept: `medfeat resume {run_dir}` runs the rest", code=130)
+        ex = prod.executor(cfg.backend)  # connect (or start workers) before the first session
+        started = True
+        try:
+            prod.run(ex, cfg.tail, since=t0)
+        finally:
+            ex.close()
+    except (InputError, KeyboardInterrupt) as exc:
+        if fresh and not started:  # nothing ran: leave no half-made run folder behind
+            shutil.rmtree(run_dir, ignore_errors=True)
+        if isinstance(exc, KeyboardInterrupt):
+            _fail("interrupted" + (f"; committed results are kept: `medfeat resume {run_dir}` runs the rest"
+                                   if started else ""), code=130)
+        _fail(str(exc) + (f" (committed results are kept: `medfeat resume {run_dir}` runs the rest)"
+                          if started else ""))
     metrics = run_metrics(run_dir)
     console.print(run_table(metrics, title=f"medfeat run {run_dir}"))
     console.print(f"features: {run_dir / 'features.parquet'}  errors: {run_dir / 'errors.csv'}")
+    if metrics["failed_images"]:
+        typer.echo(f"medfeat: {metrics['failed_images']} of {metrics['images']} images failed; reasons in "
+                   f"{run_dir / 'errors.csv'}", err=True)
+        raise typer.Exit(2)
 
 
 @app.command()

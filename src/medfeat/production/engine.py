@@ -95,20 +95,30 @@ class Production:
         ctx = RunContext(run_dir=self.run_dir, run_id=self.run_id, stage_url=self.stage.url)
         return get_backend(backend.name).make(backend, ctx)
 
-    def run(self, backend: BackendSpec | Executor | None = None, tail: TailPolicy | None = None) -> SessionFigures:
+    def run(self, backend: BackendSpec | Executor | None = None, tail: TailPolicy | None = None,
+            since: float | None = None) -> SessionFigures:
         """Run every job without a committed result on ``backend`` (a spec, or a ready executor,
         which is then not closed); return the session's own figures. The table is written at the end."""
         tail = tail or TailPolicy()
         spec = backend if isinstance(backend, BackendSpec) else None
+        self.ledger.lock()
+        try:
+            return self._run(backend, spec, tail, since)
+        finally:
+            self.ledger.unlock()
+
+    def _run(self, backend, spec: BackendSpec | None, tail: TailPolicy, since: float | None) -> SessionFigures:
         self.ledger.mark_lost_attempts()
         todo = [j["job_id"] for j in self.ledger.jobs() if j["state"] not in ("committed", "failed")]
         t0 = time.time()
         ex = self.executor(spec or BackendSpec()) if not isinstance(backend, Executor) else backend
-        self.planning_s += time.time() - t0
+        # client time before the first submission: planning, and starting the workers
+        self.planning_s = time.time() - since if since else self.planning_s + time.time() - t0
+        t0 = since or t0
         try:
             info = ex.describe()
             session = self.ledger.start_session(0, info.get("address") or "", info.get("backend"),
-                                                spec.public_options() if spec else info.get("options"))
+                                                spec.public_options() if spec else info.get("options"), started=t0)
             if self.console is not None and info.get("dashboard"):
                 self.console.print(f"Dask dashboard: {info['dashboard']}")
             driver = Driver(self.ledger, ex, self.stage, tail, run_id=self.run_id, settings=self.settings.to_dict(),

@@ -21,6 +21,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from medfeat.errors import InputError
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS run (
     id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -124,13 +126,18 @@ class Ledger:
             if self.db.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
                 return
             self.db.close()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(SCHEMA)
-        self._migrate()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(SCHEMA)
+            self._migrate()
+        except sqlite3.DatabaseError as exc:  # not a database, or a damaged one; a read-only folder
+            raise InputError(self.path, f"cannot use the run's ledger: {exc}") from None
+        except OSError as exc:  # the run folder cannot be made (under a regular file, no permission)
+            raise InputError(self.path.parent, f"cannot make the run folder: {exc.strerror or exc}") from None
 
     def _migrate(self) -> None:
         """Bring a ledger written by an older medfeat up to :data:`SCHEMA_VERSION`, one step at a
@@ -166,6 +173,8 @@ class Ledger:
 
     def create_run(self, *, version: str, dataset: str, fingerprint: str, settings: dict, families,
                    images_per_job: int, stage_url: str, jobs, run_id: str = "") -> None:
+        if self.run_info() is not None:
+            raise InputError(self.path.parent, "another medfeat planned a run in this folder at the same time")
         with self.transaction() as db:
             db.execute("INSERT INTO run (id, created, medfeat_version, dataset, dataset_fingerprint, settings, "
                        "families, images_per_job, stage_url, run_id) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -180,10 +189,11 @@ class Ledger:
                                 for i, it in enumerate(job.items)])
 
     def start_session(self, workers: int, scheduler: str, backend: str | None = None,
-                      backend_options: dict | None = None) -> int:
-        """A session begins; ``backend_options`` must hold no secrets (see ``BackendSpec.public_options``)."""
+                      backend_options: dict | None = None, started: float | None = None) -> int:
+        """A session begins (``started``: when the user started it, e.g. before its cluster came up);
+        ``backend_options`` must hold no secrets (see ``BackendSpec.public_options``)."""
         cur = self.db.execute("INSERT INTO sessions (started, workers, scheduler, backend, backend_options) "
-                              "VALUES (?, ?, ?, ?, ?)", (time.time(), workers, scheduler, backend,
+                              "VALUES (?, ?, ?, ?, ?)", (started or time.time(), workers, scheduler, backend,
                                                          json.dumps(backend_options or {}, sort_keys=True,
                                                                     default=str)))
         return int(cur.lastrowid)
@@ -191,6 +201,25 @@ class Ledger:
     def end_session(self, session: int, *, planning_s: float, submission_s: float, submitted_jobs: int) -> None:
         self.db.execute("UPDATE sessions SET ended = ?, planning_s = ?, submission_s = ?, submitted_jobs = ? "
                         "WHERE session = ?", (time.time(), planning_s, submission_s, submitted_jobs, session))
+
+    def lock(self) -> None:
+        """Hold the run folder for this process (released when it ends): a second ``medfeat run`` or
+        ``resume`` of the same folder is refused instead of running the same jobs twice."""
+        import fcntl
+
+        self._lock = open(self.path.parent / ".medfeat.lock", "a")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._lock.close()
+            raise InputError(self.path.parent, "the run folder is busy: another medfeat run or resume is "
+                                               "working on it") from None
+
+    def unlock(self) -> None:
+        lock = getattr(self, "_lock", None)
+        if lock is not None:
+            lock.close()
+            self._lock = None
 
     def peak_concurrency(self, session: int) -> int:
         """Most attempts of ``session`` running at the same moment (from their start and end times):
