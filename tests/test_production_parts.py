@@ -308,3 +308,22 @@ def test_ctrl_c_finishes_the_ledger_and_says_how_to_resume(tmp_path):
     r = _medfeat("resume", run_dir, "--workers", "2", "--quiet", timeout=300)
     assert r.returncode == 0, r.stderr
     check_run(run_dir, paths, compare=4)
+
+
+def test_feature_tables_carry_their_provenance(tmp_path):
+    from medfeat.tables import read_provenance
+    from test_production import produce
+
+    make_images(tmp_path / "data", 3)
+    out = tmp_path / "f.csv"
+    r = _medfeat("extract", *sorted((tmp_path / "data").iterdir()), "--settings", SETTINGS, "--families", "stat,glcm",
+                 "-o", out)
+    assert r.returncode == 0, r.stderr
+    prov = read_provenance(out)
+    assert prov["medfeat_version"] == medfeat.__version__ and prov["settings"]["families"] == ["stat", "glcm"]
+    assert Settings.from_dict(prov["settings"]).bin_number == Settings.preset(SETTINGS).bin_number
+    prod = plan(tmp_path / "run", tmp_path / "data", 2)
+    produce(prod, workers=1)
+    prov = read_provenance(tmp_path / "run" / "features.parquet")
+    assert prov["run_id"] == prod.run_id and prov["dataset"] == str(tmp_path / "data")
+    assert prov["settings"] == prod.settings.to_dict()

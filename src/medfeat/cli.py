@@ -105,7 +105,10 @@ def extract(
             typer.echo(f"medfeat: error: {msg}", err=True)
             worst = max(worst, 1)
     table = (wide_table if layout == "wide" else long_table)(results, columns)
-    write_table(table, output)
+    from medfeat.tables import provenance
+
+    write_table(table, output, provenance(s.replace(families=_families(families) or s.families), label=label, roi=roi,
+                                          masks=masks))
     if worst:
         raise typer.Exit(worst)
 

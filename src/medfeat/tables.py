@@ -85,8 +85,46 @@ def _json_value(v):
     return None if isinstance(v, float) and not math.isfinite(v) else v
 
 
-def write_table(table: pa.Table, path: str | os.PathLike | None) -> None:
-    """Write ``table`` by the file's extension (.parquet, .csv, .json); ``None`` prints CSV to stdout."""
+PROVENANCE_KEY = b"medfeat"
+
+
+def provenance(settings, **more) -> dict:
+    """What made a feature table: medfeat's version, every setting (families included) and when;
+    ``more`` adds run facts (run id, dataset and its fingerprint). Input hashes are the table's
+    ``sha256`` column."""
+    import datetime
+
+    from medfeat import __version__
+
+    return {"medfeat_version": __version__, "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            "settings_name": getattr(settings, "name", ""), "settings": settings.to_dict(), **more}
+
+
+def read_provenance(path: str | os.PathLike) -> dict | None:
+    """The provenance of a table written by :func:`write_table` (Parquet metadata, or the JSON
+    sidecar ``PATH.meta.json`` of a CSV or JSON table)."""
+    path = Path(path)
+    if path.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        meta = pq.read_schema(path).metadata or {}
+        return json.loads(meta[PROVENANCE_KEY]) if PROVENANCE_KEY in meta else None
+    side = path.with_name(path.name + ".meta.json")
+    return json.loads(side.read_text()) if side.exists() else None
+
+
+def with_provenance(table: pa.Table, prov: dict | None) -> pa.Table:
+    if not prov:
+        return table
+    meta = dict(table.schema.metadata or {})
+    meta[PROVENANCE_KEY] = json.dumps(prov, sort_keys=True).encode()
+    return table.replace_schema_metadata(meta)
+
+
+def write_table(table: pa.Table, path: str | os.PathLike | None, prov: dict | None = None) -> None:
+    """Write ``table`` by the file's extension (.parquet, .csv, .json); ``None`` prints CSV to stdout.
+    ``prov`` (see :func:`provenance`) goes into the Parquet schema metadata, or beside a CSV or JSON
+    table as ``PATH.meta.json``, so that a feature file explains itself."""
     if path is None:
         import pyarrow.csv as pacsv
 
@@ -101,7 +139,7 @@ def write_table(table: pa.Table, path: str | os.PathLike | None) -> None:
     if suffix == ".parquet":
         import pyarrow.parquet as pq
 
-        pq.write_table(table, tmp)
+        pq.write_table(with_provenance(table, prov), tmp)
     elif suffix == ".csv":
         import pyarrow.csv as pacsv
 
@@ -111,4 +149,7 @@ def write_table(table: pa.Table, path: str | os.PathLike | None) -> None:
         tmp.write_text(json.dumps(records, indent=1, allow_nan=False))
     else:
         raise ValueError(f"{path}: unknown output format {suffix!r}; use .parquet, .csv or .json")
+    if prov and suffix != ".parquet":
+        side = path.with_name(path.name + ".meta.json")
+        side.write_text(json.dumps(prov, indent=1, sort_keys=True))
     os.replace(tmp, path)  # never leave a half-written table under the final name

@@ -144,7 +144,7 @@ class Production:
         import pyarrow.parquet as pq
 
         from medfeat.production.job import result_table
-        from medfeat.tables import ImageResult
+        from medfeat.tables import ImageResult, provenance, with_provenance
 
         tables = []
         for job in self.ledger.jobs():
@@ -159,8 +159,10 @@ class Production:
         if not tables:
             return
         table = pa.concat_tables(tables, promote_options="default")
+        prov = provenance(self.settings, run_id=self.run_id, dataset=self.info["dataset"],
+                          dataset_fingerprint=self.info["dataset_fingerprint"], planned_with=self.info["medfeat_version"])
         tmp = self.run_dir / (FEATURES_FILE + ".tmp")
-        pq.write_table(table, tmp)
+        pq.write_table(with_provenance(table, prov), tmp)
         os.replace(tmp, self.run_dir / FEATURES_FILE)
         errors = table.filter(pc.not_equal(table["error"], "")).select(["image", "job", "error"])
         tmp = self.run_dir / (ERRORS_FILE + ".tmp")
