@@ -323,3 +323,27 @@ def test_csv_dataset_with_masks_and_a_stage_url(tmp_path):
         expected = medfeat.extract(p, m, SETTINGS, families=FAMILIES)
         assert rows[str(p)]["stat_mean"] == pytest.approx(expected["stat_mean"])
         assert rows[str(p)]["cm_contrast_2d_avg"] == pytest.approx(expected["cm_contrast_2d_avg"])
+
+
+def test_resume_reruns_failed_jobs_and_jobs_whose_result_is_gone(tmp_path):
+    paths = make_images(tmp_path / "data", 6)
+    run_dir = tmp_path / "run"
+    prod = plan(run_dir, tmp_path / "data", 2)
+    junk = b"not a tar at all"  # job 1 fails: as if its bundle had been staged on a full disk
+    prod.stage.put("bundles/job-00001.tar", junk)
+    prod.ledger.set_bundle(1, "bundles/job-00001.tar", sha256_bytes(junk), len(junk))
+    m = produce(prod, workers=1, max_attempts=1)
+    assert (m["committed_jobs"], m["failed_jobs"]) == (2, 1)
+    # the passing cause is gone (the bad bundle), and job 2's committed result is lost from the stage
+    prod.stage.delete("bundles/job-00001.tar")
+    lost = prod.ledger.job(2)["result"]
+    prod.stage.delete(lost)
+    m = produce(plan(run_dir, None, 2), workers=1)
+    assert (m["committed_jobs"], m["failed_jobs"], m["failed_images"]) == (3, 0, 0)
+    check_run(run_dir, paths, compare=6)
+    led = Ledger(run_dir)
+    try:
+        assert [e["kind"] for e in led.events() if e["job_id"] == 2] == ["result-lost"]
+        assert [a["outcome"] for a in led.attempts(2)] == ["lost", "committed"]
+    finally:
+        led.close()

@@ -163,3 +163,27 @@ def test_a_manifest_item_must_point_at_a_checked_member(tmp_path):
                 tar.addfile(info, io.BytesIO(data))
         with pytest.raises(StageError, match="not one of the bundle's checked files"):
             unpack_bundle(buf.getvalue(), tmp_path / "scratch")
+
+
+def test_links_fifos_and_devices_get_error_rows_not_silence(tmp_path):
+    """Broken links, link loops and FIFOs in a folder dataset are planned, and their jobs give each
+    an error row (never a hang on the FIFO); a regular image beside them is extracted."""
+    import os
+
+    from test_production import make_images, plan as plan_run, produce
+    import pyarrow.parquet as pq
+
+    data = tmp_path / "data"
+    make_images(data, 1)
+    os.symlink(data / "nowhere.pgm", data / "broken.pgm")
+    os.symlink(data / "loop-b.pgm", data / "loop-a.pgm")
+    os.symlink(data / "loop-a.pgm", data / "loop-b.pgm")
+    os.mkfifo(data / "pipe.pgm")
+    os.symlink("/dev/zero", data / "zero.pgm")
+    prod = plan_run(tmp_path / "run", data, 2)
+    m = produce(prod, workers=1)
+    rows = {os.path.basename(r["image"]): r["error"] for r in pq.read_table(tmp_path / "run" / "features.parquet").to_pylist()}
+    assert rows["img-0000.ppm"] == ""
+    assert "broken link" in rows["broken.pgm"] and "loop" in rows["loop-a.pgm"].lower() + rows["loop-b.pgm"].lower()
+    assert "not a regular file" in rows["pipe.pgm"] and "not a regular file" in rows["zero.pgm"]
+    assert m["failed_images"] == 5 and m["committed_jobs"] == m["jobs"]

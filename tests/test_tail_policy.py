@@ -211,3 +211,22 @@ def test_a_result_with_other_images_than_planned_is_never_committed(tmp_path):
     assert [a["outcome"] for a in led.attempts(1)] == ["error", "error"]
     assert [led.job(j)["state"] for j in (0, 2)] == ["committed", "committed"]
 
+
+
+def test_a_job_that_always_hangs_fails_after_its_last_move(tmp_path):
+    """Every attempt of job 1 hangs: it is moved max_moves times, then fails; the run completes."""
+    ex = FakeExecutor({"w1": 1.0, "w2": 1.0})
+    place = ex._place
+
+    def hang_job_1():
+        place()
+        for attempt, (w, end, spec, started) in list(ex.running.items()):
+            if spec.job_id == 1:
+                ex.running[attempt] = (w, float("inf"), spec, started)
+
+    ex._place = hang_job_1
+    ledger, d = _drive(tmp_path, ex, 3, speculate=False, job_timeout=0.3, max_moves=2, slow_after=99)
+    _one_commit_each(ledger)
+    assert ledger.job(1)["state"] == "failed" and "timed out 3 times" in ledger.job(1)["error"]
+    assert [a["outcome"] for a in ledger.attempts(1)] == ["timeout"] * 3
+    assert [ledger.job(j)["state"] for j in (0, 2)] == ["committed", "committed"]

@@ -15,7 +15,7 @@ Tail policy, checked twice a second:
   different worker; the first result committed wins and the other attempt is cancelled;
 * **timeout** -- an attempt running longer than ``job_timeout`` (default: ``timeout_factor`` x the
   median, at least ``timeout_min_s``) is cancelled and its job moved to another worker (at most
-  ``max_moves`` times per job); on a batch system an attempt still queued after ``queue_timeout``
+  ``max_moves`` times per job; a job that times out once more fails, so none runs forever); on a batch system an attempt still queued after ``queue_timeout``
   is cancelled and submitted again the same way;
 * **slow workers** -- a worker whose attempt was slow (needed a backup, timed out, or finished
   after ``speculate_factor`` x the median) ``slow_after`` times gets no new jobs; it is named in
@@ -367,6 +367,11 @@ class Driver:
             ran = now - (a.started or a.submitted)
             if timeout and ran > timeout and st.moves < self.o.max_moves:
                 self._move(a, "timeout", f"timed out after {ran:.1f} s (limit {timeout:.1f} s)")
+                continue
+            if timeout and ran > timeout and len(st.attempts) == 1:
+                # moved max_moves times already: this was its last chance; no job runs forever
+                self._drop(a, "timeout", f"timed out after {ran:.1f} s (limit {timeout:.1f} s), its last move")
+                self._fail_job(a.job_id, f"timed out {st.moves + 1} times (limit {timeout:.1f} s)")
                 continue
             if (self.o.speculate and med and not st.backup and len(st.attempts) == 1 and a.worker is not None
                     and share >= self.o.speculate_after and ran > self.o.speculate_factor * med + self.lag):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import posixpath
 import time
 import uuid
 from pathlib import Path
@@ -107,9 +108,27 @@ class Production:
         finally:
             self.ledger.unlock()
 
+    def _check_results(self) -> None:
+        """Committed results must still be in the stage; a job whose result is gone runs again."""
+        committed = [j for j in self.ledger.jobs() if j["state"] == "committed"]
+        if not committed:
+            return
+        present: set[str] = set()
+        for folder in {posixpath.dirname(posixpath.dirname(j["result"])) for j in committed}:
+            try:
+                present |= {posixpath.relpath(p, self.stage.root) for p in self.stage.fs.find(self.stage.path(folder))}
+            except (FileNotFoundError, OSError):
+                pass
+        for j in committed:
+            if j["result"] not in present:
+                self.ledger.uncommit(j["job_id"], f"its result {j['result']} is gone from the stage; run again")
+
     def _run(self, backend, spec: BackendSpec | None, tail: TailPolicy, since: float | None) -> SessionFigures:
         self.ledger.mark_lost_attempts()
-        todo = [j["job_id"] for j in self.ledger.jobs() if j["state"] not in ("committed", "failed")]
+        self._check_results()
+        # every job without a committed result runs, those that failed in an earlier session too
+        # (their reason may have been passing: a full disk, an unreachable store)
+        todo = [j["job_id"] for j in self.ledger.jobs() if j["state"] != "committed"]
         t0 = time.time()
         ex = self.executor(spec or BackendSpec()) if not isinstance(backend, Executor) else backend
         # client time before the first submission: planning, and starting the workers

@@ -318,6 +318,16 @@ class Ledger:
                         (outcome, error, report.get("finished", time.time()), report.get("worker"),
                          report.get("host"), report.get("pid"), report.get("started"), attempt_id))
 
+    def uncommit(self, job_id: int, reason: str) -> None:
+        """A committed job whose result is gone from the stage runs again: its committed attempt is
+        recorded lost (with ``reason``) and the job goes back to be staged."""
+        with self.transaction() as db:
+            row = db.execute("SELECT committed_attempt FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+            db.execute("UPDATE attempts SET outcome = 'lost', error = ? WHERE attempt_id = ?", (reason, row[0]))
+            db.execute("UPDATE jobs SET state = 'planned', committed_attempt = NULL, result = NULL, bundle = NULL, "
+                       "error = NULL WHERE job_id = ?", (job_id,))
+            db.execute("INSERT INTO events VALUES (?, 'result-lost', ?, ?, ?)", (time.time(), job_id, row[0], reason))
+
     def mark_lost_attempts(self) -> int:
         """Attempts left 'running' by a client that died: they are lost (their results, if any, are ignored)."""
         cur = self.db.execute("UPDATE attempts SET outcome = 'lost', error = 'client stopped before this attempt "

@@ -29,6 +29,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import re
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -170,6 +171,28 @@ def _csv_items(fs, root: str, label: int | None, roi: str | None) -> list[Item]:
     return items
 
 
+def _odd_entries(fs, root: str) -> dict[str, dict]:
+    """Entries of a local folder that are not regular files or folders -- broken links, link loops,
+    FIFOs, devices -- which a listing leaves out: planned as images, so that each gets its error
+    row (the bundler refuses them) instead of vanishing."""
+    if "file" not in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
+        return {}
+    import stat
+
+    odd = {}
+    for folder, dirs, names in os.walk(root):
+        for name in names + [d for d in dirs if os.path.islink(os.path.join(folder, d))]:
+            p = os.path.join(folder, name)
+            try:
+                st = os.stat(p)
+            except OSError:  # broken link, loop
+                odd[p] = {"size": -1, "mtime": "unreadable"}
+                continue
+            if not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
+                odd[p] = {"size": -1, "mtime": "not-a-regular-file"}
+    return odd
+
+
 def _parse_pattern(pattern: str | None) -> tuple[str, str] | None:
     if not pattern:
         return None
@@ -184,6 +207,8 @@ def _folder_items(fs, root: str, label: int | None, roi: str | None, mask_patter
     root = root.rstrip("/")
     files = {p: info for p, info in fs.find(root, detail=True).items()
              if info.get("type", "file") == "file" and _is_image(p)}
+    odd = _odd_entries(fs, root)
+    files.update(odd)
 
     def rel(p: str) -> str:
         return p[len(root) + 1:] if p.startswith(root + "/") else p
@@ -193,7 +218,7 @@ def _folder_items(fs, root: str, label: int | None, roi: str | None, mask_patter
     series_dirs: dict[str, list[str]] = {}
     by_dir: dict[str, list[str]] = {}
     for p in files:
-        if p not in masks and _is_dicom_name(p):
+        if p not in masks and p not in odd and _is_dicom_name(p):
             by_dir.setdefault(p.rsplit("/", 1)[0], []).append(p)
     dicom_masks: dict[str, list[str]] = {}
     for d, paths in by_dir.items():

@@ -124,6 +124,34 @@ class Stage:
             pass
 
 
+# A dataset file larger than this is refused while bundling (a character device, a runaway file):
+# bundles are read into memory, and no medical image file medfeat reads comes near it.
+MAX_INPUT_BYTES = 8 << 30
+
+
+def _regular(fs, path: str, url: str) -> None:
+    """Refuse what is not a regular file before opening it: a FIFO blocks the reader forever, a
+    device is read until memory runs out, a broken or looping link has nothing to read."""
+    if getattr(fs, "protocol", None) in ("file", ("file", "local"), "local") or isinstance(fs.protocol, tuple) \
+            and "file" in fs.protocol:
+        import stat
+
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise InputError(url, "file not found while building the job bundle (a broken link?)") from None
+        except OSError as exc:  # a link loop (ELOOP), no permission
+            raise InputError(url, f"cannot read: {exc.strerror or exc}") from None
+        if not stat.S_ISREG(st.st_mode):
+            raise InputError(url, "not a regular file (a FIFO, a device or a socket); refused")
+        size = st.st_size
+    else:
+        size = int(fs.info(path).get("size") or 0)
+    if size > MAX_INPUT_BYTES:
+        raise InputError(url, f"file of {size / 2**30:.1f} GiB is larger than the {MAX_INPUT_BYTES >> 30} GiB "
+                              "a job bundle takes")
+
+
 def _read_source(url: str) -> list[tuple[str, bytes]]:
     """Bytes of an input: one file, or every file of a folder (a DICOM series), with relative names."""
     fs, path = fsspec.core.url_to_fs(url)
@@ -131,9 +159,11 @@ def _read_source(url: str) -> list[tuple[str, bytes]]:
         if fs.isdir(path):
             out = []
             for p in sorted(fs.find(path)):
+                _regular(fs, p, url)
                 with fs.open(p, "rb") as fh:
                     out.append((posixpath.relpath(p, path), fh.read()))
             return out
+        _regular(fs, path, url)
         with fs.open(path, "rb") as fh:
             return [("", fh.read())]
     except FileNotFoundError:
