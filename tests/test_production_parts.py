@@ -327,3 +327,13 @@ def test_feature_tables_carry_their_provenance(tmp_path):
     prov = read_provenance(tmp_path / "run" / "features.parquet")
     assert prov["run_id"] == prod.run_id and prov["dataset"] == str(tmp_path / "data")
     assert prov["settings"] == prod.settings.to_dict()
+
+
+def test_every_option_of_every_command_has_help():
+    import typer.main
+
+    from medfeat.cli import app
+
+    missing = [(name, getattr(p, "opts", p.name)) for name, sub in typer.main.get_command(app).commands.items()
+               for p in sub.params if not (getattr(p, "help", None) or "").strip()]
+    assert missing == []

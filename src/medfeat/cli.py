@@ -520,9 +520,9 @@ def make_dataset_cmd(
 @app.command()
 def demo(
     output: Path = typer.Option(Path("demo-out"), "--output", "-o", help="Folder for the demo's dataset and run."),
-    jobs: int = typer.Option(8, "--jobs"),
-    images_per_job: int = typer.Option(25, "--images-per-job"),
-    workers: Optional[int] = typer.Option(None, "--workers", "-w"),
+    jobs: int = typer.Option(8, "--jobs", help="Jobs of the demo production."),
+    images_per_job: int = typer.Option(25, "--images-per-job", help="Images per job (256x256 RGB PPM)."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Worker processes (default: one per core)."),
 ) -> None:
     """Make a small dataset from real medical images, run it as a production on the embedded Dask
     cluster, and print the run table and a few features."""
