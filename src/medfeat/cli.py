@@ -328,6 +328,7 @@ def _run_config(config, *, images_per_job=None, stage=None, label=None, roi=None
 
 def _run_production(run_dir: Path, dataset, settings, families, cfg, quiet: bool) -> None:
     import shutil
+    import sqlite3
 
     from rich.console import Console
 
@@ -355,9 +356,11 @@ def _run_production(run_dir: Path, dataset, settings, families, cfg, quiet: bool
             prod.run(ex, cfg.tail, since=t0)
         finally:
             ex.close()
-    except (InputError, KeyboardInterrupt) as exc:
+    except (InputError, KeyboardInterrupt, OSError, sqlite3.Error) as exc:
         if fresh and not started:  # nothing ran: leave no half-made run folder behind
             shutil.rmtree(run_dir, ignore_errors=True)
+        if isinstance(exc, (OSError, sqlite3.Error)):  # a full disk, a folder made read-only mid-run
+            exc = InputError(run_dir, f"{type(exc).__name__}: {exc}")
         if isinstance(exc, KeyboardInterrupt):
             _fail("interrupted" + (f"; committed results are kept: `medfeat resume {run_dir}` runs the rest"
                                    if started else ""), code=130)
