@@ -282,3 +282,38 @@ def test_mapping_matches_medfeat_columns():
     assert ("original_glcm_JointEnergy", "cm_energy_2d_avg") in feature_pairs("2D, averaged")
     assert ("original_shape2D_Perimeter", "morph_2d_perimeter") in feature_pairs("2D, averaged")
     assert ("glszm_SmallAreaEmphasis", "szm_sze_3d") in feature_pairs("3D, averaged", image_type="")
+
+
+def test_cli_converts_a_parameter_file_and_names_columns_like_pyradiomics(tmp_path):
+    import subprocess
+    import sys
+
+    import numpy as np
+    import pyarrow.csv as pacsv
+
+    import medfeat
+    from medfeat.extract import Settings
+    from medfeat.io.netpbm import write_netpbm
+    from medfeat.pyradiomics import settings_from_pyradiomics
+
+    params = tmp_path / "params.yaml"
+    params.write_text("setting:\n  binWidth: 10\n  force2D: true\nimageType:\n  Original: {}\n"
+                      "featureClass:\n  firstorder:\n  glcm:\n")
+    out = tmp_path / "s.toml"
+    r = subprocess.run([sys.executable, "-m", "medfeat", "settings", "--from-pyradiomics", str(params), "-o", str(out)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    want, notes = settings_from_pyradiomics(params)
+    got = Settings.from_file(out)
+    assert got.to_dict() == want.to_dict() and notes and all(f"medfeat: note: {n}" in r.stderr for n in notes)
+    img = tmp_path / "a.pgm"
+    write_netpbm(img, np.random.default_rng(3).integers(0, 200, (40, 40), dtype=np.uint8))
+    table = tmp_path / "f.csv"
+    r = subprocess.run([sys.executable, "-m", "medfeat", "extract", str(img), "--settings", str(out), "--names",
+                        "pyradiomics", "-o", str(table)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    row = pacsv.read_csv(table).to_pylist()[0]
+    ref = medfeat.extract(img, None, got)
+    assert row["original_firstorder_Mean"] == pytest.approx(ref["stat_mean"], rel=1e-12)
+    assert row["original_glcm_Contrast"] == pytest.approx(ref["cm_contrast_25d_dmrg"], rel=1e-12)
+    assert "cm_contrast_25d_dmrg" not in row

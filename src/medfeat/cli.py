@@ -64,6 +64,8 @@ def extract(
                                            help="Comma-separated families (stat,ih,ivh,glcm,glrlm,glszm,gldzm,"
                                                 "...; see `medfeat families`)."),
     layout: str = typer.Option("wide", "--layout", help="wide: one row per image; long: one row per value."),
+    names: str = typer.Option("medfeat", "--names", help="Column names: medfeat (IBSI tags) or pyradiomics "
+                                                         "(original_glcm_JointEnergy, for the features both define)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="OUT.parquet, .csv or .json (default: CSV on stdout)."),
 ) -> None:
     """Extract features from IMAGES into one table. A bad image gets an error in its row; the others
@@ -73,6 +75,8 @@ def extract(
 
     if layout not in ("wide", "long"):
         _fail(f"--layout must be 'wide' or 'long', not {layout!r}")
+    if names not in ("medfeat", "pyradiomics"):
+        _fail(f"--names must be 'medfeat' or 'pyradiomics', not {names!r}")
     if output is not None and output.suffix.lower() not in (".parquet", ".csv", ".json"):
         _fail(f"{output}: unknown output format {output.suffix!r}; use .parquet, .csv or .json")
     masks = list(mask or [])
@@ -105,6 +109,15 @@ def extract(
             typer.echo(f"medfeat: error: {msg}", err=True)
             worst = max(worst, 1)
     table = (wide_table if layout == "wide" else long_table)(results, columns)
+    if names == "pyradiomics" and layout == "wide":
+        from medfeat.pyradiomics import pyradiomics_column
+
+        renamed, seen = [], set()
+        for c in table.column_names:
+            new = pyradiomics_column(c) or c
+            renamed.append(new if new not in seen else c)  # a second column of one name keeps medfeat's
+            seen.add(renamed[-1])
+        table = table.rename_columns(renamed)
     from medfeat.tables import provenance
 
     write_table(table, output, provenance(s.replace(families=_families(families) or s.families), label=label, roi=roi,
@@ -551,6 +564,38 @@ def demo(
     for r in rows[:5]:
         t.add_row(Path(r["image"]).name, *(f"{r[c]:.4g}" if r[c] is not None else "-" for c in shown))
     console.print(t)
+
+
+@app.command("settings")
+def settings_cmd(
+    source: Optional[str] = typer.Argument(None, help="Preset name or settings file (TOML, YAML, JSON) to print as "
+                                                      "a complete TOML settings file."),
+    from_pyradiomics: Optional[Path] = typer.Option(None, "--from-pyradiomics",
+                                                    help="Convert a PyRadiomics parameter file (YAML or JSON)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the TOML here (default: stdout)."),
+) -> None:
+    """Print or convert settings: a preset or file as complete TOML, or a PyRadiomics parameter file
+    as medfeat settings, with one note (on stderr and as comments) per setting that has no exact
+    equivalent."""
+    from medfeat.extract import Settings
+    from medfeat.pyradiomics import settings_from_pyradiomics, settings_to_toml
+
+    if (source is None) == (from_pyradiomics is None):
+        _fail("give a preset or settings file, or --from-pyradiomics PARAMS.yaml (one of them)")
+    try:
+        if from_pyradiomics is not None:
+            s, notes = settings_from_pyradiomics(from_pyradiomics)
+        else:
+            s, notes = Settings.resolve(source), []
+    except InputError as exc:
+        _fail(str(exc))
+    text = settings_to_toml(s, notes)
+    for note in notes:
+        typer.echo(f"medfeat: note: {note}", err=True)
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text)
 
 
 @app.command("pack-env")
