@@ -1,7 +1,6 @@
 """The ``medfeat`` command line."""
 from __future__ import annotations
 
-import hashlib
 import time
 from pathlib import Path
 from typing import List, Optional
@@ -34,14 +33,9 @@ def _fail(message: str, code: int = 2) -> None:
 
 
 def _file_sha256(path: str) -> str:
-    try:
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-        return h.hexdigest()
-    except OSError:
-        return ""
+    from medfeat.io._files import file_sha256  # never blocks on a FIFO nor reads a device forever
+
+    return file_sha256(path)
 
 
 def _families(value: Optional[str]):
@@ -64,6 +58,8 @@ def extract(
                                            help="Comma-separated families (stat,ih,ivh,glcm,glrlm,glszm,gldzm,"
                                                 "...; see `medfeat families`)."),
     layout: str = typer.Option("wide", "--layout", help="wide: one row per image; long: one row per value."),
+    resample_mask: bool = typer.Option(False, "--resample-mask", help="Resample a mask on another grid (shifted, "
+                                                                      "flipped) onto the image's instead of refusing it."),
     names: str = typer.Option("medfeat", "--names", help="Column names: medfeat (IBSI tags) or pyradiomics "
                                                          "(original_glcm_JointEnergy, for the features both define)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="OUT.parquet, .csv or .json (default: CSV on stdout)."),
@@ -84,6 +80,8 @@ def extract(
         _fail(f"{len(masks)} masks for {len(images)} images: give one mask for all, or one per image")
     try:
         s = Settings.resolve(settings)
+        if resample_mask:
+            s = s.replace(resample_mask=True)
         columns = feature_columns(s, _families(families))
     except InputError as exc:
         _fail(str(exc))
@@ -401,6 +399,8 @@ def run(
     label: Optional[int] = typer.Option(None, "--label", help="Mask label for every image whose row names none "
                                                               "(default: any non-zero voxel)."),
     roi: Optional[str] = typer.Option(None, "--roi", help="RTSTRUCT ROI name for every image whose row names none."),
+    resample_mask: bool = typer.Option(False, "--resample-mask", help="Resample masks on another grid (shifted, "
+                                                                      "flipped) onto their image's instead of refusing them."),
     mask_pattern: Optional[str] = typer.Option(None, "--mask-pattern",
                                                help="Pair images and masks in a folder: IMAGE_GLOB:MASK_GLOB with one "
                                                     "* each, e.g. '*_t1.nii.gz:*_t1_seg.nii.gz' (default: *_image.* "
@@ -425,6 +425,13 @@ def run(
                       queue_timeout=queue_timeout, slow_after=slow_after, keep_bundles=keep_bundles, queue=queue,
                       account=account, walltime=walltime, memory=memory, job_extra=job_extra, hosts=hosts,
                       ssh_port=ssh_port, ssh_user=ssh_user, ssh_key=ssh_key, ce=ce, env=env)
+    if resample_mask:
+        from medfeat.extract import Settings
+
+        try:
+            settings = Settings.resolve(settings).replace(resample_mask=True)
+        except InputError as exc:
+            _fail(str(exc))
     _run_production(output, dataset, settings, families, cfg, quiet)
 
 

@@ -204,6 +204,8 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "interpolation_spacing": _spacing,
     "roi_interpolation": _roi_interpolation,
     "roi_partial_volume": _real(positive=True, hi=1.0, what="a number in (0, 1]"),
+    "geometry_tolerance": _real(positive=True, hi=0.5, what="a number in (0, 0.5] (a fraction of a voxel)"),
+    "resample_mask": _boolean,
     "description": _text,
 }
 
@@ -259,6 +261,13 @@ class Settings:
     roi_partial_volume : float
         Partial-volume threshold in (0, 1]: an interpolated mask value at least this keeps the voxel
         in the ROI (IBSI: 0.5).
+    geometry_tolerance : float
+        How far a label-image mask's grid may differ from the image's, as a fraction of the largest
+        voxel size, in every element of the voxel-to-world mapping (origin, spacing, direction):
+        a mask shifted, flipped or on another grid is refused (PyRadiomics' ``geometryTolerance``).
+    resample_mask : bool
+        Instead of refusing a mask on another grid, resample it onto the image's grid (nearest
+        neighbour in world coordinates; mask voxels outside the image are dropped).
     """
 
     dimension: str = "3d"
@@ -285,6 +294,8 @@ class Settings:
     interpolation_spacing: tuple[float, ...] | None = None
     roi_interpolation: str = "linear"
     roi_partial_volume: float = 0.5
+    geometry_tolerance: float = 1e-3
+    resample_mask: bool = False
     description: str = ""
     name: str = "custom"
 
@@ -845,7 +856,60 @@ def _as_image(image: Image | str | os.PathLike | np.ndarray) -> Image:
     return read_image(image)
 
 
-def _as_mask(mask, image: Image, label: int | None, roi: str | None = None) -> np.ndarray:
+def _voxel_to_world(img: Image) -> np.ndarray | None:
+    """The 3x4 map from medfeat's (z, y, x, 1) voxel index to world coordinates: the file's affine
+    where it has one (NIfTI), else the axis-aligned grid of origin and spacing."""
+    affine = img.meta.get("affine") if isinstance(img.meta, dict) else None
+    if affine is not None:
+        a = np.asarray(affine, dtype=float)[:3]
+        return a[:, [2, 1, 0, 3]]  # (x, y, z) index columns -> medfeat's (z, y, x)
+    m = np.zeros((3, 4))
+    m[:, :3] = np.diag(img.spacing)
+    m[:, 3] = img.origin
+    return m
+
+
+def _geometry_difference(mask: Image, image: Image, tol: float) -> str | None:
+    """Why ``mask``'s grid is not ``image``'s within ``tol`` voxels, or None. Masks of another file
+    family (a DICOM image, a NIfTI mask) have other world conventions: only shape and spacing count."""
+    if mask.array.shape[:3] != image.array.shape[:3]:
+        return f"shape {tuple(mask.array.shape[:3])} differs from the image's {image.shape}"
+    if not np.allclose(mask.spacing, image.spacing, rtol=tol, atol=1e-6):
+        return f"spacing {mask.spacing} mm differs from the image's {image.spacing} mm"
+    if ("affine" in (mask.meta or {})) != ("affine" in (image.meta or {})):
+        return None
+    a, b = _voxel_to_world(mask), _voxel_to_world(image)
+    limit = tol * max(image.spacing)
+    if np.abs(a[:, :3] - b[:, :3]).max() > limit:
+        return "its axes point other ways than the image's (flipped or rotated voxel-to-world mapping)"
+    shift = a[:, 3] - b[:, 3]
+    if np.abs(shift).max() > limit:
+        return f"its origin is {np.linalg.norm(shift):.3g} mm from the image's"
+    return None
+
+
+def _resample_mask(mask: Image, image: Image) -> np.ndarray:
+    """The mask's values at the image's voxel centres (nearest neighbour in world coordinates),
+    slice by slice so that memory stays bounded; voxels outside the mask's grid are 0."""
+    src, dst = _voxel_to_world(mask), _voxel_to_world(image)
+    full = np.vstack([src, [0, 0, 0, 1]])
+    to_mask = np.linalg.inv(full)[:3] @ np.vstack([dst, [0, 0, 0, 1]])  # image index -> mask index
+    arr = mask.array
+    out = np.zeros(image.shape, dtype=arr.dtype)
+    _, ny, nx = image.shape
+    yy, xx = np.meshgrid(np.arange(ny), np.arange(nx), indexing="ij")
+    for z in range(image.shape[0]):
+        idx = np.stack([np.full(yy.shape, z), yy, xx, np.ones(yy.shape)]).reshape(4, -1)
+        ijk = np.rint(to_mask @ idx).astype(np.int64)
+        inside = np.all((ijk >= 0) & (ijk < np.array(arr.shape[:3])[:, None]), axis=0)
+        plane = np.zeros(ny * nx, dtype=arr.dtype)
+        plane[inside] = arr[ijk[0, inside], ijk[1, inside], ijk[2, inside]]
+        out[z] = plane.reshape(ny, nx)
+    return out
+
+
+def _as_mask(mask, image: Image, label: int | None, roi: str | None = None,
+             settings: "Settings | None" = None) -> np.ndarray:
     name = image.source or "<array>"
     if mask is None:
         if roi is not None:
@@ -872,12 +936,24 @@ def _as_mask(mask, image: Image, label: int | None, roi: str | None = None) -> n
         if m.is_rgb:
             raise InputError(m.source, "mask is a colour image; masks must be single-channel label images")
         arr, src, spacing = m.array, m.source or "<mask>", m.spacing
+        tol = settings.geometry_tolerance if settings is not None else 1e-3
+        why = _geometry_difference(m, image, tol)
+        if why is not None and settings is not None and settings.resample_mask:
+            arr, spacing = _resample_mask(m, image), image.spacing
+        elif why is not None and ("origin" in why or "axes" in why):
+            raise InputError(src, f"mask geometry does not match the image {name}: {why} (tolerance "
+                                  f"{tol:g} voxel); resample it onto the image grid with --resample-mask")
     if arr.shape != image.shape:
         raise InputError(src, f"mask shape {tuple(arr.shape)} does not match image shape {image.shape} of {name}")
     if spacing is not None and not np.allclose(spacing, image.spacing, rtol=1e-3, atol=1e-4):
         raise InputError(src, f"mask spacing {spacing} mm does not match image spacing {image.spacing} mm of {name}")
     if label is None:
-        out = arr != 0 if arr.dtype != bool else arr
+        if arr.dtype == bool:
+            out = arr
+        elif arr.dtype.kind in "fc":  # a NaN (or infinite) mask value is no label: not in the ROI
+            out = (arr != 0) & np.isfinite(arr)
+        else:
+            out = arr != 0
     else:
         out = arr == label
     if not out.any():
@@ -951,7 +1027,7 @@ def extract(image: Image | str | os.PathLike | np.ndarray,
     s = Settings.resolve(settings)
     fams = _check_families(families, s)
     img = _as_image(image)
-    morph = _as_mask(mask, img, label, roi)
+    morph = _as_mask(mask, img, label, roi, s)
     name = img.source or "<array>"
     # crop before converting: a tumour ROI is a small part of a CT volume
     box = processing.bounding_box(morph)

@@ -27,6 +27,16 @@ class ImageResult:
     error: str = ""
 
 
+def text(value: str) -> str:
+    """A file name as a table can hold it: bytes that are not UTF-8 (kept by Python as surrogate
+    escapes) become ``\\xNN``."""
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def wide_table(results: list[ImageResult], columns: list[Column]) -> pa.Table:
     """One row per image: ``image``, ``sha256``, ``error``, then one float column per feature
     (null for a failed image or a feature the row lacks)."""
@@ -50,8 +60,8 @@ def wide_table(results: list[ImageResult], columns: list[Column]) -> pa.Table:
             missing[i] = [v is None for v in row]
         if not r.features.keys() >= name_set:
             missing[i] |= [k not in r.features for k in names]
-    arrays = [pa.array([r.image for r in results], pa.string()), pa.array([r.sha256 for r in results], pa.string()),
-              pa.array([r.error for r in results], pa.string())]
+    arrays = [pa.array([text(r.image) for r in results], pa.string()), pa.array([r.sha256 for r in results], pa.string()),
+              pa.array([text(r.error) for r in results], pa.string())]
     values = np.asfortranarray(values)  # contiguous columns
     for j in range(m):
         col = values[:, j]
@@ -70,11 +80,11 @@ def long_table(results: list[ImageResult], columns: list[Column]) -> pa.Table:
     rows = {k: [] for k in LONG_COLUMNS}
     for r in results:
         if r.error:
-            for k, v in zip(LONG_COLUMNS, (r.image, "", "", "", "", None, r.error)):
+            for k, v in zip(LONG_COLUMNS, (text(r.image), "", "", "", "", None, text(r.error))):
                 rows[k].append(v)
             continue
         for c in columns:
-            for k, v in zip(LONG_COLUMNS, (r.image, c.family, c.feature.tag, c.feature.code, c.aggregation,
+            for k, v in zip(LONG_COLUMNS, (text(r.image), c.family, c.feature.tag, c.feature.code, c.aggregation,
                                            r.features.get(c.name), "")):
                 rows[k].append(v)
     schema = pa.schema([(k, pa.float64() if k == "value" else pa.string()) for k in LONG_COLUMNS])

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from medfeat.errors import InputError
 from medfeat.image import Image
-from medfeat.io._files import read_file
+from medfeat.io._files import gunzip_bounded, read_file
 from medfeat.io.netpbm import write_netpbm
 
 __all__ = ["Image", "detect_format", "read_image", "write_netpbm"]
@@ -129,8 +129,7 @@ def _reader(kind: str):
     return reader
 
 
-def _gunzip(data: bytes, path) -> bytes:
-    try:
-        return gzip.decompress(data)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise InputError(path, f"truncated or corrupt gzip data ({exc})") from None
+def _gunzip(data: bytes, path) -> bytearray:
+    """All decompressed bytes, refused as soon as they pass the reader's file size limit (a gzip
+    bomb costs at most that, never what it would expand to)."""
+    return gunzip_bounded(data, path)

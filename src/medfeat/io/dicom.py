@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +26,7 @@ from pydicom.errors import InvalidDicomError
 
 from medfeat.errors import InputError
 from medfeat.image import Image
-from medfeat.io._files import read_file
+from medfeat.io._files import check_image_size, read_file, read_head
 
 __all__ = ["NON_IMAGE_MODALITIES", "is_dicom", "read_dicom_file", "read_dicom_series"]
 
@@ -49,6 +51,57 @@ def is_dicom(head: bytes) -> bool:
     return len(head) >= 132 and head[128:132] == b"DICM"
 
 
+def _quiet(func):
+    """Run a reader with every library warning dropped.
+
+    pydicom warns about values that break the standard's VR rules (a UI with letters, a DS with
+    too many characters, odd-length values ...), pylibjpeg/pydicom about odd encapsulation and
+    numpy about overflowing casts. None of these makes the pixels unreadable: what does (truncation,
+    a missing decoder, sizes) raises and becomes an InputError below; the rest must not leak to
+    stderr and split ``medfeat extract``'s one line per bad file.
+    """
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return func(*args, **kwargs)
+    return wrapper
+
+
+def _int(ds, keyword: str, default: int | None = None) -> int | None:
+    try:
+        value = ds.get(keyword, default)
+        return default if value in (None, "") else int(value)
+    except (TypeError, ValueError, OverflowError):
+        return default
+
+
+def _check_pixel_size(ds, path) -> None:
+    """Rows x Columns x frames x samples x bits against the image size limit, before decoding."""
+    rows, cols = _int(ds, "Rows"), _int(ds, "Columns")
+    frames = _int(ds, "NumberOfFrames", 1) or 1
+    samples = _int(ds, "SamplesPerPixel", 1) or 1
+    bits = _int(ds, "BitsAllocated", 16) or 16
+    if "FloatPixelData" in ds:
+        bits = 32
+    elif "DoubleFloatPixelData" in ds:
+        bits = 64
+    if rows is None or cols is None or rows < 1 or cols < 1 or frames < 1 or samples < 1 or bits < 1:
+        raise InputError(path, f"bad DICOM image size: Rows {ds.get('Rows')}, Columns {ds.get('Columns')}, "
+                               f"NumberOfFrames {ds.get('NumberOfFrames', 1)}, SamplesPerPixel "
+                               f"{ds.get('SamplesPerPixel', 1)}, BitsAllocated {ds.get('BitsAllocated')}")
+    # decoded at whole bytes (1-bit data too), colour converted to RGB, rescaled to float32
+    nbytes = math.prod((rows, cols, frames, max(samples, 3 if "RedPaletteColorLookupTableData" in ds else 1),
+                        max(-(-bits // 8), 4 if _rescaled_hint(ds) else 1)))
+    check_image_size(path, nbytes, f"{rows}x{cols}, {frames} frame(s), {samples} sample(s) of {bits} bits")
+
+
+def _rescaled_hint(ds) -> bool:
+    return "RescaleSlope" in ds or "RescaleIntercept" in ds or "SharedFunctionalGroupsSequence" in ds
+
+
 def _dcmread(src, path):
     try:
         return pydicom.dcmread(src)
@@ -67,8 +120,15 @@ def _transfer_syntax(ds):
 def _decoder_problem(ts) -> str | None:
     """Why no installed plugin can decode transfer syntax ``ts``, or None when one can (or it is
     not compressed). Asked before decoding, so a missing decoder is not mistaken for corrupt data."""
-    if ts is None or not ts.is_compressed:
+    if ts is None:
         return None
+    if not getattr(ts, "is_transfer_syntax", True):
+        return f"unknown or unsupported transfer syntax {ts} (not a DICOM transfer syntax pydicom knows)"
+    try:
+        if not ts.is_compressed:
+            return None
+    except ValueError as exc:  # pragma: no cover - guarded above
+        return f"unknown or unsupported transfer syntax {ts} ({exc})"
     try:
         from pydicom.pixels import get_decoder
     except ImportError:  # pydicom < 3 has no registry to ask: decode failures read as corruption
@@ -92,6 +152,7 @@ def _pixels(ds, path) -> np.ndarray:
     problem = _decoder_problem(ts)
     if problem:
         raise InputError(path, problem)
+    _check_pixel_size(ds, path)
     try:
         arr = ds.pixel_array  # pydicom >= 3 converts YBR_* to RGB here
     except MemoryError:
@@ -99,7 +160,7 @@ def _pixels(ds, path) -> np.ndarray:
     except Exception as exc:
         raise InputError(path, f"corrupt or truncated DICOM pixel data ({type(exc).__name__}: {exc})") from None
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    frames = _int(ds, "NumberOfFrames", 1) or 1
     if frames == 1:
         arr = arr[np.newaxis]
     if photometric == "PALETTE COLOR":
@@ -220,7 +281,7 @@ def _meta(ds, geo: dict) -> dict:
         "study_uid": str(ds.get("StudyInstanceUID", "")),
         "frame_of_reference_uid": str(ds.get("FrameOfReferenceUID", "")),
         "photometric": str(ds.get("PhotometricInterpretation", "")),
-        "bits_stored": int(ds.get("BitsStored", 0) or 0),
+        "bits_stored": _int(ds, "BitsStored", 0) or 0,
         "rescale_slope": geo["slopes"][0],
         "rescale_intercept": geo["intercepts"][0],
         "rescale_type": str(_attr(ds, 0, "PixelValueTransformationSequence", "RescaleType") or ""),
@@ -229,6 +290,7 @@ def _meta(ds, geo: dict) -> dict:
     }
 
 
+@_quiet
 def read_dicom_file(path: str | os.PathLike, data: bytes | None = None) -> Image:
     """Read one DICOM file; a multi-frame file becomes a z stack.
 
@@ -275,6 +337,7 @@ def read_dicom_file(path: str | os.PathLike, data: bytes | None = None) -> Image
                  sha256=hashlib.sha256(data).hexdigest(), meta=meta)
 
 
+@_quiet
 def read_dicom_series(folder: str | os.PathLike) -> Image:
     """Read the DICOM image series in a folder (not recursive) as one volume.
 
@@ -306,10 +369,9 @@ def read_dicom_series(folder: str | os.PathLike) -> Image:
     digest, slices = hashlib.sha256(), []
     for p in files:
         try:
-            with open(p, "rb") as fh:
-                if not is_dicom(fh.read(132)):
-                    continue
-        except OSError:
+            if not is_dicom(read_head(p, 132)):
+                continue
+        except InputError:  # unreadable, or swapped for a FIFO/device since it was listed
             continue
         data = read_file(p)
         ds = _dcmread(io.BytesIO(data), p)
@@ -355,7 +417,7 @@ def _stack(folder: Path, slices: list, sha256: str) -> Image:
     order, proj = _order([g["positions"][0] for g in geos], first["normal"])
     meta = _meta(slices[0][1], first)
     if proj is None:  # no positions: InstanceNumber is the only order left
-        order = np.argsort([int(ds.get("InstanceNumber", 0) or 0) for _, ds in slices], kind="stable")
+        order = np.argsort([_int(ds, "InstanceNumber", 0) or 0 for _, ds in slices], kind="stable")
         dz = first["thickness"]
         meta["slice_order"] = "InstanceNumber (no ImagePositionPatient/ImageOrientationPatient)"
     else:

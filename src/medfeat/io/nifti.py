@@ -8,17 +8,20 @@ unlike DICOM's LPS), both reversed to (z, y, x) and converted to mm.
 """
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
 import math
 import os
 import struct
+import warnings
 import zlib
 
 import numpy as np
 
 from medfeat.errors import InputError
 from medfeat.image import Image
-from medfeat.io._files import read_file
+from medfeat.io._files import check_image_size, gunzip_bounded, read_file
 
 __all__ = ["looks_like_nifti", "read_nifti"]
 
@@ -38,54 +41,33 @@ def looks_like_nifti(head: bytes) -> bool:
     return 540 in sizes and head[4:8] in (b"n+2\0", b"ni2\0")
 
 
-def _gunzip(data: bytes, path) -> bytearray:
-    """The decompressed bytes, written piece by piece into one buffer sized from the gzip trailer
-    (``gzip.decompress`` holds the output twice while joining its pieces: 2x the volume at the peak).
-    """
-    size = struct.unpack("<I", data[-4:])[0] if len(data) >= 18 else 0  # ISIZE: size mod 2**32
-    out = bytearray(size)
-    pos = 0
-    view = memoryview(data)
-    step = 1 << 20
+def _gunzip_head(data, path, n: int) -> bytes:
+    """The first ``n`` decompressed bytes (fewer when the stream holds fewer), inflating no more."""
     try:
-        while view:
-            inflater = zlib.decompressobj(wbits=31)  # one gzip member
-            while view and not inflater.eof:
-                chunk = view[:step]
-                view = view[step:]
-                while chunk and not inflater.eof:  # a highly compressed chunk: in bounded pieces
-                    piece = inflater.decompress(chunk, 4 * step)
-                    chunk = inflater.unconsumed_tail
-                    out[pos:pos + len(piece)] = piece
-                    pos += len(piece)
-            if not inflater.eof:
-                raise EOFError("compressed file ended before the end-of-stream marker was reached")
-            unused = inflater.unused_data
-            if unused.strip(b"\0"):  # another member follows (trailing zeros are padding)
-                view = memoryview(unused + bytes(view))
-            else:
-                view = view[:0]
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as fh:
+            return fh.read(n)
     except (OSError, EOFError, zlib.error) as exc:
         raise InputError(path, f"truncated or corrupt gzip data ({exc})") from None
-    del out[pos:]
-    return out
 
 
-def _header_bytes(raw) -> bytes:
-    """The header and extensions of a single-file NIfTI (up to the voxel offset, at least the
-    header and its 4 extension bytes): enough for nibabel to parse, without copying the voxels."""
+def _header_end(head: bytes, path) -> int:
+    """Where the voxels of a single-file NIfTI start (the header and its extensions end; at least
+    the header and its 4 extension bytes): what nibabel needs to parse the header."""
     for order in "<>":
-        (sizeof,) = struct.unpack(order + "i", raw[:4])
+        (sizeof,) = struct.unpack(order + "i", head[:4])
         if sizeof == 348:
-            (offset,) = struct.unpack(order + "f", raw[108:112])
+            (offset,) = struct.unpack(order + "f", head[108:112])
             break
         if sizeof == 540:
-            (offset,) = struct.unpack(order + "q", raw[168:176])
+            (offset,) = struct.unpack(order + "q", head[168:176])
             break
-    else:
-        return bytes(raw)
-    end = max(int(offset) if math.isfinite(offset) else 0, sizeof + 4)
-    return bytes(raw[:end])
+    else:  # pragma: no cover - looks_like_nifti has checked sizeof_hdr
+        return len(head)
+    if not math.isfinite(offset) or offset < 0:
+        raise InputError(path, f"bad NIfTI header: vox_offset {offset}")
+    end = max(int(offset), sizeof + 4)
+    check_image_size(path, end, f"vox_offset {int(offset)}")
+    return end
 
 
 def read_nifti(path: str | os.PathLike, data: bytes | None = None) -> Image:
@@ -111,24 +93,47 @@ def read_nifti(path: str | os.PathLike, data: bytes | None = None) -> Image:
         Not NIfTI, a header/image pair (``ni1``), truncated or corrupt data, or a 4D (or higher)
         image with more than one volume.
     """
+    with warnings.catch_warnings():
+        # nibabel warns about header oddities it repairs or ignores (a too small vox_offset, odd
+        # units, a non-invertible qform ...); the checks in _read_nifti refuse what matters for the
+        # voxels (dims, sizes, truncation), so the rest is dropped rather than leaked to stderr.
+        warnings.simplefilter("ignore")
+        return _read_nifti(path, data)
+
+
+
+def _read_nifti(path, data):
     import nibabel as nib
 
     if data is None:
         data = read_file(path)
-    raw = _gunzip(data, path) if data[:2] == b"\x1f\x8b" else data
-    if not looks_like_nifti(raw[:548]):
+    gz = data[:2] == b"\x1f\x8b"
+    # Only the header is decompressed first: the buffer is sized from what it says, never from the
+    # gzip trailer (ISIZE is the writer's claim, and a forged one cost gigabytes).
+    head = _gunzip_head(data, path, 548) if gz else data[:548]
+    if not looks_like_nifti(head):
         raise InputError(path, "not a NIfTI file (no sizeof_hdr 348/540 with an n+1/n+2 magic)")
-    if raw[344:348] == b"ni1\0" or raw[4:8] == b"ni2\0":
+    if head[344:348] == b"ni1\0" or head[4:8] == b"ni2\0":
         raise InputError(path, "NIfTI header of a .hdr/.img pair: not supported, convert it to a single .nii")
-    klass = nib.Nifti1Image if 348 in _sizeof_hdr(raw) else nib.Nifti2Image
+    klass = nib.Nifti1Image if 348 in _sizeof_hdr(head) else nib.Nifti2Image
+    end = _header_end(head, path)
     try:
-        img = klass.from_bytes(_header_bytes(raw))  # the voxels are read below, from raw
+        img = klass.from_bytes(_gunzip_head(data, path, end) if gz else bytes(data[:end]))
+        hdr = img.header
+        shape = tuple(int(n) for n in img.shape)
+        dtype = hdr.get_data_dtype()
+        offset = int(img.dataobj.offset)
+        slope, inter = (float(v) for v in (img.dataobj.slope, img.dataobj.inter))
     except MemoryError:
+        raise
+    except InputError:
         raise
     except Exception as exc:
         raise InputError(path, f"corrupt NIfTI header ({type(exc).__name__}: {exc})") from None
-    hdr = img.header
-    shape = tuple(int(n) for n in img.shape)
+    if not shape or any(n < 1 for n in shape):
+        dims = [int(d) for d in hdr["dim"][:8]]
+        raise InputError(path, f"bad NIfTI dimensions {dims} (dim[0] is the count; each size must be at least 1)")
+    full_shape = shape
     # Refuse before any voxel is read: a real 4D series, or a header promising more than the file holds.
     while len(shape) > 3 and shape[-1] == 1:
         shape = shape[:-1]
@@ -136,14 +141,20 @@ def read_nifti(path: str | os.PathLike, data: bytes | None = None) -> Image:
         extra = "x".join(str(n) for n in shape[3:])
         raise InputError(path, f"{len(shape)}D NIfTI ({'x'.join(map(str, shape))}: {extra} volumes) "
                                "is not supported yet: give one 3D volume")
-    dtype = hdr.get_data_dtype()
-    need = int(img.dataobj.offset) + math.prod(img.shape) * dtype.itemsize
-    if len(raw) < need:
-        raise InputError(path, f"truncated NIfTI data: header says {'x'.join(map(str, img.shape))} {dtype} "
-                               f"({need} bytes with the header) but the file holds {len(raw)}")
+    need = offset + math.prod(full_shape) * dtype.itemsize
+    what = f"{'x'.join(map(str, full_shape))} {dtype}"
+    check_image_size(path, need, what)
+    if (slope, inter) != (1.0, 0.0):  # scaled values arrive as float64
+        check_image_size(path, math.prod(full_shape) * 8, what + " scaled to float64")
+    if gz:
+        raw = gunzip_bounded(data, path, need=need)  # exactly what the header needs, no more
+    else:
+        raw = data
+        if len(raw) < need:
+            raise InputError(path, f"truncated NIfTI data: header says {'x'.join(map(str, full_shape))} {dtype} "
+                                   f"({need} bytes with the header) but the file holds {len(raw)}")
     sha256 = hashlib.sha256(data).hexdigest()
     del data  # the compressed bytes are not needed any more (a large CT: tens of MB)
-    slope, inter = (float(v) for v in (img.dataobj.slope, img.dataobj.inter))
     if (slope, inter) == (1.0, 0.0) and dtype.kind in "iuf" and dtype.isnative and not dtype.names:
         # the voxels in place in the decompressed buffer (x fastest); a plain .nii's bytes are
         # copied once into a writable buffer (image arrays are writable, whatever the file)

@@ -18,7 +18,7 @@ import numpy as np
 
 from medfeat.errors import InputError
 from medfeat.image import Image
-from medfeat.io._files import read_file
+from medfeat.io._files import check_image_size, read_file
 
 __all__ = ["read_pillow"]
 
@@ -74,19 +74,34 @@ def read_pillow(path: str | os.PathLike, data: bytes | None = None) -> Image:
         raise InputError(path, "empty file")
     try:
         with warnings.catch_warnings():
-            # Pillow only warns between 1x and 2x MAX_IMAGE_PIXELS; a reader refuses both.
+            # Other Pillow warnings (corrupt EXIF or TIFF tags, odd metadata, palette notes) are
+            # about metadata the reader does not use: dropped, not leaked to stderr. Filters added
+            # later take precedence, so the bomb warning below still raises.
+            warnings.simplefilter("ignore")
+            # Pillow only warns between 1x and 2x MAX_IMAGE_PIXELS; a reader refuses both: the
+            # picture is suspect (or too large to decode safely), so the warning becomes the error.
             warnings.simplefilter("error", PILImage.DecompressionBombWarning)
             with PILImage.open(io.BytesIO(data)) as im:
                 fmt, info = im.format, dict(im.info)
                 # Only TIFF pages form a stack; other formats' extra frames (APNG, MPO) are
                 # animations or previews, so the first frame is the picture.
                 n = getattr(im, "n_frames", 1) if fmt == "TIFF" else 1
+                # Every page's size from its header, before any is decoded: a small file whose
+                # pages (each under Pillow's per-image limit) add up to gigabytes is refused here.
+                total, sizes = 0, set()
+                for i in range(n):
+                    im.seek(i)
+                    total += _decoded_bytes(im)
+                    sizes.add(f"{im.size[0]}x{im.size[1]} {im.mode}")
+                check_image_size(path, total, f"{n} page(s) of {', '.join(sorted(sizes)[:3])}")
                 frames, modes = [], []
                 for i in range(n):
                     im.seek(i)
                     im.load()
                     modes.append(im.mode)
                     frames.append(_frame_array(im))
+    except InputError:
+        raise
     except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning) as exc:
         raise InputError(path, f"image too large to decode safely ({exc})") from None
     except PILImage.UnidentifiedImageError:
@@ -104,6 +119,18 @@ def read_pillow(path: str | os.PathLike, data: bytes | None = None) -> Image:
     if info.get("dpi"):
         meta["dpi"] = tuple(float(d) for d in info["dpi"])
     return Image(np.stack(frames), source=str(path), sha256=hashlib.sha256(data).hexdigest(), meta=meta)
+
+
+def _decoded_bytes(im) -> int:
+    """What one page costs decoded: Pillow's own buffer (4 bytes a pixel for multi-band modes)
+    plus the array made from it (RGB for colour and palettes)."""
+    w, h = im.size
+    bands = len(im.getbands())
+    sample = 4 if im.mode in ("I", "F") or im.mode.startswith("I;32") else 2 if im.mode.startswith("I;16") else 1
+    pillow = w * h * (4 if bands > 1 else sample)
+    array = w * h * (3 if im.mode not in ("1", "L", "I", "F", "LA", "La") and not im.mode.startswith("I;16")
+                     else 1) * sample
+    return pillow + array
 
 
 def _name(data: bytes) -> str:

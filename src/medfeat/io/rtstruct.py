@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +46,7 @@ import numpy as np
 
 from medfeat.errors import InputError
 from medfeat.image import Image
+from medfeat.io._files import read_head
 
 __all__ = ["Structure", "RTStruct", "find_rtstruct", "read_rtstruct", "rtstruct_mask", "contours_to_mask"]
 
@@ -136,7 +138,11 @@ def _dataset(path: str | os.PathLike):
 
     data = read_file(path)
     try:
-        return pydicom.dcmread(io.BytesIO(data))
+        with warnings.catch_warnings():
+            # pydicom's warnings are about values off the standard's VR rules; the contours that
+            # matter are checked in read_rtstruct, so they are dropped rather than leaked to stderr
+            warnings.simplefilter("ignore")
+            return pydicom.dcmread(io.BytesIO(data))
     except InvalidDicomError as exc:
         raise InputError(path, f"not a valid DICOM file ({exc})") from None
     except MemoryError:
@@ -146,17 +152,21 @@ def _dataset(path: str | os.PathLike):
 
 
 def _is_rtstruct_file(path: Path) -> bool:
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(132)
-    except OSError:
-        return False
-    if len(head) < 132 or head[128:132] != b"DICM":
-        return False
+    from medfeat.io._files import open_regular
+
     import pydicom
 
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["Modality", "SOPClassUID"])
+        with open_regular(path) as fh:  # a FIFO or a device is not opened for reading, nor read
+            head = fh.read(132)
+            if len(head) < 132 or head[128:132] != b"DICM":
+                return False
+            fh.seek(0)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # a look at two tags: the real read reports problems
+                ds = pydicom.dcmread(fh, stop_before_pixels=True, specific_tags=["Modality", "SOPClassUID"])
+    except MemoryError:
+        raise
     except Exception:
         return False
     # RT Structure Set Storage
@@ -177,9 +187,8 @@ def find_rtstruct(path: str | os.PathLike) -> Path | None:
         dicom = []
         for f in files:
             try:
-                with open(f, "rb") as fh:
-                    head = fh.read(132)
-            except OSError:
+                head = read_head(f, 132)
+            except InputError:
                 continue
             if len(head) == 132 and head[128:132] == b"DICM":
                 dicom.append(f)
@@ -212,6 +221,14 @@ def read_rtstruct(path: str | os.PathLike) -> RTStruct:
     InputError
         Unreadable file, not an RTSTRUCT, malformed ContourData.
     """
+    with warnings.catch_warnings():
+        # pydicom warns while converting values off the VR rules (a DS with too many digits ...);
+        # malformed contours are refused by the checks below, the rest is not worth a stderr line
+        warnings.simplefilter("ignore")
+        return _read_rtstruct(path)
+
+
+def _read_rtstruct(path: str | os.PathLike) -> RTStruct:
     p = Path(path)
     if p.is_dir():
         found = find_rtstruct(p)
