@@ -96,74 +96,9 @@ ALL = {"2d": ("stat", "ih", "ivh", "glcm", "glrlm", "glszm", "gldzm", "ngtdm", "
 NYXUS_FAMILIES = ("stat", "ih", "glcm", "glrlm", "glszm", "ngldm", "ngtdm")
 PYRADIOMICS_CLASSES = ("firstorder", "shape", "glcm", "glrlm", "glszm", "gldm", "ngtdm")
 
-# PyRadiomics feature -> medfeat IBSI tag, for features with the same definition in both. Left out:
-# firstorder TotalEnergy (energy times voxel volume, not IBSI), glcm MCC (not in IBSI), shape's
-# per-plane 2D diameters (not in IBSI).
-FIRST_ORDER = {
-    "Mean": "stat.mean", "Variance": "stat.var", "Skewness": "stat.skew", "Kurtosis": "stat.kurt",
-    "Median": "stat.median", "Minimum": "stat.min", "Maximum": "stat.max", "10Percentile": "stat.P10",
-    "90Percentile": "stat.P90", "InterquartileRange": "stat.iqr", "Range": "stat.range",
-    "MeanAbsoluteDeviation": "stat.mad", "RobustMeanAbsoluteDeviation": "stat.rmad",
-    "Energy": "stat.energy", "RootMeanSquared": "stat.rms",
-    "Entropy": "ih.entropy", "Uniformity": "ih.uniformity",
-}
-GLCM = {
-    "JointEnergy": "cm.energy", "Contrast": "cm.contrast", "JointEntropy": "cm.joint.entr",
-    "JointAverage": "cm.joint.avg", "SumSquares": "cm.joint.var", "MaximumProbability": "cm.joint.max",
-    "DifferenceAverage": "cm.diff.avg", "DifferenceVariance": "cm.diff.var", "DifferenceEntropy": "cm.diff.entr",
-    "SumAverage": "cm.sum.avg", "SumEntropy": "cm.sum.entr",
-    "Id": "cm.inv.diff", "Idm": "cm.inv.diff.mom", "Idn": "cm.inv.diff.norm", "Idmn": "cm.inv.diff.mom.norm",
-    "InverseVariance": "cm.inv.var", "Correlation": "cm.corr", "Autocorrelation": "cm.auto.corr",
-    "ClusterTendency": "cm.clust.tend", "ClusterShade": "cm.clust.shade", "ClusterProminence": "cm.clust.prom",
-    "Imc1": "cm.info.corr.1", "Imc2": "cm.info.corr.2",
-}
-GLRLM = {
-    "ShortRunEmphasis": "rlm.sre", "LongRunEmphasis": "rlm.lre",
-    "LowGrayLevelRunEmphasis": "rlm.lgre", "HighGrayLevelRunEmphasis": "rlm.hgre",
-    "ShortRunLowGrayLevelEmphasis": "rlm.srlge", "ShortRunHighGrayLevelEmphasis": "rlm.srhge",
-    "LongRunLowGrayLevelEmphasis": "rlm.lrlge", "LongRunHighGrayLevelEmphasis": "rlm.lrhge",
-    "GrayLevelNonUniformity": "rlm.glnu", "GrayLevelNonUniformityNormalized": "rlm.glnu.norm",
-    "RunLengthNonUniformity": "rlm.rlnu", "RunLengthNonUniformityNormalized": "rlm.rlnu.norm",
-    "RunPercentage": "rlm.r.perc", "GrayLevelVariance": "rlm.gl.var", "RunVariance": "rlm.rl.var",
-    "RunEntropy": "rlm.rl.entr",
-}
-GLSZM = {
-    "SmallAreaEmphasis": "szm.sze", "LargeAreaEmphasis": "szm.lze",
-    "GrayLevelNonUniformity": "szm.glnu", "GrayLevelNonUniformityNormalized": "szm.glnu.norm",
-    "SizeZoneNonUniformity": "szm.zsnu", "SizeZoneNonUniformityNormalized": "szm.zsnu.norm",
-    "ZonePercentage": "szm.z.perc", "GrayLevelVariance": "szm.gl.var", "ZoneVariance": "szm.zs.var",
-    "ZoneEntropy": "szm.zs.entr", "LowGrayLevelZoneEmphasis": "szm.lgze", "HighGrayLevelZoneEmphasis": "szm.hgze",
-    "SmallAreaLowGrayLevelEmphasis": "szm.szlge", "SmallAreaHighGrayLevelEmphasis": "szm.szhge",
-    "LargeAreaLowGrayLevelEmphasis": "szm.lzlge", "LargeAreaHighGrayLevelEmphasis": "szm.lzhge",
-}
-GLDM = {  # PyRadiomics' GLDM is IBSI's NGLDM (alpha 0, distance 1)
-    "SmallDependenceEmphasis": "ngl.lde", "LargeDependenceEmphasis": "ngl.hde",
-    "GrayLevelNonUniformity": "ngl.glnu", "DependenceNonUniformity": "ngl.dcnu",
-    "DependenceNonUniformityNormalized": "ngl.dcnu.norm", "GrayLevelVariance": "ngl.gl.var",
-    "DependenceVariance": "ngl.dc.var", "DependenceEntropy": "ngl.dc.entr",
-    "LowGrayLevelEmphasis": "ngl.lgce", "HighGrayLevelEmphasis": "ngl.hgce",
-    "SmallDependenceLowGrayLevelEmphasis": "ngl.ldlge", "SmallDependenceHighGrayLevelEmphasis": "ngl.ldhge",
-    "LargeDependenceLowGrayLevelEmphasis": "ngl.hdlge", "LargeDependenceHighGrayLevelEmphasis": "ngl.hdhge",
-}
-NGTDM = {"Coarseness": "ngt.coarseness", "Contrast": "ngt.contrast", "Busyness": "ngt.busyness",
-         "Complexity": "ngt.complexity", "Strength": "ngt.strength"}
-SHAPE_3D = {
-    "MeshVolume": "morph.vol", "VoxelVolume": "morph.approx.vol", "SurfaceArea": "morph.area",
-    "SurfaceVolumeRatio": "morph.av", "Sphericity": "morph.sphericity", "Maximum3DDiameter": "morph.diam",
-    "MajorAxisLength": "morph.pca.major", "MinorAxisLength": "morph.pca.minor", "LeastAxisLength": "morph.pca.least",
-    "Elongation": "morph.pca.elongation", "Flatness": "morph.pca.flatness",
-}
-SHAPE_2D = {
-    "MeshSurface": "morph.2d.area", "PixelSurface": "morph.2d.approx.area", "Perimeter": "morph.2d.perimeter",
-    "PerimeterSurfaceRatio": "morph.2d.pa", "Sphericity": "morph.2d.circularity",
-    "MaximumDiameter": "morph.2d.diam", "MajorAxisLength": "morph.2d.pca.major",
-    "MinorAxisLength": "morph.2d.pca.minor", "Elongation": "morph.2d.pca.elongation",
-}
-# PyRadiomics value -> the medfeat definition: kurtosis m4/m2^2 -> IBSI's excess kurtosis; 2D
-# "sphericity" 2 sqrt(pi A) / P -> circularity 4 pi A / P^2.
-TRANSFORMS = {"firstorder_Kurtosis": lambda v: v - 3.0, "shape2D_Sphericity": lambda v: v * v}
-# IBSI tags whose columns carry an aggregation (texture families)
-TEXTURED = ("cm.", "rlm.", "szm.", "ngl.", "ngt.")
+# PyRadiomics feature -> medfeat IBSI tag, and value transforms: one table, in the package
+from medfeat.pyradiomics import (FIRST_ORDER, GLCM, GLDM, GLRLM, GLSZM, NGTDM, SHAPE_2D, SHAPE_3D,  # noqa: E402
+                                 TEXTURED, TRANSFORMS)
 
 # Nyxus column -> medfeat IBSI tag, informative only (see bench/_nyxus_worker.py for what differs);
 # 3D columns carry a "3" prefix
