@@ -19,6 +19,7 @@ import pytest
 
 from medfeat.errors import InputError
 from medfeat.production import staging, stores
+from medfeat.production.ledger import Ledger
 from medfeat.production.ledger import LEDGER_NAME
 from medfeat.report.metrics import run_metrics
 from test_production import FAMILIES, SETTINGS, check_run, make_images, plan, produce
@@ -142,7 +143,8 @@ def test_s3_stage_from_the_config_stage_table_via_the_cli(tmp_path, s3, monkeypa
     check_run(run_dir, paths)
     m = run_metrics(run_dir)
     assert m["backend"] == "local" and m["jobs"] == 4
-    assert len([o for o in _objects(s3) if "/results/" in o]) >= 4
+    run_id = Ledger(run_dir, readonly=True).run_info()["run_id"]
+    assert len([o for o in _objects(s3) if f"{run_id}/results/" in o]) == 4
     _no_secret_in_ledger(run_dir)
     assert SECRET not in _report(run_dir)
 
