@@ -91,7 +91,7 @@ def test_jobs_mode_with_one_job_cancelled(tmp_path, system):
         why = f"no PBS wrappers in {PBS_BIN}"
     if why:
         pytest.skip(f"{system} is not running here ({why}); .ci/run starts it with ../shared/scripts/")
-    paths = make_images(tmp_path / "data", 16, size=64)
+    paths = make_images(tmp_path / "data", 24, size=64)
     run_dir = tmp_path / "run"
     cmd = [sys.executable, "-m", "medfeat", "run", str(tmp_path / "data"), "-o", str(run_dir),
            "--backend", system, "--mode", "jobs", "--workers", "4", "--queue", queue, "--images-per-job", "2",
@@ -101,8 +101,9 @@ def test_jobs_mode_with_one_job_cancelled(tmp_path, system):
     lost: list[dict] = []
     deadline = time.time() + 150
     try:
-        # cancel running jobs of the run, one at a time, until one is lost (a job may finish in
-        # the second its cancel takes to land; then the next running one is cancelled)
+        # cancel running jobs of the run, one at a time, until one is lost. A job may finish in the
+        # moment its cancel takes to land (a loaded machine): the one that began last is cancelled,
+        # and when it finishes anyway the next one is.
         while not lost and time.time() < deadline and proc.poll() is None:
             if (run_dir / "ledger.sqlite").exists():
                 led = Ledger(run_dir, readonly=True)
@@ -111,22 +112,30 @@ def test_jobs_mode_with_one_job_cancelled(tmp_path, system):
                     committed = sum(1 for j in led.jobs() if j["state"] == "committed")
                 finally:
                     led.close()
-                ours = {a["batch_id"] for a in attempts if a["batch_id"] and a["outcome"] == "running"}
+                ours = {a["batch_id"]: a for a in attempts if a["batch_id"] and a["outcome"] == "running"}
                 lost = [a for a in attempts if a["batch_id"] in cancelled and a["outcome"] == "lost"]
                 if committed >= 1 and not lost and (not cancelled or cancelled[-1] not in ours):
-                    for shown, recorded in _running_ids(system, env).items():
-                        bid = shown if shown in ours else recorded if recorded in ours else None
-                        if bid and bid not in cancelled:
-                            _cancel(system, bid, env)
-                            cancelled.append(bid)
-                            break
+                    running = [shown if shown in ours else recorded
+                               for shown, recorded in _running_ids(system, env).items()
+                               if (shown in ours or recorded in ours)]
+                    running = [b for b in running if b not in cancelled]
+                    if running:  # not yet started (no note) first, then the latest started
+                        bid = max(running, key=lambda b: ours[b]["started"] or float("inf"))
+                        _cancel(system, bid, env)
+                        cancelled.append(bid)
             time.sleep(0.2)
         out, _ = proc.communicate(timeout=180)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, out
-    assert lost, f"no cancelled batch job was recorded lost (cancelled: {cancelled})"
+    led = Ledger(run_dir, readonly=True)
+    try:  # judged on the final ledger: the run may end between two looks of the loop above
+        seen = [(a["batch_id"], a["outcome"], a["started"], a["finished"]) for a in led.attempts()]
+        lost = [a for a in led.attempts() if a["batch_id"] in cancelled and a["outcome"] == "lost"]
+    finally:
+        led.close()
+    assert lost, f"no cancelled batch job was recorded lost (cancelled: {cancelled}; attempts: {seen})"
     check_run(run_dir, paths, compare=4)
     led = Ledger(run_dir)
     try:
