@@ -345,7 +345,7 @@ def test_production_run_with_gift(tmp_path):
     Production(run_dir, str(data), "default-2d", ("gift",), PlanOptions(images_per_job=2)).run(
         BackendSpec("local", workers=1))
     table = pq.read_table(run_dir / "features.parquet")
-    assert table.num_columns == 7 + 3698  # image, sha256, job, mask, label, roi, error + features
+    assert table.num_columns == 8 + 3698  # image, sha256, job, mask, label, roi, error, note + features
     rows = {r["image"]: r for r in table.to_pylist()}
     assert sorted(rows) == sorted(str(p) for p in paths)
     for p in paths:

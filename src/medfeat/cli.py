@@ -53,7 +53,10 @@ def extract(
     label: Optional[int] = typer.Option(None, "--label", help="Mask label to use (default: any non-zero)."),
     roi: Optional[str] = typer.Option(None, "--roi", help="ROI name of an RTSTRUCT mask (optional when it "
                                                             "holds one ROI)."),
-    settings: str = typer.Option("default-3d", "--settings", "-s", help="Preset name or settings .toml file."),
+    settings: Optional[str] = typer.Option(None, "--settings", "-s",
+                                           help="Preset name or settings file (TOML, YAML, JSON). Default: auto "
+                                                "(default-3d for volumes, default-2d for single-slice images; "
+                                                "the row's note says which ran)."),
     families: Optional[str] = typer.Option(None, "--families", "-f",
                                            help="Comma-separated families (stat,ih,ivh,glcm,glrlm,glszm,gldzm,"
                                                 "...; see `medfeat families`)."),
@@ -95,8 +98,9 @@ def extract(
             from medfeat.io import read_image
 
             img = read_image(path)
-            feats = extract_one(img, m, s, families=fams, label=label, roi=roi)
-            results.append(ImageResult(path, img.sha256, feats))
+            notes: list[str] = []
+            feats = extract_one(img, m, s, families=fams, label=label, roi=roi, notes=notes)
+            results.append(ImageResult(path, img.sha256, feats, note="; ".join(notes)))
         except InputError as exc:
             results.append(ImageResult(path, _file_sha256(path), error=str(exc)))
             typer.echo(f"medfeat: error: {exc}", err=True)
@@ -107,6 +111,10 @@ def extract(
             typer.echo(f"medfeat: error: {msg}", err=True)
             worst = max(worst, 1)
     table = (wide_table if layout == "wide" else long_table)(results, columns)
+    if layout == "wide":
+        from medfeat.tables import drop_unused_columns
+
+        table = drop_unused_columns(table, s, fams)
     if names == "pyradiomics" and layout == "wide":
         from medfeat.pyradiomics import pyradiomics_column
 
@@ -392,7 +400,7 @@ def run(
                                             "label, roi + identifier columns) or fsspec URL."),
     output: Path = typer.Option(..., "--output", "-o", help="Run folder (ledger, stage, features.parquet)."),
     images_per_job: Optional[int] = typer.Option(None, "--images-per-job", help="Images per job bundle (default 250)."),
-    settings: Optional[str] = typer.Option(None, "--settings", "-s", help="Preset or .toml (default: default-3d)."),
+    settings: Optional[str] = typer.Option(None, "--settings", "-s", help="Preset or settings file (default: auto: default-3d for volumes, default-2d for single-slice images)."),
     families: Optional[str] = typer.Option(None, "--families", "-f", help="Comma-separated families."),
     stage: Optional[str] = typer.Option(None, "--stage", help="fsspec URL of the staging store (default RUN_DIR/stage; "
                                                               "file://, sftp://, s3://)."),

@@ -28,7 +28,9 @@ from medfeat.features.base import (AGGREGATIONS_2D, AGGREGATIONS_3D, FeatureDef,
                                    undirected_aggregations)
 from medfeat.image import Image
 
-PRESETS = ("default-2d", "default-3d", "ibsi-phantom", "ibsi-a", "ibsi-b", "ibsi-c", "ibsi-d", "ibsi-e")
+# families that describe a volume: left out for single-slice images under ``single_slice`` settings
+VOLUME_ONLY_FAMILIES = ("morph", "li")
+PRESETS = ("auto", "default-2d", "default-3d", "ibsi-phantom", "ibsi-a", "ibsi-b", "ibsi-c", "ibsi-d", "ibsi-e")
 
 
 # ----------------------------------------------------------------------------- settings checks
@@ -206,6 +208,7 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "roi_partial_volume": _real(positive=True, hi=1.0, what="a number in (0, 1]"),
     "geometry_tolerance": _real(positive=True, hi=0.5, what="a number in (0, 0.5] (a fraction of a voxel)"),
     "resample_mask": _boolean,
+    "single_slice": _choice(tuple(p for p in PRESETS if p != "auto"), optional=True),
     "description": _text,
 }
 
@@ -268,6 +271,10 @@ class Settings:
     resample_mask : bool
         Instead of refusing a mask on another grid, resample it onto the image's grid (nearest
         neighbour in world coordinates; mask voxels outside the image are dropped).
+    single_slice : str or None
+        A preset for single-slice images (the ``auto`` preset: ``"default-2d"``), whose families are
+        these settings' families but for the 3D-only ``morph`` and ``li``. None: these settings run
+        on every image, and a single-slice row under 3D settings gets a note saying so.
     """
 
     dimension: str = "3d"
@@ -296,6 +303,7 @@ class Settings:
     roi_partial_volume: float = 0.5
     geometry_tolerance: float = 1e-3
     resample_mask: bool = False
+    single_slice: str | None = None
     description: str = ""
     name: str = "custom"
 
@@ -329,6 +337,15 @@ class Settings:
 
     def replace(self, **changes: Any) -> "Settings":
         return dataclasses.replace(self, **changes)
+
+    def single_slice_settings(self, families: Iterable[str] | None = None) -> "tuple[Settings, tuple[str, ...]] | None":
+        """The settings and families a single-slice image gets (``single_slice``), or None."""
+        if not self.single_slice:
+            return None
+        fams = tuple(f for f in (self.families if families is None else families) if f not in VOLUME_ONLY_FAMILIES)
+        s = Settings.preset(self.single_slice).replace(families=fams, geometry_tolerance=self.geometry_tolerance,
+                                                       resample_mask=self.resample_mask)
+        return s, fams
 
     def to_dict(self) -> dict:
         """Every setting as plain JSON values (tuples as lists), without ``name`` and
@@ -390,9 +407,9 @@ class Settings:
     @classmethod
     def resolve(cls, settings: "Settings | dict | str | os.PathLike | None") -> "Settings":
         """Settings, a mapping of settings, a preset name, a settings file path (TOML, YAML, JSON),
-        or None (``default-3d``)."""
+        or None (``auto``: ``default-3d``, and ``default-2d`` for single-slice images)."""
         if settings is None:
-            return cls.preset("default-3d")
+            return cls.preset("auto")
         if isinstance(settings, Settings):
             return settings
         if isinstance(settings, dict):
@@ -827,6 +844,28 @@ def feature_columns(settings: Settings | str | None = None, families: Iterable[s
     """The feature columns :func:`extract` returns for these settings, in their stable order."""
     s = Settings.resolve(settings)
     fams = _check_families(families, s)
+    cols = _columns(s, fams)
+    alt = s.single_slice_settings(fams)
+    if alt is not None:  # volumes' columns, then those only single-slice images have
+        seen = {c.name for c in cols}
+        cols += [c for c in _columns(*alt) if c.name not in seen]
+    return cols
+
+
+def single_slice_only_columns(settings: Settings | str | None = None, families: Iterable[str] | None = None
+                              ) -> tuple[set[str], set[str]]:
+    """For settings with ``single_slice``: (columns only volumes get, columns only single-slice
+    images get); two empty sets otherwise. A table may leave out those no row fills."""
+    s = Settings.resolve(settings)
+    fams = _check_families(families, s)
+    alt = s.single_slice_settings(fams)
+    if alt is None:
+        return set(), set()
+    vol, one = {c.name for c in _columns(s, fams)}, {c.name for c in _columns(*alt)}
+    return vol - one, one - vol
+
+
+def _columns(s: Settings, fams: tuple[str, ...]) -> list[Column]:
     cols = []
     for key in fams:
         fam = FAMILIES[key]
@@ -909,7 +948,7 @@ def _resample_mask(mask: Image, image: Image) -> np.ndarray:
 
 
 def _as_mask(mask, image: Image, label: int | None, roi: str | None = None,
-             settings: "Settings | None" = None) -> np.ndarray:
+             settings: "Settings | None" = None, notes: list[str] | None = None) -> np.ndarray:
     name = image.source or "<array>"
     if mask is None:
         if roi is not None:
@@ -940,6 +979,8 @@ def _as_mask(mask, image: Image, label: int | None, roi: str | None = None,
         why = _geometry_difference(m, image, tol)
         if why is not None and settings is not None and settings.resample_mask:
             arr, spacing = _resample_mask(m, image), image.spacing
+            if notes is not None:
+                notes.append(f"mask resampled onto the image grid (nearest neighbour): {why}")
         elif why is not None and ("origin" in why or "axes" in why):
             raise InputError(src, f"mask geometry does not match the image {name}: {why} (tolerance "
                                   f"{tol:g} voxel); resample it onto the image grid with --resample-mask")
@@ -989,11 +1030,31 @@ def _interpolate(img: Image, morph: np.ndarray, s: Settings, name: str, around: 
     return values, new_mask, tuple(float(v) for v in grid.spacing)
 
 
+def _settings_for(img: Image, s: Settings, fams: tuple[str, ...], notes: list[str]
+                  ) -> tuple[Settings, tuple[str, ...]]:
+    """The settings and families this image runs with, and the notes its row gets about them."""
+    gaps = img.meta.get("irregular_slice_spacing") if isinstance(img.meta, dict) else None
+    if gaps:
+        notes.append(f"irregular slice spacing: gaps of {min(gaps):g} to {max(gaps):g} mm between slices, "
+                     f"features computed with the median {img.spacing[0]:g} mm")
+    if img.shape[0] != 1:
+        return s, fams
+    alt = s.single_slice_settings(fams)
+    if alt is not None:
+        left = [f for f in fams if f not in alt[1]]
+        notes.append(f"{alt[0].name} settings (single-slice image)" + (f"; {', '.join(left)} left out" if left else ""))
+        return alt
+    if s.dimension == "3d" and any(FAMILIES[f].textured or f in VOLUME_ONLY_FAMILIES for f in fams):
+        notes.append("3D settings on a single-slice image: 3D texture, morph and li treat it as a volume one "
+                     "voxel thick (default-2d, or no --settings, computes slice features)")
+    return s, fams
+
+
 def extract(image: Image | str | os.PathLike | np.ndarray,
             mask: Image | str | os.PathLike | np.ndarray | None = None,
             settings: Settings | str | os.PathLike | None = None,
             *, families: Iterable[str] | None = None, label: int | None = None,
-            roi: str | None = None) -> dict[str, float]:
+            roi: str | None = None, notes: list[str] | None = None) -> dict[str, float]:
     """Extract features from one image.
 
     Parameters
@@ -1013,6 +1074,10 @@ def extract(image: Image | str | os.PathLike | np.ndarray,
         Mask label to use.
     roi : str, optional
         ROIName of an RTSTRUCT mask; may be omitted when the structure set holds one ROI.
+    notes : list, optional
+        Receives one line per thing the row's reader should know: the preset a single-slice image
+        got (``single_slice`` settings) or 3D settings on a single slice, a mask resampled onto the
+        image grid, irregular slice spacing in a DICOM series.
 
     Returns
     -------
@@ -1027,7 +1092,9 @@ def extract(image: Image | str | os.PathLike | np.ndarray,
     s = Settings.resolve(settings)
     fams = _check_families(families, s)
     img = _as_image(image)
-    morph = _as_mask(mask, img, label, roi, s)
+    notes = [] if notes is None else notes
+    s, fams = _settings_for(img, s, fams, notes)
+    morph = _as_mask(mask, img, label, roi, s, notes)
     name = img.source or "<array>"
     # crop before converting: a tumour ROI is a small part of a CT volume
     box = processing.bounding_box(morph)

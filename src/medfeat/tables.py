@@ -25,6 +25,7 @@ class ImageResult:
     sha256: str = ""
     features: dict[str, float] = field(default_factory=dict)
     error: str = ""
+    note: str = ""   # what the row's reader should know (the preset a single slice got, a resampled mask)
 
 
 def text(value: str) -> str:
@@ -38,8 +39,8 @@ def text(value: str) -> str:
 
 
 def wide_table(results: list[ImageResult], columns: list[Column]) -> pa.Table:
-    """One row per image: ``image``, ``sha256``, ``error``, then one float column per feature
-    (null for a failed image or a feature the row lacks)."""
+    """One row per image: ``image``, ``sha256``, ``error``, ``note``, then one float column per
+    feature (null for a failed image or a feature the row lacks)."""
     names = [c.name for c in columns]
     name_set = set(names)
     n, m = len(results), len(names)
@@ -61,17 +62,33 @@ def wide_table(results: list[ImageResult], columns: list[Column]) -> pa.Table:
         if not r.features.keys() >= name_set:
             missing[i] |= [k not in r.features for k in names]
     arrays = [pa.array([text(r.image) for r in results], pa.string()), pa.array([r.sha256 for r in results], pa.string()),
-              pa.array([text(r.error) for r in results], pa.string())]
+              pa.array([text(r.error) for r in results], pa.string()), pa.array([r.note for r in results], pa.string())]
     values = np.asfortranarray(values)  # contiguous columns
     for j in range(m):
         col = values[:, j]
         arrays.append(pa.array(col, pa.float64(), mask=missing[:, j]) if missing[:, j].any() else pa.array(col))
-    schema = pa.schema([("image", pa.string()), ("sha256", pa.string()), ("error", pa.string())]
+    schema = pa.schema([("image", pa.string()), ("sha256", pa.string()), ("error", pa.string()), ("note", pa.string())]
                        + [(k, pa.float64()) for k in names])
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
 _MISSING = float("nan")
+
+
+def drop_unused_columns(table: pa.Table, settings, families=None) -> pa.Table:
+    """Under settings with ``single_slice`` (the ``auto`` preset) a table holds the columns of
+    volumes and of single slices: leave out those of either kind that no row fills (a cohort of
+    CT volumes gets no 2D-aggregation columns). With no successful row, the volume columns stay."""
+    from medfeat.extract import single_slice_only_columns
+
+    volume_only, slice_only = single_slice_only_columns(settings, families)
+    if not volume_only and not slice_only:
+        return table
+    def unused(name: str) -> bool:
+        return name in table.column_names and table[name].null_count == table.num_rows
+    ok = table.num_rows and "error" in table.column_names and any(e == "" for e in table["error"].to_pylist())
+    drop = [c for c in slice_only if unused(c)] + ([c for c in volume_only if unused(c)] if ok else [])
+    return table.drop_columns(drop) if drop else table
 
 
 def long_table(results: list[ImageResult], columns: list[Column]) -> pa.Table:
@@ -84,6 +101,8 @@ def long_table(results: list[ImageResult], columns: list[Column]) -> pa.Table:
                 rows[k].append(v)
             continue
         for c in columns:
+            if c.name not in r.features:  # a column of the other kind of image (``auto`` settings)
+                continue
             for k, v in zip(LONG_COLUMNS, (text(r.image), c.family, c.feature.tag, c.feature.code, c.aggregation,
                                            r.features.get(c.name), "")):
                 rows[k].append(v)

@@ -163,7 +163,7 @@ class Production:
         import pyarrow.parquet as pq
 
         from medfeat.production.job import result_table
-        from medfeat.tables import ImageResult, provenance, with_provenance
+        from medfeat.tables import ImageResult, drop_unused_columns, provenance, with_provenance
 
         tables = []
         for job in self.ledger.jobs():
@@ -177,7 +177,7 @@ class Production:
                 tables.append(result_table(rows, self.settings, self.families, job["job_id"], items))
         if not tables:
             return
-        table = pa.concat_tables(tables, promote_options="default")
+        table = drop_unused_columns(pa.concat_tables(tables, promote_options="default"), self.settings)
         prov = provenance(self.settings, run_id=self.run_id, dataset=self.info["dataset"],
                           dataset_fingerprint=self.info["dataset_fingerprint"], planned_with=self.info["medfeat_version"])
         tmp = self.run_dir / (FEATURES_FILE + ".tmp")

@@ -85,8 +85,10 @@ def extract_items(manifest: dict, root: Path, settings, families, job_id: int):
             img = read_image(root / item["image_member"])
             img.source = name
             mask = root / item["mask_member"] if item.get("mask_member") else None
-            feats = extract(img, mask, settings, families=families, label=item.get("label"), roi=item.get("roi"))
-            results.append(ImageResult(name, item["sha256"], feats))
+            notes: list[str] = []
+            feats = extract(img, mask, settings, families=families, label=item.get("label"), roi=item.get("roi"),
+                            notes=notes)
+            results.append(ImageResult(name, item["sha256"], feats, note="; ".join(notes)))
         except InputError as exc:
             # name the dataset's file, not the scratch copy
             which = item["mask"] if exc.path and item.get("mask_member") and item["mask_member"] in exc.path else name
