@@ -955,7 +955,13 @@ def _as_mask(mask, image: Image, label: int | None, roi: str | None = None,
             raise InputError(name, f"roi={roi!r} names an RTSTRUCT ROI, but no mask was given")
         return np.ones(image.shape, dtype=bool)
     from medfeat.io.rtstruct import RTStruct, find_rtstruct, rtstruct_mask
+    from medfeat.io.seg import Segmentation, find_seg, seg_mask
 
+    segmentation = mask if isinstance(mask, Segmentation) else None
+    if segmentation is None and isinstance(mask, (str, os.PathLike)):
+        segmentation = find_seg(mask)
+    if segmentation is not None:  # a DICOM SEG: roi is a segment label, label a segment number
+        return seg_mask(segmentation, image, roi, label)
     structures = mask if isinstance(mask, RTStruct) else None
     if structures is None and isinstance(mask, (str, os.PathLike)):
         structures = find_rtstruct(mask)
@@ -967,7 +973,7 @@ def _as_mask(mask, image: Image, label: int | None, roi: str | None = None,
     if roi is not None:
         src = mask.source if isinstance(mask, Image) else (
             os.fspath(mask) if isinstance(mask, (str, os.PathLike)) else "<mask array>")
-        raise InputError(src, f"roi={roi!r} names an RTSTRUCT ROI, but the mask is not an RTSTRUCT file")
+        raise InputError(src, f"roi={roi!r} names an RTSTRUCT ROI or SEG segment, but the mask is neither")
     if isinstance(mask, np.ndarray):
         arr, src, spacing = (mask[np.newaxis] if mask.ndim == 2 else mask), "<mask array>", None
     else:
@@ -1064,16 +1070,18 @@ def extract(image: Image | str | os.PathLike | np.ndarray,
         BT.601 luma for the radiomics families; the ``gift`` family uses the colours.
     mask : Image, path, ndarray or None
         Region of interest on the image grid; non-zero voxels (or voxels equal to ``label``).
+        A DICOM SEG file gives segment ``roi`` (its label) or ``label`` (its number).
         A DICOM RTSTRUCT file (or a folder holding only that file) gives the contours of ROI
         ``roi`` (:mod:`medfeat.io.rtstruct`). None means the whole image.
     settings : Settings, preset name, TOML path or None
-        Processing settings; default ``default-3d``.
+        Processing settings; default ``auto`` (``default-3d``; ``default-2d`` for a single slice).
     families : iterable of str, optional
         Families to compute (default: ``settings.families``).
     label : int, optional
         Mask label to use.
     roi : str, optional
-        ROIName of an RTSTRUCT mask; may be omitted when the structure set holds one ROI.
+        ROIName of an RTSTRUCT mask, or SegmentLabel of a SEG; may be omitted when the file
+        holds one ROI (segment).
     notes : list, optional
         Receives one line per thing the row's reader should know: the preset a single-slice image
         got (``single_slice`` settings) or 3D settings on a single slice, a mask resampled onto the

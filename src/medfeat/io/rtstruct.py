@@ -47,6 +47,7 @@ import numpy as np
 from medfeat.errors import InputError
 from medfeat.image import Image
 from medfeat.io._files import read_head
+from medfeat.io.geometry import patient_to_index
 
 __all__ = ["Structure", "RTStruct", "find_rtstruct", "read_rtstruct", "rtstruct_mask", "contours_to_mask"]
 
@@ -267,51 +268,6 @@ def _read_rtstruct(path: str | os.PathLike) -> RTStruct:
     return RTStruct(source, list(structures.values()), tuple(dict.fromkeys(series)), tuple(dict.fromkeys(frames)))
 
 
-def _slice_positions(image: Image) -> np.ndarray:
-    """Slice positions along the normal, relative to the first slice (mm)."""
-    gaps = image.meta.get("irregular_slice_spacing")
-    if gaps is not None and len(gaps) == image.shape[0] - 1:
-        return np.concatenate([[0.0], np.cumsum(np.asarray(gaps, dtype=np.float64))])
-    return np.arange(image.shape[0], dtype=np.float64) * image.spacing[0]
-
-
-def _to_index(image: Image):
-    """A function mapping patient (LPS) points ``(n, 3)`` to fractional ``(x, y)`` voxel indices and
-    a position along the slice normal in mm (relative to the first slice); and the slice positions."""
-    meta = image.meta or {}
-    dz, dy, dx = image.spacing
-    if meta.get("format") == "dicom":
-        iop = meta.get("orientation")
-        if iop is None:
-            raise InputError(image.source, "DICOM image without ImageOrientationPatient: cannot place RTSTRUCT contours")
-        row, col = np.asarray(iop[:3], dtype=np.float64), np.asarray(iop[3:], dtype=np.float64)
-        normal = np.cross(row, col)
-        first = np.asarray(image.origin[::-1], dtype=np.float64)  # ImagePositionPatient of slice 0
-
-        def to_index(points):
-            d = points - first
-            return d @ row / dx, d @ col / dy, d @ normal
-
-        return to_index, _slice_positions(image)
-    affine = meta.get("affine")
-    if affine is not None:  # NIfTI: (i, j, k) = (x, y, z) index -> RAS mm; LPS flips the first two axes
-        a = np.diag([-1.0, -1.0, 1.0, 1.0]) @ np.asarray(affine, dtype=np.float64)
-        inv = np.linalg.inv(a)
-
-        def to_index(points):
-            ijk = points @ inv[:3, :3].T + inv[:3, 3]
-            return ijk[:, 0], ijk[:, 1], ijk[:, 2] * dz
-
-        return to_index, np.arange(image.shape[0], dtype=np.float64) * dz
-    first = np.asarray(image.origin[::-1], dtype=np.float64)
-
-    def to_index(points):
-        d = points - first
-        return d[:, 0] / dx, d[:, 1] / dy, d[:, 2]
-
-    return to_index, np.arange(image.shape[0], dtype=np.float64) * dz
-
-
 def _crossings(xs: np.ndarray, ys: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Flat indices ``row * (nx + 1) + k`` of one polygon's crossings with the voxel-centre rows, where
     ``k`` is the number of voxel centres of that row strictly left of the crossing."""
@@ -410,7 +366,7 @@ def rtstruct_mask(rtstruct: RTStruct | str | os.PathLike, image: Image, roi: str
         extra = f" ({structure.skipped} contours of other types)" if structure.skipped else ""
         raise InputError(rs.source, f"ROI {structure.name!r} has no CLOSED_PLANAR contour{extra}")
     nz, ny, nx = image.shape
-    to_index, positions = _to_index(image)
+    to_index, positions = patient_to_index(image)
     step = float(np.median(np.diff(positions))) if nz > 1 else float(image.spacing[0])
     per_slice: dict[int, list] = {}
     outside = 0
