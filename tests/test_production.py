@@ -88,6 +88,8 @@ def check_run(run_dir: Path, paths: list[Path], bad: tuple[int, ...] = (), compa
         assert all(j["state"] == "committed" for j in led.jobs())
         committed = [a for a in led.attempts() if a["outcome"] == "committed"]
         assert len(committed) == len(led.jobs())
+        for a in committed:  # the thread's CPU time fits in the attempt's wall time; a Python worker holds > 30 MiB
+            assert 0 < a["cpu_s"] <= a["finished"] - a["started"] + 0.05 and a["rss_peak_mb"] > 30
     finally:
         led.close()
     return rows

@@ -158,7 +158,7 @@ def test_a_ledger_from_medfeat_0_1_is_migrated_and_reports(tmp_path):
     try:
         assert led.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         cols = {r[1] for r in led.db.execute("PRAGMA table_info(attempts)")}
-        assert {"role", "staging_retries", "batch_id"} <= cols
+        assert {"role", "staging_retries", "batch_id", "cpu_s", "rss_peak_mb"} <= cols
         assert led.run_info()["run_id"] is None and led.check_consistency() == []
     finally:
         led.close()

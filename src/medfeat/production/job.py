@@ -58,6 +58,17 @@ def _signal_finished(spec: JobSpec, report: dict) -> None:
     _publish(FINISHED_TOPIC, {"attempt": spec.attempt, "report": report})
 
 
+def _peak_rss_mb() -> float | None:
+    """The process's peak resident memory so far, in MiB (None where the OS does not say)."""
+    try:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    except (ImportError, OSError):
+        return None
+    return peak / (1 << 20) if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
+
+
 def _scratch_root() -> str | None:
     try:
         from distributed import get_worker
@@ -140,7 +151,7 @@ def run_job(spec: JobSpec | dict, notes: bool = False) -> dict:
 
     if isinstance(spec, dict):
         spec = JobSpec(**spec)
-    started = time.time()
+    started, cpu0 = time.time(), time.thread_time()
     tune_malloc()  # once per process; see medfeat.production.tuning
     report = {"worker": _worker_name(), "host": socket.gethostname(), "pid": os.getpid(), "started": started,
               "attempt": spec.attempt, "job_id": spec.job_id}
@@ -170,6 +181,8 @@ def run_job(spec: JobSpec | dict, notes: bool = False) -> dict:
                       bytes_out=len(out), staging_retries=stage.retries)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    report["cpu_s"] = time.thread_time() - cpu0  # this thread's: other jobs on the worker run in their own
+    report["rss_peak_mb"] = _peak_rss_mb()
     report["finished"] = time.time()
     if notes:
         stage.put(spec.report, json.dumps({"ok": True, "report": report}).encode())

@@ -85,7 +85,9 @@ CREATE TABLE IF NOT EXISTS attempts (
     bytes_in INTEGER,
     bytes_out INTEGER,
     role TEXT,               -- first | retry | backup | moved
-    staging_retries INTEGER  -- transient staging failures the attempt survived
+    staging_retries INTEGER, -- transient staging failures the attempt survived
+    cpu_s REAL,              -- CPU seconds of the attempt's thread (stage-in to stage-out)
+    rss_peak_mb REAL         -- the worker process's peak resident memory when the attempt ended (MiB)
 );
 CREATE INDEX IF NOT EXISTS attempts_job ON attempts (job_id);
 CREATE TABLE IF NOT EXISTS events (
@@ -103,11 +105,13 @@ LEDGER_NAME = "ledger.sqlite"
 #   1: attempts.role, attempts.staging_retries (medfeat 0.1.0 had neither)
 #   2: run.run_id (the run's prefix in the stage), the backend of each session, batch job ids
 #   3: each image's mask label, RTSTRUCT ROI name and cohort identifiers (JSON)
+#   4: each attempt's CPU time and its worker's peak resident memory
 MIGRATIONS = (
     (1, (("attempts", "role", "TEXT"), ("attempts", "staging_retries", "INTEGER"))),
     (2, (("run", "run_id", "TEXT"), ("sessions", "backend", "TEXT"), ("sessions", "backend_options", "TEXT"),
          ("attempts", "batch_id", "TEXT"))),
     (3, (("images", "label", "INTEGER"), ("images", "roi", "TEXT"), ("images", "ids", "TEXT"))),
+    (4, (("attempts", "cpu_s", "REAL"), ("attempts", "rss_peak_mb", "REAL"))),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -295,7 +299,7 @@ class Ledger:
         runs in a single transaction: exactly one committed result per job.
         """
         fields = ("worker", "host", "pid", "started", "staged_in", "computed", "staged_out", "finished",
-                  "result", "n_images", "n_failed", "bytes_in", "bytes_out", "staging_retries")
+                  "result", "n_images", "n_failed", "bytes_in", "bytes_out", "staging_retries", "cpu_s", "rss_peak_mb")
         with self.transaction() as db:
             job_id = db.execute("SELECT job_id FROM attempts WHERE attempt_id = ?", (attempt_id,)).fetchone()[0]
             state = db.execute("SELECT state FROM jobs WHERE job_id = ?", (job_id,)).fetchone()[0]

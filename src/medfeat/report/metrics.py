@@ -10,6 +10,10 @@ Definitions (per run, summed over its sessions when a run was resumed):
 - user waiting time: wall time of the ``medfeat run``/``resume`` sessions, from start (planning
   and staging included) to the feature table written: what the user waited;
 - staging in / out: sum over attempts of bundle download+check+unpack / result upload;
+- summed CPU time: sum over attempts of the CPU time of the thread that ran the job (compute and
+  staging; a thread's, so jobs sharing a worker process are told apart);
+- peak worker memory: the largest peak resident memory (RSS) of a worker process at the end of
+  an attempt;
 - parallel efficiency: summed running time / (workers x user waiting time);
 - tail figures: p50 / p95 / max job time (running time of each job's committed attempt), the tail
   ratio (user waiting time / (summed running time / workers): 1 is a perfectly packed run, the
@@ -33,6 +37,8 @@ METRICS = (
     ("queue_wait_max_s", "queue wait, longest", "s"),
     ("staging_in_s", "staging in (workers, total)", "s"),
     ("staging_out_s", "staging out (workers, total)", "s"),
+    ("summed_cpu_time_s", "summed CPU time (attempts' threads)", "s"),
+    ("peak_rss_mb", "peak worker memory (RSS)", "MiB"),
     ("jobs", "jobs", ""),
     ("committed_jobs", "jobs committed", ""),
     ("failed_jobs", "jobs failed", ""),
@@ -105,6 +111,8 @@ def run_metrics(run_dir: str | Path) -> dict:
         "planning_s": sum(s["planning_s"] or 0 for s in sessions),
         "staging_in_s": stage_in,
         "staging_out_s": stage_out,
+        "summed_cpu_time_s": sum(a.get("cpu_s") or 0.0 for a in attempts),
+        "peak_rss_mb": max((a.get("rss_peak_mb") or 0.0 for a in attempts), default=0.0),
         "jobs": len(jobs),
         "committed_jobs": sum(1 for j in jobs if j["state"] == "committed"),
         "failed_jobs": sum(1 for j in jobs if j["state"] == "failed"),
@@ -138,19 +146,21 @@ def _read(run_dir) -> tuple[list[dict], list[dict]]:
 def attempt_rows(run_dir: str | Path) -> list[dict]:
     """Every attempt: job, role, outcome, host, worker, batch job id, queue wait and running time."""
     attempts, _ = _read(run_dir)
-    return [{**{k: a.get(k) for k in ("job_id", "attempt_id", "role", "outcome", "host", "worker", "batch_id")},
+    return [{**{k: a.get(k) for k in ("job_id", "attempt_id", "role", "outcome", "host", "worker", "batch_id",
+                                      "cpu_s", "rss_peak_mb")},
              "queue_wait_s": a["started"] - a["submitted"] if a["started"] and a["submitted"] else None,
              "running_s": a["finished"] - a["started"] if a["started"] and a["finished"] else None}
             for a in attempts]
 
 
 def host_rows(run_dir: str | Path) -> list[dict]:
-    """Per host: attempts, committed, lost or failed, mean queue wait, summed running time."""
+    """Per host: attempts, committed, lost or failed, mean queue wait, summed running time, peak RSS."""
     by: dict[str, dict] = {}
     for a in attempt_rows(run_dir):
         h = by.setdefault(a["host"] or "(never started)", {"host": a["host"] or "(never started)", "attempts": 0,
                                                            "committed": 0, "lost_or_failed": 0, "waits": [],
-                                                           "running_s": 0.0})
+                                                           "running_s": 0.0, "peak_rss_mb": 0.0})
+        h["peak_rss_mb"] = max(h["peak_rss_mb"], a["rss_peak_mb"] or 0.0)
         h["attempts"] += 1
         h["committed"] += a["outcome"] == "committed"
         h["lost_or_failed"] += a["outcome"] in ("lost", "error")
@@ -182,6 +192,8 @@ def format_value(key: str, value) -> str:
             return f"{value * 1e3:.2f} ms"
         if key == "images_per_s":
             return f"{value:.1f} /s"
+        if key.endswith("_mb"):
+            return f"{value:.0f} MiB"
         if key.endswith("_s"):
             return f"{value:.2f} s"
         return f"{value:.3f}" if key in ("parallel_efficiency", "tail_ratio") else f"{value:.1f}"
