@@ -6,7 +6,8 @@
 ((1, 256, 256, 3), (1.0, 1.0, 1.0), '3f1c9a0b')
 
 Formats: Netpbm P2/P3/P5/P6 (:mod:`~medfeat.io.netpbm`), PNG/JPEG/TIFF (:mod:`~medfeat.io.pillow`),
-DICOM files and series folders (:mod:`~medfeat.io.dicom`), NIfTI (:mod:`~medfeat.io.nifti`).
+DICOM files and series folders (:mod:`~medfeat.io.dicom`), NIfTI (:mod:`~medfeat.io.nifti`), NRRD
+with attached data (:mod:`~medfeat.io.nrrd`; raw, gzip or bzip2 encoded).
 Gzipped files are looked into: ``.nii.gz``, and gzipped DICOM or Netpbm files.
 DICOM RTSTRUCT masks (contours, not images) are turned into voxel masks by :mod:`~medfeat.io.rtstruct`.
 """
@@ -35,7 +36,7 @@ def detect_format(head: bytes) -> str | None:
     Returns
     -------
     str or None
-        ``"dicom"``, ``"netpbm"``, ``"pillow"``, ``"nifti"``, ``"gzip"`` or None when unknown.
+        ``"dicom"``, ``"netpbm"``, ``"pillow"``, ``"nifti"``, ``"nrrd"``, ``"gzip"`` or None when unknown.
     """
     from medfeat.io.nifti import looks_like_nifti
 
@@ -49,6 +50,8 @@ def detect_format(head: bytes) -> str | None:
         return "pillow"
     if looks_like_nifti(head):
         return "nifti"
+    if head.startswith(b"NRRD000"):
+        return "nrrd"
     if head[:2] == b"\x1f\x8b":
         return "gzip"
     return None
@@ -67,7 +70,7 @@ def read_image(path: str | os.PathLike) -> Image:
     """Read an image file, or the DICOM series in a folder.
 
     The format is detected from the content (magic bytes), not from the file name: Netpbm
-    P2/P3/P5/P6, PNG, JPEG, TIFF, DICOM, NIfTI-1/2; gzipped NIfTI, DICOM and Netpbm files.
+    P2/P3/P5/P6, PNG, JPEG, TIFF, DICOM, NIfTI-1/2, NRRD; gzipped NIfTI, DICOM and Netpbm files.
 
     Parameters
     ----------
@@ -108,8 +111,8 @@ def read_image(path: str | os.PathLike) -> Image:
         else:
             raise InputError(path, "gzip file that is not a NIfTI, DICOM or Netpbm image")
     if kind is None:
-        raise InputError(path, "unrecognised image format (expected PGM/PPM, PNG, JPEG, TIFF, DICOM or NIfTI; "
-                               f"file starts with {data[:8]!r})")
+        raise InputError(path, "unrecognised image format (expected PGM/PPM, PNG, JPEG, TIFF, DICOM, NIfTI "
+                               f"or NRRD; file starts with {data[:8]!r})")
     img = _reader(kind)(path, payload)
     img.source, img.sha256 = str(path), sha
     if payload is not data:
@@ -124,6 +127,8 @@ def _reader(kind: str):
         from medfeat.io.netpbm import read_netpbm as reader
     elif kind == "pillow":
         from medfeat.io.pillow import read_pillow as reader
+    elif kind == "nrrd":
+        from medfeat.io.nrrd import read_nrrd as reader
     else:
         from medfeat.io.nifti import read_nifti as reader
     return reader
