@@ -272,14 +272,43 @@ def test_dicom_unknown_transfer_syntax_is_an_input_error(tmp_path):
     assert "internal error" not in line
 
 
-def test_gzipped_dicom_bomb_is_bounded(tmp_path, monkeypatch):
-    import medfeat.io._files as files
+def test_gzipped_dicom_bomb_is_bounded_by_its_header(tmp_path):
+    import tracemalloc
 
-    monkeypatch.setattr(files, "MAX_FILE_BYTES", 1 << 20)
+    # a 4x4 DICOM followed by 300 MB of zeros (300 kB compressed): decompressed no further than
+    # the header's pixel data (+1 MiB), refused, in a few MB
     p = tmp_path / "bomb.dcm.gz"
     dcm = _dicom(tmp_path / "a.dcm").read_bytes()
-    p.write_bytes(gzip.compress(dcm + b"\0" * (8 << 20)))
-    with pytest.raises(InputError, match="bomb.dcm.gz: gzip data decompresses to more than"):
+    p.write_bytes(gzip.compress(dcm + b"\0" * (300 << 20), compresslevel=1))
+    tracemalloc.start()
+    try:
+        with pytest.raises(InputError, match="bomb.dcm.gz: gzip data decompresses to more than"):
+            read_image(p)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 << 20, f"{peak / 2**20:.0f} MiB"
+    # the file without the zeros reads
+    p.write_bytes(gzip.compress(dcm))
+    assert read_image(p).shape == (1, 4, 4)
+
+
+def test_gzipped_netpbm_bomb_costs_only_its_raster(tmp_path):
+    import tracemalloc
+
+    p = tmp_path / "bomb.pgm.gz"
+    p.write_bytes(gzip.compress(b"P5\n8 8\n255\n" + bytes(range(64)) + b"\0" * (300 << 20), compresslevel=1))
+    tracemalloc.start()
+    try:
+        img = read_image(p)  # the raster the header declares; what follows is never inflated
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert img.shape == (1, 8, 8) and img.array.ravel().tolist() == list(range(64))
+    assert peak < 64 << 20, f"{peak / 2**20:.0f} MiB"
+    # a header claiming more than the image limit is refused before anything is inflated
+    p.write_bytes(gzip.compress(b"P5\n200000 200000\n255\n" + b"\0" * 1000))
+    with pytest.raises(InputError, match="image too large"):
         read_image(p)
 
 

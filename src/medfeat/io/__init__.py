@@ -107,7 +107,7 @@ def read_image(path: str | os.PathLike) -> Image:
         if kind == "nifti":
             payload = data  # the NIfTI reader decompresses .nii.gz itself
         elif kind in ("dicom", "netpbm"):
-            payload = _gunzip(data, path)
+            payload = _gunzip(data, path, kind)
         else:
             raise InputError(path, "gzip file that is not a NIfTI, DICOM or Netpbm image")
     if kind is None:
@@ -134,7 +134,14 @@ def _reader(kind: str):
     return reader
 
 
-def _gunzip(data: bytes, path) -> bytearray:
-    """All decompressed bytes, refused as soon as they pass the reader's file size limit (a gzip
-    bomb costs at most that, never what it would expand to)."""
-    return gunzip_bounded(data, path)
+def _gunzip(data: bytes, path, kind: str) -> bytearray:
+    """The decompressed file, never more than its header says it holds (a gzip bomb costs what
+    the header claims, within the image limit, never what it would expand to)."""
+    if kind == "netpbm":
+        from medfeat.io.netpbm import file_bytes
+
+        need, exact = file_bytes(_gunzip_head(data, path, 1 << 16), path)
+        return gunzip_bounded(data, path, need=need) if exact else gunzip_bounded(data, path, limit=need)
+    from medfeat.io.dicom import gzipped_size_limit
+
+    return gunzip_bounded(data, path, limit=gzipped_size_limit(data, path))

@@ -98,6 +98,50 @@ def _check_pixel_size(ds, path) -> None:
     check_image_size(path, nbytes, f"{rows}x{cols}, {frames} frame(s), {samples} sample(s) of {bits} bits")
 
 
+#: How much of a gzipped DICOM file's header (everything before its pixel data) is decompressed at most.
+GZIP_HEADER_LIMIT = 256 << 20
+
+
+def gzipped_size_limit(data: bytes, path) -> int:
+    """How far a gzipped DICOM file may be decompressed: its header (read from the stream, at most
+    :data:`GZIP_HEADER_LIMIT`), plus the pixel data its Rows, Columns, frames, samples and bits
+    declare (checked against the image limit), plus 1 MiB for elements after the pixel data."""
+    import gzip
+
+    n = 1 << 16
+    while True:  # a longer prefix each time, until the header (what precedes the pixel data) parses
+        try:
+            with gzip.GzipFile(fileobj=io.BytesIO(data)) as gz:
+                prefix = gz.read(n)
+        except (OSError, EOFError, ValueError) as exc:
+            raise InputError(path, f"truncated or corrupt gzip data ({exc})") from None
+        fh = io.BytesIO(prefix)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ds = pydicom.dcmread(fh, stop_before_pixels=True, force=True)
+            header = fh.tell()
+            if header < len(prefix) or len(prefix) < n:  # stopped at the pixel data, or the whole file
+                break
+        except MemoryError:
+            raise
+        except Exception as exc:
+            if len(prefix) < n or n >= GZIP_HEADER_LIMIT:  # the whole file, or enough: it is bad
+                raise InputError(path, f"gzipped DICOM file with an unreadable header "
+                                       f"({type(exc).__name__}: {exc})") from None
+        if n >= GZIP_HEADER_LIMIT:
+            raise InputError(path, f"gzipped DICOM file whose header exceeds {GZIP_HEADER_LIMIT >> 20} MiB")
+        n *= 4
+
+    if _int(ds, "Rows") is None:  # no image: what is there is the header
+        return header + (1 << 20)
+    _check_pixel_size(ds, path)
+    rows, cols = _int(ds, "Rows"), _int(ds, "Columns")
+    frames, samples = _int(ds, "NumberOfFrames", 1) or 1, _int(ds, "SamplesPerPixel", 1) or 1
+    bits = _int(ds, "BitsAllocated", 16) or 16
+    return header + math.prod((rows, cols, frames, samples)) * -(-bits // 8) + (1 << 20)
+
+
 def _rescaled_hint(ds) -> bool:
     return "RescaleSlope" in ds or "RescaleIntercept" in ds or "SharedFunctionalGroupsSequence" in ds
 

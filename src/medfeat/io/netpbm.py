@@ -39,7 +39,7 @@ _MAX_HEADER = 1 << 16
 
 def _parse_header(data: bytes, path) -> tuple[str, int, int, int, int]:
     """Return ``(magic, width, height, maxval, raster_offset)``, validating every field."""
-    magic = data[:2]
+    magic = bytes(data[:2])
     if magic not in MAGICS:
         raise InputError(path, f"not a PGM/PPM file (magic {magic!r}, expected P2, P3, P5 or P6)")
     name = magic.decode()
@@ -74,6 +74,22 @@ def _parse_header(data: bytes, path) -> tuple[str, int, int, int, int]:
         else:
             pos += 1
     return name, width, height, maxval, pos
+
+
+def file_bytes(head: bytes, path) -> tuple[int, bool]:
+    """How many bytes a Netpbm file with this beginning (at least its header) holds: ``(n, exact)``.
+    Binary rasters (P5/P6) are exact; an ASCII raster (P2/P3) gets a bound (every sample with as
+    many digits as maxval and a separator, plus room for comments). Sizes are checked against the
+    image limit first. Used to decompress a gzipped file no further than its header allows."""
+    from medfeat.io._files import check_image_size
+
+    name, width, height, maxval, pos = _parse_header(head, path)
+    channels, binary = MAGICS[name.encode()]
+    sample = 1 if maxval < 256 else 2
+    check_image_size(path, width * height * channels * sample, f"{name} {width}x{height}")
+    if binary:
+        return pos + width * height * channels * sample, True
+    return pos + width * height * channels * (len(str(maxval)) + 1) + _MAX_HEADER, False
 
 
 def _binary_raster(data: bytes, path, name: str, shape: tuple, maxval: int, pos: int) -> np.ndarray:
