@@ -388,6 +388,15 @@ def _run_production(run_dir: Path, dataset, settings, families, cfg, quiet: bool
     metrics = run_metrics(run_dir)
     console.print(run_table(metrics, title=f"medfeat run {run_dir}"))
     console.print(f"features: {run_dir / 'features.parquet'}  errors: {run_dir / 'errors.csv'}")
+    try:  # the page is a convenience: never let it fail the run
+        from medfeat.report.html import write_html_report
+
+        page = write_html_report(run_dir)
+        if not quiet:
+            typer.echo(f"report: {page}")
+    except Exception as exc:
+        typer.echo(f"medfeat: warning: could not write {run_dir / 'report.html'}: {type(exc).__name__}: "
+                   f"{' '.join(str(exc).split())}", err=True)
     if metrics["failed_images"]:
         typer.echo(f"medfeat: {metrics['failed_images']} of {metrics['images']} images failed; reasons in "
                    f"{run_dir / 'errors.csv'}", err=True)
@@ -487,9 +496,15 @@ def report(
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
     attempts: bool = typer.Option(False, "--attempts", help="Also list every attempt: job, role, outcome, host, "
                                                             "batch job id, queue wait, running time."),
+    html: bool = typer.Option(False, "--html", help="Write the report as one self-contained HTML page (run table, "
+                                                    "Gantt chart of the attempts, job times, throughput, workers, "
+                                                    "failed images; no network needed) to RUN/report.html."),
+    html_out: Optional[Path] = typer.Option(None, "--output", "-o", help="Where --html writes the page (implies "
+                                                                         "--html; default RUN/report.html)."),
 ) -> None:
     """Print the run table (submission, running and waiting times, queue wait, staging, jobs, images,
-    efficiency), the backend of each session and where the attempts ran."""
+    efficiency), the backend of each session and where the attempts ran. `--html [-o OUT.html]`
+    writes it all, with figures, as one HTML page instead."""
     import json
 
     from medfeat.production.ledger import LEDGER_NAME
@@ -498,6 +513,16 @@ def report(
         _fail(f"{run_dir}: not a run folder (no {LEDGER_NAME})")
     from medfeat.report.metrics import attempt_rows, host_rows, run_metrics, run_table, session_rows
 
+    if html or html_out is not None:
+        from medfeat.report.html import write_html_report
+
+        try:
+            page = write_html_report(run_dir, html_out)
+        except OSError as exc:
+            _fail(f"{html_out or run_dir / 'report.html'}: cannot write the report: {exc.strerror or exc}")
+        typer.echo(f"report: {page}", err=as_json)
+        if not as_json:
+            return
     m = run_metrics(run_dir)
     if as_json:
         typer.echo(json.dumps(m, indent=1))
@@ -525,6 +550,95 @@ def report(
                                                                          "host", "worker", "batch_id")),
                       *(f"{r[k]:.2f} s" if r[k] is not None else "-" for k in ("queue_wait_s", "running_s")))
         console.print(t)
+
+
+@app.command()
+def study(
+    dataset: str = typer.Argument(..., help="Dataset, as for `medfeat run`."),
+    output: Path = typer.Option(..., "--output", "-o", help="Study folder: one run folder per point under runs/, "
+                                                           "study.parquet and study.html."),
+    workers: str = typer.Option("1,2", "--workers", "-w", help="Worker counts, comma-separated (e.g. 1,2,4)."),
+    images_per_job: str = typer.Option("250", "--images-per-job", help="Images per job, comma-separated (e.g. 50,250)."),
+    repeat: int = typer.Option(1, "--repeat", help="Runs per point (the spread over repeats is shown)."),
+    settings: Optional[str] = typer.Option(None, "--settings", "-s", help="Preset or settings file (default: auto)."),
+    families: Optional[str] = typer.Option(None, "--families", "-f", help="Comma-separated families."),
+    backend: str = typer.Option("local", "--backend", help="Backend of every run (see `medfeat run --help`)."),
+    mode: str = typer.Option("workers", "--mode", help="workers or jobs."),
+    queue: Optional[str] = _QUEUE, hosts: Optional[str] = _HOSTS,
+    quiet: bool = _QUIET,
+) -> None:
+    """Run DATASET as a production at every point of a grid (workers x images per job x repeats), each
+    in its own run folder; a point already complete is not run again, an interrupted one is resumed.
+    Writes OUTPUT/study.parquet (one row per run: the point, every `medfeat report --json` key,
+    speedup and efficiency against the fewest workers) and OUTPUT/study.html."""
+    from medfeat.production.study import StudyPlan, parse_counts, run_study, study_points
+    from medfeat.report.studies import study_rows, study_summary, write_study_html, write_study_table
+
+    try:
+        plan = StudyPlan(dataset, parse_counts(workers, "--workers"), parse_counts(images_per_job, "--images-per-job"),
+                         repeat, settings, list(_families(families) or []) or None, backend, mode,
+                         {k: v for k, v in {"queue": queue, "hosts": [h for h in (hosts or "").split(",") if h]
+                                             or None}.items() if v})
+
+        def told(point, state, seconds):
+            if not quiet:
+                typer.echo(f"{point.name}: " + ("already complete" if state == "done" else f"{state} in {seconds:.1f} s"))
+
+        run_study(output, plan, on_point=told)
+    except (InputError, OSError) as exc:
+        _fail(str(exc) + f" (finished points are kept: run the same command again to go on)")
+    except KeyboardInterrupt:
+        _fail(f"interrupted; finished points are kept: run the same command again to go on", code=130)
+    rows = study_rows(study_points(output))
+    summary = study_summary(rows)
+    write_study_table(rows, output / "study.parquet")
+    write_study_html(rows, summary, output / "study.html", f"medfeat study {output}")
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table("run", "workers", "images/job", "waiting", "speedup", "efficiency", title=f"study {output}")
+    for r in rows:
+        t.add_row(r["run"], str(r["workers_requested"]), str(r["images_per_job"]), f"{r['user_waiting_time_s']:.1f} s",
+                  f"{r['speedup']:.2f}", f"{r['efficiency']:.2f}")
+    Console().print(t)
+    for s_ in summary:
+        if s_["amdahl"]:
+            typer.echo(f"{s_['images_per_job']} images/job: Amdahl serial fraction {s_['amdahl']['serial_fraction']:.3f}")
+    typer.echo(f"study: {output / 'study.parquet'}  {output / 'study.html'}")
+
+
+@app.command()
+def compare(
+    runs: List[Path] = typer.Argument(..., help="Run folders."),
+    html_out: Optional[Path] = typer.Option(None, "--html", help="Also write the table as a self-contained HTML page."),
+    as_json: bool = typer.Option(False, "--json", help="Print every run's metrics as JSON."),
+) -> None:
+    """The seed's table for any set of runs: one column per run, rows average submission time per
+    job, summed running time, user real waiting time."""
+    import json
+
+    from medfeat.production.ledger import LEDGER_NAME
+    from medfeat.report.metrics import format_value
+    from medfeat.report.studies import SEED_ROWS, compare_rows, write_compare_html
+
+    for d in runs:
+        if not (d / LEDGER_NAME).exists():
+            _fail(f"{d}: not a run folder (no {LEDGER_NAME})")
+    rows = compare_rows(runs)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=1))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        t = Table("", *[r["run"] for r in rows], title="medfeat compare")
+        for key, label in SEED_ROWS:
+            t.add_row(label, *[format_value(key, r[key]) for r in rows])
+        Console().print(t)
+    if html_out is not None:
+        write_compare_html(rows, html_out)
+        if not as_json:
+            typer.echo(f"html: {html_out}")
 
 
 @app.command("make-dataset")
@@ -579,6 +693,8 @@ def demo(
     for r in rows[:5]:
         t.add_row(Path(r["image"]).name, *(f"{r[c]:.4g}" if r[c] is not None else "-" for c in shown))
     console.print(t)
+    if (run_dir / "report.html").exists():
+        typer.echo(f"report (open it in a browser): {run_dir / 'report.html'}")
 
 
 @app.command("settings")
