@@ -66,7 +66,7 @@ def _end(a: dict, fallback: float) -> float:
     return a.get("finished") or fallback
 
 
-def _svg(fig, name: str) -> str:
+def to_svg(fig, name: str) -> str:
     """The figure as SVG text for inlining: no XML prolog or DOCTYPE, no metadata, every id but
     the attempts' prefixed with ``name`` (several figures share one HTML document)."""
     import matplotlib
@@ -92,7 +92,7 @@ def _svg(fig, name: str) -> str:
     return text.replace("<svg", f'<svg class="figure" role="img" aria-label="{name}"{style}', 1)
 
 
-def _figure(width: float, height: float):
+def new_figure(width: float, height: float):
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), layout="constrained")
@@ -127,7 +127,7 @@ def gantt(attempts: list[dict], end_fallback: float) -> str | None:
         placed.append((a, w, lane))
     index = {r: i for i, r in enumerate(sorted(rows))}
     n = len(index)
-    fig = _figure(10, min(max(2.2, 0.9 + 0.26 * n), 40))
+    fig = new_figure(10, min(max(2.2, 0.9 + 0.26 * n), 40))
     ax = fig.add_subplot()
     phased = len(started) <= MAX_PHASED
     used = set()
@@ -165,7 +165,7 @@ def gantt(attempts: list[dict], end_fallback: float) -> str | None:
                     Patch(facecolor="#888888", label="compute"),
                     Patch(facecolor="#555555", label="stage-out (darker)")]
     fig.legend(handles=handles, loc="outside upper center", ncols=min(len(handles), 6), fontsize=7, frameon=False)
-    return _svg(fig, "gantt")
+    return to_svg(fig, "gantt")
 
 
 def job_times(values: list[float], p50: float, p95: float, vmax: float) -> str | None:
@@ -173,7 +173,7 @@ def job_times(values: list[float], p50: float, p95: float, vmax: float) -> str |
     if not values:
         return None
     v = sorted(values)
-    fig = _figure(10, 3.2)
+    fig = new_figure(10, 3.2)
     hist, cdf = fig.subplots(1, 2)
     hist.hist(v, bins=min(40, max(5, len(v) // 2)), color="#1b9e77", edgecolor="white", linewidth=0.4)
     hist.set_xlabel("job time (s)")
@@ -188,7 +188,7 @@ def job_times(values: list[float], p50: float, p95: float, vmax: float) -> str |
             ax.axvline(value, color="#444444", linestyle=style, linewidth=1, label=f"{q} {value:.2f} s")
         ax.grid(linewidth=0.4, alpha=0.5)
     cdf.legend(fontsize=7, loc="lower right")
-    return _svg(fig, "jobtimes")
+    return to_svg(fig, "jobtimes")
 
 
 def throughput(attempts: list[dict], bins: int = 50) -> str | None:
@@ -205,7 +205,7 @@ def throughput(attempts: list[dict], bins: int = 50) -> str | None:
     counts = [0.0] * bins
     for t, k in done:
         counts[min(int((t - t0) / width), bins - 1)] += k
-    fig = _figure(10, 3)
+    fig = new_figure(10, 3)
     ax = fig.add_subplot()
     edges = [i * width for i in range(bins + 1)]
     ax.stairs([c / width for c in counts], edges, fill=True, color="#1f78b4", alpha=0.6, label="images/s")
@@ -223,7 +223,7 @@ def throughput(attempts: list[dict], bins: int = 50) -> str | None:
     total.set_ylabel("images done")
     total.set_ylim(0, max(cum, 1) * 1.05)
     fig.legend(loc="outside upper center", ncols=2, fontsize=7, frameon=False)
-    return _svg(fig, "throughput")
+    return to_svg(fig, "throughput")
 
 
 def queue_vs_running(attempts: list[dict], end_fallback: float) -> str | None:
@@ -237,7 +237,7 @@ def queue_vs_running(attempts: list[dict], end_fallback: float) -> str | None:
             ys.append(max(a["started"] - a["submitted"], 0.0))
     if not pts:
         return None
-    fig = _figure(6.5, 3.6)
+    fig = new_figure(6.5, 3.6)
     ax = fig.add_subplot()
     for cat in OUTCOME_COLOURS:
         if cat in pts:
@@ -248,4 +248,4 @@ def queue_vs_running(attempts: list[dict], end_fallback: float) -> str | None:
     ax.set_ylim(bottom=0)
     ax.grid(linewidth=0.4, alpha=0.5)
     ax.legend(fontsize=7)
-    return _svg(fig, "queuewait")
+    return to_svg(fig, "queuewait")

@@ -26,6 +26,7 @@ import math
 from pathlib import Path
 from typing import Iterable
 
+from medfeat.report.figures import new_figure, to_svg
 from medfeat.report.metrics import format_value, run_metrics
 
 # The seed's three figures, in its order.
@@ -118,33 +119,9 @@ def write_study_table(rows: list[dict], path: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- pages
-def _svg(fig) -> str:
-    import io
-
-    buf = io.StringIO()
-    # no RDF metadata block (its namespaces are URLs, and its date makes pages differ run to run)
-    fig.savefig(buf, format="svg", bbox_inches="tight",
-                metadata={"Creator": None, "Date": None, "Format": None, "Type": None})
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    text = buf.getvalue()
-    return text[text.index("<svg"):]  # no XML prolog or DOCTYPE inside the HTML
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    plt.rcParams.update({"svg.fonttype": "path", "svg.hashsalt": "medfeat", "font.size": 9})
-    return plt
-
-
 def _scaling_figure(rows: list[dict], summary: list[dict]) -> str:
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
+    fig = new_figure(11, 3.2)
+    axes = fig.subplots(1, 3)
     for ipj in sorted({r["images_per_job"] for r in rows}):
         group = [r for r in rows if r["images_per_job"] == ipj]
         for ax, key, label in zip(axes, ("user_waiting_time_s", "speedup", "efficiency"),
@@ -170,8 +147,7 @@ def _scaling_figure(rows: list[dict], summary: list[dict]) -> str:
     for ax in axes:
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return _svg(fig)
+    return to_svg(fig, "scaling")
 
 
 def phase_seconds(m: dict) -> dict[str, float]:
@@ -191,8 +167,8 @@ def phase_seconds(m: dict) -> dict[str, float]:
 
 
 def _phase_figure(rows: list[dict]) -> str:
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.6 * len(rows) + 2), 3.4))
+    fig = new_figure(max(4.0, 0.6 * len(rows) + 2), 3.4)
+    ax = fig.subplots()
     names = [r["run"] for r in rows]
     bottom = [0.0] * len(rows)
     for key, label in PHASES:
@@ -202,8 +178,7 @@ def _phase_figure(rows: list[dict]) -> str:
     ax.set_ylabel("seconds of the user's wait (per worker)")
     ax.tick_params(axis="x", rotation=45)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    return _svg(fig)
+    return to_svg(fig, "phases")
 
 
 def seed_table_html(rows: list[dict], columns_key: str = "run") -> str:
