@@ -641,6 +641,57 @@ def compare(
             typer.echo(f"html: {html_out}")
 
 
+@app.command()
+def simulate(
+    run_dir: Path = typer.Argument(..., help="Run folder whose ledger gives the measured job times, queue waits "
+                                             "and overheads."),
+    workers: str = typer.Option("10,100,1000", "--workers", "-w", help="Worker counts to simulate, N[,N...]."),
+    slow_share: float = typer.Option(0.0, "--slow-share", help="Share of the workers that are slow "
+                                                                "(round(share x N) of them; e.g. 0.05)."),
+    slow_factor: float = typer.Option(10.0, "--slow-factor", help="How many times slower a slow worker runs."),
+    fail_rate: float = typer.Option(0.0, "--fail-rate", help="Probability that an attempt fails (at a uniform "
+                                                              "point of its run; it is retried)."),
+    queue_wait: str = typer.Option("measured", "--queue-wait", help="Queue wait per attempt: measured (the run's "
+                                                                    "own), 0, const:SECONDS or exp:MEAN_SECONDS."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", help="Jobs of the simulated production (default: the run's)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the simulation (same seed, same result)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object per worker count, one per line."),
+) -> None:
+    """Predict RUN_DIR's waiting time and parallel efficiency on other worker counts, with slow workers,
+    failures or other queue waits, with and without the tail policy (a discrete-event simulation that
+    draws from the run's measured distributions; see medfeat.report.simulation for the model)."""
+    from medfeat.report.simulation import check_options, json_lines, measure, parse_workers, predict
+
+    try:
+        counts = parse_workers(workers)
+        check_options(slow_share, slow_factor, fail_rate, jobs)
+        measured = measure(run_dir)
+        rows = predict(measured, counts, jobs=jobs, slow_share=slow_share, slow_factor=slow_factor,
+                       fail_rate=fail_rate, queue_wait=queue_wait, seed=seed)
+    except InputError as exc:
+        _fail(str(exc))
+    if as_json:
+        typer.echo(json_lines(rows))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table("workers", "wait s", "eff.", "wait s\nno TP", "eff.\nno TP", "job p95\ns", "job max\ns",
+              "backups\n(won)", "slow\navoided", title=f"medfeat simulate {run_dir}: {rows[0]['jobs']} jobs "
+                                                     f"(measured: {measured.workers} workers, "
+                                                     f"{measured.user_waiting_time_s:.1f} s waiting)",
+              caption="TP: the tail policy (backups, timeouts); eff.: parallel efficiency")
+    for r in rows:
+        t.add_row(str(r["workers"]), f"{r['user_waiting_time_s']:.1f}", f"{r['parallel_efficiency']:.3f}",
+                  f"{r['user_waiting_time_s_no_tail_policy']:.1f}", f"{r['parallel_efficiency_no_tail_policy']:.3f}",
+                  f"{r['job_time_p95_s']:.2f}", f"{r['job_time_max_s']:.2f}",
+                  f"{r['backups_launched']} ({r['backups_won']})", f"{r['slow_workers_avoided']}/{r['slow_workers']}")
+    Console().print(t)
+    r = rows[0]
+    typer.echo(f"fixed costs (as measured): planning {r['planning_s']:.2f} s, start-up {r['startup_s']:.2f} s, "
+               f"assembly {r['assembly_s']:.2f} s")
+
+
 @app.command("make-dataset")
 def make_dataset_cmd(
     out: Path = typer.Argument(..., help="Folder to write the dataset into."),
