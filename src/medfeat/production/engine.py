@@ -156,34 +156,71 @@ class Production:
 
     # -- output ----------------------------------------------------------------------------
     def _assemble(self) -> None:
-        """Join the committed results into features.parquet and errors.csv (atomically)."""
+        """Join the committed results into features.parquet and errors.csv (atomically), one job's
+        table at a time: the client never holds the whole table (22,250 rows x 3,700 gift columns
+        would be 660 MB, twice over while concatenated)."""
         import pyarrow as pa
         import pyarrow.compute as pc
         import pyarrow.csv as pacsv
         import pyarrow.parquet as pq
 
+        from medfeat.extract import single_slice_only_columns
         from medfeat.production.job import result_table
-        from medfeat.tables import ImageResult, drop_unused_columns, provenance, with_provenance
+        from medfeat.tables import ImageResult, provenance, with_provenance
 
-        tables = []
-        for job in self.ledger.jobs():
-            if job["state"] == "committed":
-                tables.append(pq.read_table(io.BytesIO(self.stage.get(job["result"]))))
-            elif job["state"] == "failed":
-                # every image of a failed job is accounted for, with the job's reason
-                images = self.ledger.job_images(job["job_id"])
-                rows = [ImageResult(r["image"], "", error=f"{r['image']}: job failed: {job['error']}") for r in images]
-                items = [{**r, "ids": json.loads(r["ids"]) if r.get("ids") else []} for r in images]
-                tables.append(result_table(rows, self.settings, self.families, job["job_id"], items))
-        if not tables:
+        def tables(schema_only: bool = False):
+            for job in self.ledger.jobs():
+                if job["state"] == "committed" and schema_only:  # the file's footer, not its rows
+                    with self.stage.fs.open(self.stage.path(job["result"]), "rb") as fh:
+                        yield pq.read_schema(fh).empty_table()
+                elif job["state"] == "committed":
+                    yield pq.read_table(io.BytesIO(self.stage.get(job["result"])))
+                elif job["state"] == "failed":
+                    # every image of a failed job is accounted for, with the job's reason
+                    images = self.ledger.job_images(job["job_id"])
+                    rows = [ImageResult(r["image"], "", error=f"{r['image']}: job failed: {job['error']}")
+                            for r in images]
+                    items = [{**r, "ids": json.loads(r["ids"]) if r.get("ids") else []} for r in images]
+                    yield result_table(rows, self.settings, self.families, job["job_id"], items)
+
+        # pass 1 (schemas only, and which columns some row fills): the table's one schema
+        fields: dict[str, pa.Field] = {}
+        filled: set[str] = set()
+        volume_only, slice_only = single_slice_only_columns(self.settings)
+        optional = volume_only | slice_only
+        any_ok = False
+        for t in tables(schema_only=not optional):
+            for f in t.schema:
+                if f.name not in fields:
+                    fields[f.name] = f
+                elif fields[f.name].type != f.type and pa.types.is_null(fields[f.name].type):
+                    fields[f.name] = f
+            if optional:
+                filled |= {c for c in optional & set(t.column_names) if t[c].null_count < t.num_rows}
+                any_ok = any_ok or bool(pc.any(pc.equal(t["error"], "")).as_py())
+        if not fields:
             return
-        table = drop_unused_columns(pa.concat_tables(tables, promote_options="default"), self.settings)
+        # columns of the other kind of image (``auto`` settings) that no row fills are left out;
+        # with no successful row at all, the volume columns stay
+        drop = {c for c in slice_only if c not in filled} | ({c for c in volume_only if c not in filled} if any_ok
+                                                              else set())
+        schema = pa.schema([f for name, f in fields.items() if name not in drop])
         prov = provenance(self.settings, run_id=self.run_id, dataset=self.info["dataset"],
                           dataset_fingerprint=self.info["dataset_fingerprint"], planned_with=self.info["medfeat_version"])
+        schema = with_provenance(schema.empty_table(), prov).schema
         tmp = self.run_dir / (FEATURES_FILE + ".tmp")
-        pq.write_table(with_provenance(table, prov), tmp)
+        errors = []
+        # pass 2: each job's rows, in the one schema (a missing column as nulls), written as they come
+        with pq.ParquetWriter(tmp, schema) as writer:
+            for t in tables():
+                cols = [t[f.name].cast(f.type) if f.name in t.column_names else pa.nulls(t.num_rows, f.type)
+                        for f in schema]
+                part = pa.Table.from_arrays(cols, schema=schema)
+                writer.write_table(part)
+                errors.append(part.filter(pc.not_equal(part["error"], "")).select(["image", "job", "error"]))
         os.replace(tmp, self.run_dir / FEATURES_FILE)
-        errors = table.filter(pc.not_equal(table["error"], "")).select(["image", "job", "error"])
+        errors_table = pa.concat_tables(errors) if errors else pa.table(
+            {"image": pa.array([], pa.string()), "job": pa.array([], pa.int32()), "error": pa.array([], pa.string())})
         tmp = self.run_dir / (ERRORS_FILE + ".tmp")
-        pacsv.write_csv(errors, tmp)
+        pacsv.write_csv(errors_table, tmp)
         os.replace(tmp, self.run_dir / ERRORS_FILE)
