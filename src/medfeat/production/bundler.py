@@ -12,7 +12,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from medfeat.production.staging import Stage, build_bundle, sha256_bytes
+from medfeat.production.staging import Stage, stage_bundle
 
 
 @dataclass
@@ -79,6 +79,5 @@ class Bundler:
                 return BundleReady(job_id, staged["bundle"], staged["bundle_sha256"], staged["bundle_bytes"] or 0)
             if force:
                 self.stage.delete(staged["bundle"])
-        data, _ = build_bundle(items)
-        self.stage.put(name, data)
-        return BundleReady(job_id, name, sha256_bytes(data), len(data))
+        sha, nbytes = stage_bundle(self.stage, name, items)  # streamed: never whole in memory
+        return BundleReady(job_id, name, sha, nbytes)

@@ -105,6 +105,28 @@ class Stage:
                 pass
             raise
 
+    def put_with(self, name: str, write) -> object:
+        """Write ``name`` atomically by streaming: ``write(fh)`` writes the content into ``fh`` (a
+        temporary file, renamed when complete) and its return value is returned. Retried from the
+        start on transient failures, so ``write`` must be repeatable."""
+        def once():
+            final = self.path(name)
+            tmp = f"{final}.tmp-{uuid.uuid4().hex[:12]}"
+            self.fs.makedirs(posixpath.dirname(final), exist_ok=True)
+            try:
+                with self.fs.open(tmp, "wb") as fh:
+                    out = write(fh)
+                self.fs.mv(tmp, final)
+                return out
+            except BaseException:
+                try:
+                    self.fs.rm(tmp)
+                except Exception:
+                    pass
+                raise
+
+        return self._retrying(f"writing {self.path(name)}", once)
+
     def get(self, name: str) -> bytes:
         """The bytes stored under ``name``, retrying transient failures (a missing file included:
         on a briefly unreachable store it looks the same)."""
@@ -170,53 +192,82 @@ def _read_source(url: str) -> list[tuple[str, bytes]]:
         raise InputError(url, "file not found while building the job bundle") from None
 
 
-def build_bundle(items) -> tuple[bytes, list[dict]]:
-    """Pack ``items`` (plan Items) into a tar bundle.
+class _Hashing:
+    """A write-only file that hashes and counts what passes through to ``inner``."""
 
-    Returns the tar's bytes and the manifest's item list. A file that cannot be read is recorded in
-    the manifest with its error, so the job reports it for that image and goes on with the others.
-    """
-    manifest_items, files, blobs = [], {}, []
-    for idx, it in enumerate(items):
-        entry = {"index": idx, "image": it.image, "mask": it.mask, "image_member": None, "mask_member": None,
-                 "sha256": "", "error": "", "label": getattr(it, "label", None), "roi": getattr(it, "roi", None),
-                 "ids": [list(p) for p in getattr(it, "ids", ())]}
-        for role in ("image", "mask"):
-            url = getattr(it, role)
-            if not url:
-                continue
-            base = posixpath.basename(url.rstrip("/")) or role
-            member = f"files/{idx:05d}-{role}-{base}"
-            try:
-                parts = _read_source(url)
-            except (InputError, OSError) as exc:
-                entry["error"] = str(exc) if isinstance(exc, InputError) else f"{url}: cannot read: {exc}"
-                break
-            if len(parts) == 1 and parts[0][0] == "":
-                files[member] = sha256_bytes(parts[0][1])
-                blobs.append((member, parts[0][1]))
-                if role == "image":
-                    entry["sha256"] = files[member]
-            else:  # a folder: pack each file under the member folder
-                h = hashlib.sha256()
-                for rel, data in parts:
-                    files[f"{member}/{rel}"] = sha256_bytes(data)
-                    blobs.append((f"{member}/{rel}", data))
-                    h.update(data)
-                if role == "image":
-                    entry["sha256"] = h.hexdigest()
-            entry[f"{role}_member"] = member
-        manifest_items.append(entry)
-    manifest = {"version": 1, "items": manifest_items, "files": files}
-    buf = io.BytesIO()
+    def __init__(self, inner):
+        self.inner, self.sha, self.n = inner, hashlib.sha256(), 0
+
+    def write(self, data) -> int:
+        self.sha.update(data)
+        self.n += len(data)
+        return self.inner.write(data)
+
+    def tell(self) -> int:
+        return self.n
+
+
+def write_bundle(fh, items) -> tuple[str, int, list[dict]]:
+    """Pack ``items`` (plan Items) as a tar bundle into the open file ``fh``, one input file at a
+    time (a bundle is never whole in memory), the manifest last. Returns the bundle's sha256 and
+    size, hashed while written, and the manifest's item list. A file that cannot be read is
+    recorded in the manifest with its error, so the job reports it for that image and goes on."""
+    out = _Hashing(fh)
+    manifest_items, files = [], {}
     now = time.time()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in [(MANIFEST, json.dumps(manifest, indent=1).encode())] + blobs:
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        def add(name: str, data: bytes) -> None:
             info = tarfile.TarInfo(name)
             info.size = len(data)
             info.mtime = now
             tar.addfile(info, io.BytesIO(data))
+
+        for idx, it in enumerate(items):
+            entry = {"index": idx, "image": it.image, "mask": it.mask, "image_member": None, "mask_member": None,
+                     "sha256": "", "error": "", "label": getattr(it, "label", None), "roi": getattr(it, "roi", None),
+                     "ids": [list(p) for p in getattr(it, "ids", ())]}
+            for role in ("image", "mask"):
+                url = getattr(it, role)
+                if not url:
+                    continue
+                base = posixpath.basename(url.rstrip("/")) or role
+                member = f"files/{idx:05d}-{role}-{base}"
+                try:
+                    parts = _read_source(url)
+                except (InputError, OSError) as exc:
+                    entry["error"] = str(exc) if isinstance(exc, InputError) else f"{url}: cannot read: {exc}"
+                    break
+                if len(parts) == 1 and parts[0][0] == "":
+                    files[member] = sha256_bytes(parts[0][1])
+                    add(member, parts[0][1])
+                    if role == "image":
+                        entry["sha256"] = files[member]
+                else:  # a folder: pack each file under the member folder
+                    h = hashlib.sha256()
+                    for rel, data in parts:
+                        files[f"{member}/{rel}"] = sha256_bytes(data)
+                        add(f"{member}/{rel}", data)
+                        h.update(data)
+                    if role == "image":
+                        entry["sha256"] = h.hexdigest()
+                del parts
+                entry[f"{role}_member"] = member
+            manifest_items.append(entry)
+        add(MANIFEST, json.dumps({"version": 1, "items": manifest_items, "files": files}, indent=1).encode())
+    return out.sha.hexdigest(), out.n, manifest_items
+
+
+def build_bundle(items) -> tuple[bytes, list[dict]]:
+    """A bundle in memory (see :func:`write_bundle`): its bytes and the manifest's item list."""
+    buf = io.BytesIO()
+    _, _, manifest_items = write_bundle(buf, items)
     return buf.getvalue(), manifest_items
+
+
+def stage_bundle(stage: "Stage", name: str, items) -> tuple[str, int]:
+    """Write ``items``' bundle straight into ``stage`` under ``name``; its sha256 and size."""
+    sha, n, _ = stage.put_with(name, lambda fh: write_bundle(fh, items))
+    return sha, n
 
 
 def _safe_member(name: str) -> bool:
