@@ -230,3 +230,32 @@ def test_a_job_that_always_hangs_fails_after_its_last_move(tmp_path):
     assert ledger.job(1)["state"] == "failed" and "timed out 3 times" in ledger.job(1)["error"]
     assert [a["outcome"] for a in ledger.attempts(1)] == ["timeout"] * 3
     assert [ledger.job(j)["state"] for j in (0, 2)] == ["committed", "committed"]
+
+
+def test_uneven_jobs_do_not_get_a_healthy_worker_avoided(tmp_path):
+    # equal workers, every third job six times longer: the long jobs strike whoever runs them,
+    # but no worker is slower than its peers on average, so none is put aside
+    class Uneven(FakeExecutor):
+        def _place(self):
+            super()._place()
+            for attempt, (w, end, spec, started) in list(self.running.items()):
+                if spec.job_id % 3 == 0:  # the end of a long job's attempt, whenever it started
+                    self.running[attempt] = (w, started + 6 * self.base * self.speed[w], spec, started)
+
+    ex = Uneven({"w1": 1.0, "w2": 1.0, "w3": 1.0})
+    ledger, d = _drive(tmp_path, ex, 24, speculate_after=0.2, speculate_factor=2.0, job_timeout=0)
+    _one_commit_each(ledger)
+    assert d.strikes, "the long jobs do strike their workers"
+    assert not [e for e in ledger.events() if e["kind"] == "slow-worker"]
+    # every worker still got jobs in the second half of the run
+    half = sorted(p[0] for p in ex.placed)[len(ex.placed) // 2]
+    assert {p[3] for p in ex.placed if p[0] >= half} == {"w1", "w2", "w3"}
+
+
+def test_two_workers_never_lose_one_to_the_slow_rule(tmp_path):
+    # one worker ten times slower, but only two: backups deal with its stragglers, it keeps working
+    ex = FakeExecutor({"w1": 10.0, "w2": 1.0})
+    ledger, d = _drive(tmp_path, ex, 12, speculate_after=0.2, speculate_factor=3.0, job_timeout=0)
+    _one_commit_each(ledger)
+    assert all(j["state"] == "committed" for j in ledger.jobs())
+    assert d.strikes["w1"] >= 2 and not [e for e in ledger.events() if e["kind"] == "slow-worker"]

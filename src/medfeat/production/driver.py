@@ -18,8 +18,10 @@ Tail policy, checked twice a second:
   ``max_moves`` times per job; a job that times out once more fails, so none runs forever); on a batch system an attempt still queued after ``queue_timeout``
   is cancelled and submitted again the same way;
 * **slow workers** -- a worker whose attempt was slow (needed a backup, timed out, or finished
-  after ``speculate_factor`` x the median) ``slow_after`` times gets no new jobs; it is named in
-  the ledger's events and the report.
+  after ``speculate_factor`` x the median) ``slow_after`` times gets no new jobs -- for slow
+  completions and backups only when its median attempt time is also over ``speculate_factor`` x
+  its peers' median (uneven jobs and a loaded machine strike healthy workers too) and at most a
+  third of the workers are avoided; it is named in the ledger's events and the report.
 
 An attempt that vanished (its worker or batch job gone, its result unreachable) is run again
 elsewhere; one whose code raised is retried; both count against ``max_attempts``. A bundle that
@@ -97,6 +99,7 @@ class Driver:
         self.live: dict[int, _Attempt] = {}        # attempt id -> attempt
         self.jobs: dict[int, _JobState] = {j: _JobState() for j in todo}
         self.durations: list[float] = []           # running times of reporting attempts
+        self.worker_durations: dict[str, list[float]] = {}  # the same, per worker
         self.strikes: Counter = Counter()
         self.avoided: set[str] = set()
         self.warm: set[str] = set()                # workers that completed an attempt
@@ -118,14 +121,35 @@ class Driver:
         # never zero while nothing runs: a cluster still starting (or adaptive) needs work to see
         return max(slots + self.o.lookahead, 1 if not self.live else 0) - busy
 
-    def _strike(self, worker: str | None, why: str, job_id: int | None = None) -> None:
+    def _slower_than_peers(self, worker: str) -> bool:
+        """Is the worker itself slow, not merely handed slow jobs? The median of its attempt times
+        (those finished, and those running, counted as far as they got) against the median of the
+        other workers' finished attempts must exceed ``speculate_factor``. Jobs of uneven size, or
+        a machine loaded by something else, strike healthy workers too; this keeps them working."""
+        now = time.time()
+        own = list(self.worker_durations.get(worker, ()))
+        own += [now - a.started for a in self.live.values() if a.worker == worker and a.started is not None]
+        others = [d for w, ds in self.worker_durations.items() if w != worker for d in ds]
+        if not own or not others:
+            return True  # nothing to compare with: the strikes alone decide
+        return statistics.median(own) > self.o.speculate_factor * statistics.median(others)
+
+    def _strike(self, worker: str | None, why: str, job_id: int | None = None, evidence: bool = False) -> None:
+        """Count a slow attempt against ``worker``; at ``slow_after`` strikes it gets no new jobs.
+        Strikes with ``evidence`` (it vanished, lost a job or timed out) suffice; slow completions
+        and backups also need the worker slower than its peers, and at most a third of the workers
+        avoided (a run on two workers keeps both: backups deal with the stragglers)."""
         if not worker or not self.ex.can_avoid:
             return
         self.strikes[worker] += 1
-        if self.strikes[worker] >= self.o.slow_after and worker not in self.avoided:
-            self.avoided.add(worker)
-            self.ledger.event("slow-worker", f"{worker}: {self.strikes[worker]} slow attempts (last: {why}); "
-                              "no new jobs go to it", job_id)
+        if self.strikes[worker] < self.o.slow_after or worker in self.avoided:
+            return
+        if not evidence and (not self._slower_than_peers(worker)
+                             or len(self.avoided) + 1 > self.ex.capacity(set()) // 3):
+            return  # keep most of the cluster working (of two workers, both), slow or not
+        self.avoided.add(worker)
+        self.ledger.event("slow-worker", f"{worker}: {self.strikes[worker]} slow attempts (last: {why}); "
+                          "no new jobs go to it", job_id)
 
     # -- submission ------------------------------------------------------------------------
     def _new_attempt(self, job_id: int, role: str) -> JobSpec:
@@ -217,7 +241,7 @@ class Driver:
             # the attempt started again elsewhere: its worker died and Dask re-ran the task
             self.ledger.event("worker-lost", f"{a.worker} vanished while running attempt {a.attempt_id}; "
                               f"re-run on {ev.worker}", a.job_id, a.attempt_id)
-            self._strike(a.worker, "vanished during an attempt", a.job_id)
+            self._strike(a.worker, "vanished during an attempt", a.job_id, evidence=True)
         a.started, a.worker = float(ev.started), ev.worker
         self.ledger.start_attempt(a.attempt_id, a.worker, a.started, ev.host, ev.pid)
         self._count_workers()
@@ -247,6 +271,8 @@ class Driver:
             self._strike(worker, f"{took:.1f} s for a {med:.1f} s median job", a.job_id)
         self.warm.add(worker)
         self.durations.append(took)
+        if worker:
+            self.worker_durations.setdefault(worker, []).append(took)
         if outcome == "discarded":
             self.stage.delete(report["result"])
         if a.job_id in self.open_jobs:
@@ -273,7 +299,7 @@ class Driver:
         outcome = "lost" if ev.kind == "lost" else "error"
         self.ledger.fail_attempt(a.attempt_id, ev.error, outcome=outcome, report={**ev.report, "worker": worker})
         if ev.kind == "lost":
-            self._strike(worker, ev.error, a.job_id)
+            self._strike(worker, ev.error, a.job_id, evidence=True)
             if worker:
                 st.bad_workers.add(worker)
         if a.job_id not in self.open_jobs or st.attempts:
@@ -340,7 +366,8 @@ class Driver:
     def _move(self, a: _Attempt, outcome: str, why: str) -> None:
         st = self.jobs[a.job_id]
         st.moves += 1
-        self._strike(a.worker, why, a.job_id)
+        # timed out (over timeout_factor x the median, or stuck in a queue): evidence enough
+        self._strike(a.worker, why, a.job_id, evidence=True)
         self.ledger.event(outcome, f"attempt {why} on {a.worker or 'no worker yet'}; moved", a.job_id, a.attempt_id)
         self._drop(a, outcome, why)
         if a.worker:

@@ -51,7 +51,9 @@ attempts gets one backup on another worker (backups and moved attempts go before
 the first to finish wins. Attempts running longer than ``max(timeout_factor x median,
 timeout_min_s)`` are moved (``max_moves``). A worker is avoided (gets no new jobs) after
 ``slow_after`` strikes: an attempt of its that needed a backup, timed out, or finished over
-``speculate_factor`` x the median (not its first one). Strikes from slow completions happen
+``speculate_factor`` x the median (not its first one); for all but timeouts, only if its median
+attempt time (running ones as far as they got) exceeds ``speculate_factor`` x the median of the
+other workers' attempts and at most a third of the workers are avoided, as in the driver. Strikes from slow completions happen
 without the tail policy too, as in the driver.
 
 Not modelled: CPU contention between workers sharing a machine (the measured job times are used as
@@ -64,6 +66,7 @@ import heapq
 import json
 import math
 import random
+import statistics
 from collections import deque
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -317,6 +320,10 @@ def simulate(measured: Measured, workers: int, *, jobs: int | None = None, slow_
     median = _RunningMedian()
     strikes = [0] * N
     avoided: set[int] = set()
+    wdur: list[list[float]] = [[] for _ in range(N)]  # finished attempts' running times, per worker
+    durations: list[float] = []            # every finished attempt's running time
+    dur_workers: list[int] = []            # the worker of each of them
+    running_on: dict[int, int] = {}        # worker -> its live, started attempt
     warm: set[int] = set()
     ran_any = [False] * N
     free: deque[int] = deque(range(N))
@@ -345,11 +352,27 @@ def simulate(measured: Measured, workers: int, *, jobs: int | None = None, slow_
     def all_avoided() -> bool:
         return len(avoided) >= N
 
-    def strike(w: int) -> None:
+    def slower_than_peers(w: int, t: float) -> bool:
+        """The driver's test: the worker's mean attempt time (running ones as far as they got)
+        against the median of the other workers' finished attempts."""
+        own = list(wdur[w])
+        aid = running_on.get(w)
+        if aid is not None and atts[aid].live and atts[aid].started <= t:
+            own.append(t - atts[aid].started)
+        if not own or len(durations) <= len(wdur[w]):
+            return True
+        if len(durations) > 5000:  # long runs: the global median stands in for the others' (cheap)
+            others = median.get()
+        else:
+            others = statistics.median(d for ww, d in zip(dur_workers, durations) if ww != w)
+        return others is None or statistics.median(own) > sf * others
+
+    def strike(w: int, t: float = 0.0, evidence: bool = False) -> None:
         if w < 0:
             return
         strikes[w] += 1
-        if strikes[w] >= tail.slow_after and w not in avoided:
+        if strikes[w] >= tail.slow_after and w not in avoided and (
+                evidence or (slower_than_peers(w, t) and len(avoided) + 1 <= N // 3)):
             avoided.add(w)
             if all_avoided():   # nowhere else to go: the driver sends work anywhere again
                 free.extend(parked)
@@ -402,6 +425,7 @@ def simulate(measured: Measured, workers: int, *, jobs: int | None = None, slow_
             a.fails = True
             d *= rng.random()
         a.end = a.started + d
+        running_on[w] = aid
         push(a.end + L, DONE, aid)
         if policy_ticks:
             heapq.heappush(spec_heap, (a.started, aid))
@@ -530,7 +554,7 @@ def simulate(measured: Measured, workers: int, *, jobs: int | None = None, slow_
                 job = a.job
                 if moves[job] < tail.max_moves:
                     moves[job] += 1
-                    strike(a.worker)
+                    strike(a.worker, t, evidence=True)
                     counts["timeouts"] += 1
                     drop(aid, t)
                     bad.setdefault(job, set()).add(a.worker)
@@ -551,7 +575,7 @@ def simulate(measured: Measured, workers: int, *, jobs: int | None = None, slow_
                 bad.setdefault(job, set()).add(a.worker)
                 if submit_urgent(job, "backup", bad[job], t):
                     backed[job] = True
-                    strike(a.worker)
+                    strike(a.worker, t)
                     counts["backups_launched"] += 1
 
     def done(aid: int, t: float) -> None:
@@ -578,9 +602,12 @@ def simulate(measured: Measured, workers: int, *, jobs: int | None = None, slow_
             return
         med = median.get()
         if med and took > sf * med and median.n >= 3 and a.worker in warm:
-            strike(a.worker)
+            strike(a.worker, a.end)
         warm.add(a.worker)
         median.add(took)
+        wdur[a.worker].append(took)
+        durations.append(took)
+        dur_workers.append(a.worker)
         if open_jobs[job]:
             committed += 1
             job_time.append(took)
