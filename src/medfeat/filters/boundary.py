@@ -57,11 +57,13 @@ def as_float(image: np.ndarray, dtype=np.float64) -> np.ndarray:
 
 
 def convolve1d(image: np.ndarray, kernel: np.ndarray, axis: int, boundary: str, dilation: int = 1) -> np.ndarray:
-    """Convolve along ``axis`` with a 1D kernel (``dilation`` > 1 spreads its taps a trous)."""
+    """Convolve along ``axis`` with a 1D kernel (``dilation`` > 1 spreads its taps a trous: tap
+    ``n`` of ``m`` at offset ``dilation * (n - m // 2)``)."""
     k = np.asarray(kernel, dtype=float)
-    if dilation > 1:
-        wide = np.zeros((len(k) - 1) * dilation + 1)
-        wide[::dilation] = k
+    if dilation > 1:  # tap n lands at offset dilation * (n - m // 2), as undilated (even m too)
+        centre = (len(k) // 2) * dilation
+        wide = np.zeros(2 * centre + 1)
+        wide[: (len(k) - 1) * dilation + 1: dilation] = k
         k = wide
     return ndimage.convolve1d(image, k, axis=axis, mode=scipy_mode(boundary), cval=0.0)
 
