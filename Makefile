@@ -17,10 +17,12 @@ $(PY):
 
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e .
+	$(VENV)/bin/medfeat warmup
 	touch $@
 
 $(TSTAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[test]'
+	$(VENV)/bin/medfeat warmup
 	touch $(STAMP) $@
 
 demo: $(STAMP)

@@ -3,8 +3,14 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from medfeat.errors import InputError
-from medfeat.image import Image
+# numba's cache goes to a per-user folder (not inside the installed package) before any kernel
+# module is imported: see medfeat._numba_cache.
+from medfeat._numba_cache import configure as _configure_numba_cache  # noqa: E402
+
+_configure_numba_cache(__version__)
+
+from medfeat.errors import InputError  # noqa: E402
+from medfeat.image import Image  # noqa: E402
 from medfeat.extract import Settings, extract, feature_columns  # noqa: E402  (binds medfeat.extract to the function)
 
 __all__ = ["Image", "InputError", "Settings", "__version__", "extract", "feature_columns", "read_image"]

@@ -132,6 +132,45 @@ def extract(
         raise typer.Exit(worst)
 
 
+@app.command("filter")
+def filter_cmd(
+    image: str = typer.Argument(..., help="Image file or DICOM series folder."),
+    output: Path = typer.Option(..., "--output", "-o", help="Response map to write (.nii or .nii.gz), on the "
+                                                           "image's grid."),
+    settings: str = typer.Option(..., "--settings", "-s", help="Preset (e.g. ibsi2-2.a) or settings file whose "
+                                                               "`filters` names the filter (the first one)."),
+) -> None:
+    """Write the response map of the settings' filter (IBSI chapter 2, or a PyRadiomics image type) for
+    IMAGE, as float32 NIfTI on the image's grid (the whole image is filtered; no interpolation)."""
+    import numpy as np
+
+    from medfeat.extract import Settings
+    from medfeat.filters.registry import apply
+    from medfeat.io import read_image
+
+    try:
+        s = Settings.resolve(settings)
+        if not s.filters:
+            _fail(f"{settings}: names no filter (`filters = [{{type = ...}}]`)")
+        img = read_image(image)
+        response = apply(s.filters[0], img.intensity() if img.is_rgb else img.array.astype(np.float64), img.spacing)
+    except InputError as exc:
+        _fail(str(exc))
+    import nibabel as nib
+
+    affine = img.meta.get("affine") if isinstance(img.meta, dict) else None
+    if affine is None:  # axis-aligned: spacing and origin (z, y, x) -> NIfTI's (x, y, z)
+        affine = np.diag([*img.spacing[::-1], 1.0])
+        affine[:3, 3] = img.origin[::-1]
+    if output.suffix not in (".nii", ".gz"):
+        _fail(f"{output}: write a NIfTI file (.nii or .nii.gz)")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(nib.Nifti1Image(np.ascontiguousarray(response.astype(np.float32).transpose(2, 1, 0)),
+                             np.asarray(affine, dtype=float)), output)
+    typer.echo(f"{output}: {s.filters[0]['type']} response, {response.shape[::-1]} voxels, "
+               f"min {response.min():.6g}, max {response.max():.6g}")
+
+
 @app.command("gift-fts")
 def gift_fts(
     images: List[str] = typer.Argument(..., help="Image files or DICOM series folders."),
@@ -180,14 +219,17 @@ def index_cmd(
                                                  "--families gift`), or image files / DICOM series folders."),
     output: Path = typer.Option(..., "--output", "-o", help="Index file to write (.npz)."),
     grey_levels: Optional[int] = typer.Option(None, "--grey-levels",
-                                              help="Grey bins for images: 4 (default) is GIFT's; 16 retrieves grey "
-                                                   "medical images better. A table brings its own."),
+                                              help="Grey bins for images: 8 (default) retrieves medical images best; 4 "
+                                                   "is GIFT's. A table brings its own."),
+    gift_parts: bool = typer.Option(False, "--gift-parts",
+                                    help="Also keep GIFT's parts, for `medfeat search --method gift|intersection` "
+                                         "(about 20 kB an image)."),
 ) -> None:
     """Build a search-by-example index of GIFT features (see `medfeat search`). From a table, rows with an
     error are left out and counted; from images, a bad image gets a one-line error, the others are
     indexed, and the exit status is then 2."""
-    from medfeat.features.gift import GREY_LEVELS, MAX_GREY_LEVELS
-    from medfeat.retrieval import Index, looks_like_parquet
+    from medfeat.features.gift import MAX_GREY_LEVELS
+    from medfeat.retrieval import DEFAULT_GREY_LEVELS, Index, looks_like_parquet
 
     t0 = time.perf_counter()
     if grey_levels is not None and not 1 <= grey_levels <= MAX_GREY_LEVELS:
@@ -195,7 +237,7 @@ def index_cmd(
     worst = 0
     if len(inputs) == 1 and (inputs[0].lower().endswith(".parquet") or looks_like_parquet(inputs[0])):
         try:
-            idx = Index.from_table(inputs[0])
+            idx = Index.from_table(inputs[0], gift_parts=gift_parts)
         except InputError as exc:
             _fail(str(exc))
         if grey_levels is not None and grey_levels != idx.grey_levels:
@@ -203,7 +245,8 @@ def index_cmd(
         if idx.skipped:
             typer.echo(f"medfeat: {inputs[0]}: left out {len(idx.skipped)} rows with an error", err=True)
     else:
-        idx = Index.from_images(inputs, grey_levels=GREY_LEVELS if grey_levels is None else grey_levels)
+        idx = Index.from_images(inputs, grey_levels=DEFAULT_GREY_LEVELS if grey_levels is None else grey_levels,
+                                gift_parts=gift_parts)
         for _, reason in idx.skipped:
             typer.echo(f"medfeat: error: {reason}", err=True)
             worst = 2
@@ -213,7 +256,8 @@ def index_cmd(
         idx.save(output)
     except OSError as exc:
         _fail(f"{output}: cannot write: {exc.strerror or exc}")
-    typer.echo(f"indexed {len(idx)} images ({idx.grey_levels} grey levels, {idx.matrix.nnz} features"
+    typer.echo(f"indexed {len(idx)} images ({idx.grey_levels} grey levels"
+               + (f", GIFT's parts: {idx.matrix.nnz} features" if idx.has_gift_parts else "")
                + (f", {len(idx.skipped)} left out" if idx.skipped else "") + f") into {output} "
                f"in {time.perf_counter() - t0:.1f} s")
     if worst:
@@ -226,7 +270,8 @@ def search(
     like: str = typer.Option(..., "--like", help="Query image: a file, or the name of an indexed image."),
     top: int = typer.Option(10, "--top", help="Number of results."),
     method: Optional[str] = typer.Option(None, "--method",
-                                         help="gift (GIFT's classical idf, the default) or intersection."),
+                                         help="hellinger (the default), or gift (GIFT's classical idf) or "
+                                              "intersection (indexes built with --gift-parts)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list of {image, score}, best first."),
 ) -> None:
     """Search INDEX for the images most like an example image; prints rank, image and score."""
@@ -241,6 +286,8 @@ def search(
         _fail(f"--top must be at least 1, not {top}")
     try:
         idx = Index.load(index)
+        if method != DEFAULT_METHOD and not idx.has_gift_parts:
+            _fail(f"{index}: --method {method} needs an index built with `medfeat index --gift-parts`")
         hits = idx.search(like, top=top, method=method)
     except InputError as exc:
         _fail(str(exc))
@@ -258,6 +305,17 @@ def search(
     for rank, (name, score) in enumerate(hits, 1):
         t.add_row(str(rank), name, f"{score:.4f}")
     Console().print(t)
+
+
+@app.command()
+def warmup() -> None:
+    """Compile every feature kernel now (numba, for all shipped presets, 2D and 3D) into the user's
+    cache, so that the first `medfeat extract` only loads them: run it once after installing."""
+    from medfeat._numba_cache import warmup as _warmup
+
+    info = _warmup()
+    typer.echo(f"compiled {info['compiled']} kernels ({info['loaded']} already cached) into "
+               f"{info['cache_dir'] or 'numba default cache'} in {info['seconds']:.1f} s")
 
 
 @app.command()

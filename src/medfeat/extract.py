@@ -175,6 +175,26 @@ def _spacing(v: Any) -> tuple[float, ...] | None:
     return tuple(float(x) for x in v)
 
 
+def _filters(v: Any) -> tuple:
+    """A list of filter tables (``{type = "log", sigma_mm = 1.5}``), each checked and completed by
+    :mod:`medfeat.filters.registry`."""
+    if v is None:
+        return ()
+    if isinstance(v, dict):
+        v = [v]
+    if not isinstance(v, (list, tuple)):
+        raise _Bad(f"must be a list of filter tables, not {_show(v)}")
+    from medfeat.filters.registry import normalize
+
+    out = []
+    for k, spec in enumerate(v):
+        try:
+            out.append(normalize(spec))
+        except InputError as exc:
+            raise _Bad(f"[{k}]: {exc.reason}") from None
+    return tuple(out)
+
+
 def _text(v: Any) -> str:
     if not isinstance(v, str):
         raise _Bad(f"must be a string, not {_show(v)}")
@@ -209,6 +229,8 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "geometry_tolerance": _real(positive=True, hi=0.5, what="a number in (0, 0.5] (a fraction of a voxel)"),
     "resample_mask": _boolean,
     "single_slice": _choice(tuple(p for p in PRESETS if p != "auto"), optional=True),
+    "filters": _filters,
+    "original": _boolean,
     "description": _text,
 }
 
@@ -271,6 +293,14 @@ class Settings:
     resample_mask : bool
         Instead of refusing a mask on another grid, resample it onto the image's grid (nearest
         neighbour in world coordinates; mask voxels outside the image are dropped).
+    filters : tuple of dict
+        Image filters (IBSI chapter 2, PyRadiomics' image types), each a table with ``type`` and
+        its parameters (:mod:`medfeat.filters.registry`): every filtered image gets the families
+        but the shape ones (morph, morph2d, li, gift), in columns prefixed with the filter's label
+        (``log-s1.5mm__stat_mean``). The filter runs on the whole (interpolated) image; the ROI
+        and its re-segmentation come from the original intensities (IBSI 2).
+    original : bool
+        Features of the original image too (with filters; without, always).
     single_slice : str or None
         A preset for single-slice images (the ``auto`` preset: ``"default-2d"``), whose families are
         these settings' families but for the 3D-only ``morph`` and ``li``. None: these settings run
@@ -304,6 +334,8 @@ class Settings:
     geometry_tolerance: float = 1e-3
     resample_mask: bool = False
     single_slice: str | None = None
+    filters: tuple = ()
+    original: bool = True
     description: str = ""
     name: str = "custom"
 
@@ -353,6 +385,7 @@ class Settings:
         d = dataclasses.asdict(self)
         d.pop("name", None)
         d.pop("description", None)
+        d["filters"] = [{k: list(v) if isinstance(v, tuple) else v for k, v in f.items()} for f in self.filters]
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
     def to_toml(self, comments: Iterable[str] = ()) -> str:
@@ -387,9 +420,16 @@ class Settings:
 
     @classmethod
     def preset(cls, name: str) -> "Settings":
-        """A named preset: one of :data:`PRESETS`."""
+        """A named preset: one of :data:`PRESETS`, or an IBSI chapter-2 test ``ibsi2-<id>``
+        (:mod:`medfeat.filters.ibsi2`)."""
+        if isinstance(name, str) and name.startswith("ibsi2-"):
+            from medfeat.filters import ibsi2
+
+            if name in ibsi2.PRESETS:
+                return cls.from_dict(ibsi2.preset(name), name=name)
         if not isinstance(name, str) or name not in PRESETS:
-            raise InputError(str(name), f"unknown settings preset; available: {', '.join(PRESETS)}")
+            raise InputError(str(name), f"unknown settings preset; available: {', '.join(PRESETS)}, "
+                                        "ibsi2-<IBSI 2 test id> (e.g. ibsi2-2.a, ibsi2-3.B)")
         text = resources.files("medfeat").joinpath("presets", f"{name}.toml").read_text()
         return cls.from_dict(tomllib.loads(text), name=name)
 
@@ -418,7 +458,7 @@ class Settings:
             raise InputError("settings", "must be Settings, a preset name or a settings file path, "
                                          f"not {_show(settings)}")
         text = os.fspath(settings)
-        if text in PRESETS:
+        if text in PRESETS or text.startswith("ibsi2-"):
             return cls.preset(text)
         if text.lower().endswith(SETTINGS_SUFFIXES) or os.path.exists(text):
             return cls.from_file(text)
@@ -442,6 +482,8 @@ def _toml_value(value: Any) -> str:
         return _toml_string(value)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):  # an inline table
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items() if v is not None) + "}"
     raise TypeError(f"no TOML form for {value!r}")
 
 
@@ -551,7 +593,8 @@ class ROI:
     """
 
     def __init__(self, intensities: np.ndarray, morph_mask: np.ndarray, settings: Settings,
-                 spacing: tuple[float, float, float], source: str, pixels: Image | None = None):
+                 spacing: tuple[float, float, float], source: str, pixels: Image | None = None,
+                 intensity_mask: np.ndarray | None = None):
         self.settings = settings
         self.spacing = spacing
         self.source = source
@@ -563,6 +606,9 @@ class ROI:
             self.image = np.round(self.image)
         self.morph_mask = morph_mask[box]
         mask = self.morph_mask
+        if intensity_mask is not None:  # a filtered image: re-segmented on the original intensities
+            self.mask = intensity_mask[box] & mask
+            return
         if settings.resegment_min is not None or settings.resegment_max is not None:
             mask = processing.resegment_range(self.image, mask, settings.resegment_min, settings.resegment_max)
         if settings.outlier_sigma is not None:
@@ -849,6 +895,12 @@ def feature_columns(settings: Settings | str | None = None, families: Iterable[s
     if alt is not None:  # volumes' columns, then those only single-slice images have
         seen = {c.name for c in cols}
         cols += [c for c in _columns(*alt) if c.name not in seen]
+    if s.filters:
+        from medfeat.filters.registry import label
+
+        base = _columns(s.replace(filters=()), filtered_families(fams))
+        cols = (cols if s.original else []) + [Column(label(spec) + "__" + c.name, c.family, c.feature, c.aggregation)
+                                               for spec in s.filters for c in base]
     return cols
 
 
@@ -1104,6 +1156,7 @@ def extract(image: Image | str | os.PathLike | np.ndarray,
     s, fams = _settings_for(img, s, fams, notes)
     morph = _as_mask(mask, img, label, roi, s, notes)
     name = img.source or "<array>"
+    whole_mask = morph
     # crop before converting: a tumour ROI is a small part of a CT volume
     box = processing.bounding_box(morph)
     pixels = Image(img.array[box] if not img.is_rgb else img.array[box + (slice(None),)],
@@ -1133,7 +1186,63 @@ def extract(image: Image | str | os.PathLike | np.ndarray,
         src = mask.source if isinstance(mask, Image) else (os.fspath(mask) if isinstance(mask, (str, os.PathLike)) else name)
         raise InputError(src, f"mask leaves {n} voxel(s) {what}but {fam} needs at least {need}")
     out: dict[str, float] = {}
-    for k, f in enumerate(fams):
-        out.update(FAMILIES[f].compute(roi))
-        roi.release(u for later in fams[k + 1:] for u in FAMILIES[later].uses)
+    if s.original or not s.filters:
+        for k, f in enumerate(fams):
+            out.update(FAMILIES[f].compute(roi))
+            roi.release(u for later in fams[k + 1:] for u in FAMILIES[later].uses)
+    if s.filters:
+        del roi
+        out.update(_filtered_features(img, whole_mask, s, fams, name))
+    return out
+
+
+# Families that describe the ROI's shape or need the image as read: not computed on filtered images.
+SHAPE_FAMILIES = ("morph", "morph2d", "li", "gift")
+
+
+def filtered_families(fams: Iterable[str]) -> tuple[str, ...]:
+    """The families a filtered image gets: all but the shape ones (:data:`SHAPE_FAMILIES`)."""
+    return tuple(f for f in fams if f not in SHAPE_FAMILIES)
+
+
+def _filtered_features(img: Image, whole_mask: np.ndarray, s: Settings, fams: tuple[str, ...],
+                       name: str) -> dict[str, float]:
+    """Features of every filtered image (IBSI 2): the filter runs on the whole image (interpolated
+    first when the settings interpolate, and rounded when they round), the ROI and its
+    re-segmentation come from the original intensities, the families from the response."""
+    from medfeat.filters import registry
+
+    source = img.intensity() if img.is_rgb else img.array.astype(np.float64)
+    spacing = tuple(float(v) for v in img.spacing)
+    mask = whole_mask
+    if s.interpolation_spacing is not None:
+        from medfeat.interpolation import interpolate_roi
+
+        new_spacing = tuple(s.interpolation_spacing)
+        if len(new_spacing) == 2:
+            new_spacing = (img.spacing[0],) + new_spacing
+        source, mask, grid, _ = interpolate_roi(source, whole_mask, img.spacing, new_spacing, s.interpolation,
+                                                s.roi_interpolation, s.roi_partial_volume, margin=1 << 30)
+        spacing = tuple(float(v) for v in grid.spacing)
+    if s.round_intensities:
+        source = np.round(source)
+    keep = mask
+    if s.resegment_min is not None or s.resegment_max is not None:
+        keep = processing.resegment_range(source, keep, s.resegment_min, s.resegment_max)
+    if s.outlier_sigma is not None:
+        keep = processing.resegment_outliers(source, keep, s.outlier_sigma)
+    plain = s.replace(resegment_min=None, resegment_max=None, outlier_sigma=None, round_intensities=False, filters=())
+    ffams = filtered_families(fams)
+    out: dict[str, float] = {}
+    for spec in s.filters:
+        response = registry.apply(spec, source, spacing)
+        roi = ROI(response, mask, plain, spacing, name, intensity_mask=keep)
+        n = int(np.count_nonzero(roi.mask))
+        need = max((FAMILIES[f].min_voxels for f in ffams), default=1)
+        if n < need:
+            raise InputError(name, f"the ROI leaves {n} voxel(s) after re-segmentation but {need} are needed")
+        prefix = registry.label(spec) + "__"
+        for k, f in enumerate(ffams):
+            out.update({prefix + c: v for c, v in FAMILIES[f].compute(roi).items()})
+            roi.release(u for later in ffams[k + 1:] for u in FAMILIES[later].uses)
     return out

@@ -1,0 +1,190 @@
+"""Filters by name, as settings name them: ``filters = [{type = "log", sigma_mm = 1.5}, ...]``.
+
+Each entry of :data:`FILTERS` knows its parameters (with defaults and checks), how to label its
+response in column names (``log-s1.5mm``), and how to compute the response of a whole image
+``(z, y, x)`` with its voxel spacing. Types: the IBSI chapter-2 filters ``mean``, ``log``,
+``laws``, ``gabor``, ``wavelet``, ``simoncelli``, ``riesz_log``, ``riesz_simoncelli``, and
+PyRadiomics' image types ``pyradiomics_log``, ``pyradiomics_wavelet`` (one sub-band of its
+level-1 decomposition, named as PyRadiomics names it), ``square``, ``squareroot``, ``logarithm``,
+``exponential``, ``gradient`` and ``lbp2d``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from medfeat.errors import InputError
+
+_REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class FilterType:
+    """A filter: its parameters (name -> default, ``_REQUIRED`` when none), its label, its response."""
+
+    params: dict
+    label: Callable[[dict], str]
+    apply: Callable[[np.ndarray, tuple, dict], np.ndarray]
+
+
+def _num(v: float) -> str:
+    return f"{v:g}"
+
+
+def _mean(img, spacing, p):
+    from medfeat.filters.mean import mean_filter
+
+    return mean_filter(img, p["support"], p["dimension"], p["boundary"])
+
+
+def _log(img, spacing, p):
+    from medfeat.filters.log import log_filter
+
+    return log_filter(img, p["sigma_mm"], spacing, p["truncate"], p["dimension"], p["boundary"])
+
+
+def _laws(img, spacing, p):
+    from medfeat.filters.laws import laws_filter
+
+    return laws_filter(img, p["kernel"], p["dimension"], p["boundary"], p["rotation_invariant"], p["pooling"],
+                       p["energy_delta"])
+
+
+def _gabor(img, spacing, p):
+    from medfeat.filters.gabor import gabor_filter
+
+    theta = p["theta"]
+    if p["theta_step"] is not None:  # every angle in [0, 2 pi) at this step
+        n = int(round(2 * math.pi / p["theta_step"]))
+        theta = [k * p["theta_step"] for k in range(n)]
+    return gabor_filter(img, p["sigma_mm"], p["wavelength_mm"], p["gamma"], theta, spacing, p["dimension"],
+                        p["boundary"], p["planes"], p["pooling"])
+
+
+def _wavelet(img, spacing, p):
+    from medfeat.filters.wavelet import wavelet_filter
+
+    return wavelet_filter(img, p["wavelet"], p["subband"], p["level"], p["dimension"], p["boundary"],
+                          p["rotation_invariant"], p["pooling"])
+
+
+def _simoncelli(img, spacing, p):
+    from medfeat.filters.simoncelli import simoncelli_filter
+
+    return simoncelli_filter(img, p["level"], p["dimension"], p["boundary"])
+
+
+def _riesz_log(img, spacing, p):
+    from medfeat.filters.riesz import riesz_log
+
+    return riesz_log(img, p["sigma_mm"], spacing, tuple(p["order"]), p["truncate"], p["dimension"], p["boundary"])
+
+
+def _riesz_simoncelli(img, spacing, p):
+    from medfeat.filters.riesz import riesz_simoncelli
+
+    return riesz_simoncelli(img, p["level"], tuple(p["order"]), p["dimension"], p["boundary"])
+
+
+def _pr(name):
+    def apply(img, spacing, p):
+        from medfeat.filters import pyradiomics_types as t
+
+        if name == "gradient":
+            return t.gradient_image(img, spacing)
+        if name == "lbp2d":
+            return t.lbp2d_image(img, p["radius"], p["samples"])
+        if name == "pyradiomics_log":
+            return t.pyradiomics_log_image(img, p["sigma_mm"], spacing)
+        return {"square": t.square_image, "squareroot": t.square_root_image, "logarithm": t.logarithm_image,
+                "exponential": t.exponential_image}[name](img)
+    return apply
+
+
+def _pyradiomics_wavelet(img, spacing, p):
+    from medfeat.filters.wavelet import pyradiomics_wavelet
+
+    bands = pyradiomics_wavelet(img, p["wavelet"], p["level"])
+    key = next((k for k in bands if k.endswith(p["subband"])), None)
+    if key is None:
+        raise InputError("filters", f"pyradiomics_wavelet has no sub-band {p['subband']!r} (has {sorted(bands)})")
+    return bands[key]
+
+
+def _ri(p) -> str:
+    return f"-r{p['pooling']}" if p.get("rotation_invariant") else ""
+
+
+FILTERS: dict[str, FilterType] = {
+    "mean": FilterType({"support": _REQUIRED, "dimension": "3d", "boundary": "mirror"},
+                       lambda p: f"mean-{p['support']}-{p['dimension']}", _mean),
+    "log": FilterType({"sigma_mm": _REQUIRED, "truncate": 4.0, "dimension": "3d", "boundary": "mirror"},
+                      lambda p: f"log-s{_num(p['sigma_mm'])}mm-{p['dimension']}", _log),
+    "laws": FilterType({"kernel": _REQUIRED, "dimension": "3d", "boundary": "mirror", "rotation_invariant": False,
+                        "pooling": "max", "energy_delta": None},
+                       lambda p: f"laws-{p['kernel']}{_ri(p)}" + (f"-e{p['energy_delta']}" if p["energy_delta"] else ""),
+                       _laws),
+    "gabor": FilterType({"sigma_mm": _REQUIRED, "wavelength_mm": _REQUIRED, "gamma": 1.0, "theta": 0.0,
+                         "theta_step": None, "dimension": "2d", "boundary": "mirror", "planes": "axial",
+                         "pooling": "mean"},
+                        lambda p: f"gabor-s{_num(p['sigma_mm'])}mm-l{_num(p['wavelength_mm'])}mm-g{_num(p['gamma'])}"
+                                  + (f"-t{_num(p['theta'])}" if p["theta_step"] is None else
+                                     f"-dt{_num(p['theta_step'])}") + ("-3planes" if p["planes"] != "axial" else ""),
+                        _gabor),
+    "wavelet": FilterType({"wavelet": _REQUIRED, "subband": _REQUIRED, "level": 1, "dimension": "3d",
+                           "boundary": "mirror", "rotation_invariant": False, "pooling": "mean"},
+                          lambda p: f"wavelet-{p['wavelet']}-{p['subband']}-l{p['level']}{_ri(p)}", _wavelet),
+    "simoncelli": FilterType({"level": 1, "dimension": "3d", "boundary": "periodic"},
+                             lambda p: f"simoncelli-l{p['level']}-{p['dimension']}", _simoncelli),
+    "riesz_log": FilterType({"sigma_mm": _REQUIRED, "order": (1, 0, 0), "truncate": 4.0, "dimension": "3d",
+                             "boundary": "zero"},
+                            lambda p: f"rieszlog-s{_num(p['sigma_mm'])}mm-o{''.join(map(str, p['order']))}", _riesz_log),
+    "riesz_simoncelli": FilterType({"level": 1, "order": (1, 0, 0), "dimension": "3d", "boundary": "periodic"},
+                                   lambda p: f"rieszsimoncelli-l{p['level']}-o{''.join(map(str, p['order']))}",
+                                   _riesz_simoncelli),
+    "pyradiomics_log": FilterType({"sigma_mm": _REQUIRED},
+                                  lambda p: f"log-sigma-{_num(p['sigma_mm']).replace('.', '-')}-mm-3D",
+                                  _pr("pyradiomics_log")),
+    "pyradiomics_wavelet": FilterType({"subband": _REQUIRED, "wavelet": "coif1", "level": 1},
+                                      lambda p: f"wavelet-{p['subband']}", _pyradiomics_wavelet),
+    "square": FilterType({}, lambda p: "square", _pr("square")),
+    "squareroot": FilterType({}, lambda p: "squareroot", _pr("squareroot")),
+    "logarithm": FilterType({}, lambda p: "logarithm", _pr("logarithm")),
+    "exponential": FilterType({}, lambda p: "exponential", _pr("exponential")),
+    "gradient": FilterType({}, lambda p: "gradient", _pr("gradient")),
+    "lbp2d": FilterType({"radius": 1.0, "samples": 8}, lambda p: "lbp-2D", _pr("lbp2d")),
+}
+
+
+def normalize(spec: Any) -> dict:
+    """A filter table checked (known type, known parameters, required ones given) and completed
+    with the defaults; one-line :class:`InputError` otherwise."""
+    if not isinstance(spec, dict):
+        raise InputError("filters", f"a filter is a table with a 'type', not {spec!r}")
+    kind = spec.get("type")
+    if kind not in FILTERS:
+        raise InputError("filters", f"unknown filter type {kind!r}; known: {', '.join(FILTERS)}")
+    ft = FILTERS[kind]
+    unknown = sorted(set(spec) - set(ft.params) - {"type"})
+    if unknown:
+        raise InputError("filters", f"{kind}: unknown parameter(s) {unknown}; known: {sorted(ft.params)}")
+    out: dict = {"type": kind}
+    for name, default in ft.params.items():
+        value = spec.get(name, default)
+        if value is _REQUIRED:
+            raise InputError("filters", f"{kind}: needs {name}")
+        out[name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def label(spec: dict) -> str:
+    """The filter's label in column names."""
+    return FILTERS[spec["type"]].label(spec)
+
+
+def apply(spec: dict, image: np.ndarray, spacing) -> np.ndarray:
+    """The response of ``image`` (``(z, y, x)``, spacing in mm) to the filter ``spec``."""
+    return np.asarray(FILTERS[spec["type"]].apply(image, tuple(float(s) for s in spacing), spec), dtype=np.float64)

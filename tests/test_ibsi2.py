@@ -1,0 +1,103 @@
+"""IBSI chapter 2 through medfeat's settings: every shared phase-1 response map from its
+``ibsi2-<id>`` preset (the preset's filter on the phantom, via ``medfeat filter`` for one of them),
+and every shared phase-2 reference value from ``medfeat.extract`` of the CT phantom with the
+``ibsi2-<config>`` preset (filter on the whole image, ROI re-segmented on the original
+intensities, interpolation for config B), within the published tolerances."""
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import medfeat
+from medfeat.extract import Settings, feature_columns
+from medfeat.filters import ibsi2
+from medfeat.filters.registry import apply, label
+from medfeat.io import read_image
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+IBSI2 = SHARED / "ibsi2"
+pytestmark = [pytest.mark.timeout(600),
+              pytest.mark.skipif(not IBSI2.is_dir(), reason="../shared/data/ibsi2 is absent (CI has it)")]
+
+
+def _maps() -> list[dict]:
+    if not IBSI2.is_dir():
+        return []
+    with open(IBSI2 / "phase1_reference.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.mark.parametrize("row", _maps(), ids=lambda r: r["test_id"])
+def test_phase1_map_from_its_preset(row):
+    s = Settings.preset(f"ibsi2-{row['test_id']}")
+    phantom = read_image(IBSI2 / "digital_phantom" / row["phantom"] / "image" / f"{row['phantom']}.nii.gz")
+    got = apply(s.filters[0], phantom.array.astype(np.float64), phantom.spacing)
+    ref = read_image(IBSI2 / row["file"]).array
+    assert got.shape == ref.shape
+    err = float(np.max(np.abs(got - ref)))
+    assert err <= float(row["abs_tolerance"]), f"max |diff| {err:.4g} > {float(row['abs_tolerance']):.4g}"
+
+
+def test_phase1_through_the_cli(tmp_path):
+    out = tmp_path / "2a.nii.gz"
+    r = subprocess.run([sys.executable, "-m", "medfeat", "filter",
+                        str(IBSI2 / "digital_phantom" / "impulse" / "image" / "impulse.nii.gz"), "-o", str(out),
+                        "--settings", "ibsi2-2.a"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    ref = read_image(IBSI2 / "response_maps" / "2_a-ValidCRM.nii.gz")
+    got = read_image(out)
+    assert got.spacing == ref.spacing and np.max(np.abs(got.array - ref.array)) <= 0.0675
+    r = subprocess.run([sys.executable, "-m", "medfeat", "filter", str(out), "-o", str(tmp_path / "x.nii.gz"),
+                        "--settings", "default-3d"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "names no filter" in r.stderr and "Traceback" not in r.stderr
+
+
+def _values() -> dict[str, list[dict]]:
+    if not IBSI2.is_dir():
+        return {}
+    out: dict[str, list[dict]] = {}
+    with open(IBSI2 / "phase2_reference.csv", newline="") as fh:
+        for r in csv.DictReader(fh):
+            if r["value"]:
+                out.setdefault(r["config_id"], []).append(r)
+    return out
+
+
+@pytest.fixture(scope="module")
+def ct():
+    root = SHARED / "ibsi" / "ct_phantom" / "nifti"
+    return read_image(root / "image" / "phantom.nii.gz"), read_image(root / "mask" / "mask.nii.gz")
+
+
+@pytest.mark.parametrize("config", sorted(_values()))
+def test_phase2_values_from_their_preset(config, ct):
+    image, mask = ct
+    s = Settings.preset(f"ibsi2-{config}")
+    got = medfeat.extract(image, mask, s)
+    prefix = label(s.filters[0]) + "__" if s.filters else ""
+    assert list(got) == [c.name for c in feature_columns(s)]
+    misses = []
+    for r in _values()[config]:
+        column = prefix + r["feature_tag"].replace("_p10", "_P10").replace("_p90", "_P90")
+        if abs(got[column] - float(r["value"])) > float(r["tolerance"]):
+            misses.append(f"{column} {got[column]:.6g} vs {r['value']} +- {r['tolerance']}")
+    assert not misses, misses
+
+
+def test_every_phase1_and_phase2_id_has_a_preset():
+    phase1 = {"1.a.1", "1.a.2", "1.a.3", "1.a.4", "1.b.1", "2.a", "2.b", "2.c", "3.a.1", "3.a.2", "3.a.3", "3.b.1",
+              "3.b.2", "3.b.3", "3.c.1", "3.c.2", "3.c.3", "4.a.1", "4.a.2", "4.b.1", "4.b.2", "5.a.1", "5.a.2",
+              "6.a.1", "6.a.2", "7.a.1", "7.a.2", "8.a.1", "8.a.2", "8.a.3", "9.a", "9.b.1", "10.b.1"}
+    assert {p[len("ibsi2-"):] for p in ibsi2.PRESETS if p[len("ibsi2-"):] in ibsi2.PHASE1} == phase1
+    for n in range(1, 10):
+        for c in "AB":
+            s = Settings.preset(f"ibsi2-{n}.{c}")
+            assert s.families == ("stat",) and (s.filters == () if n == 1 else len(s.filters) == 1)
+            assert (s.interpolation_spacing is not None) == (c == "B")
+    with pytest.raises(medfeat.InputError, match="unknown settings preset"):
+        Settings.preset("ibsi2-11.A")
