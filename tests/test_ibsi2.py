@@ -101,3 +101,46 @@ def test_every_phase1_and_phase2_id_has_a_preset():
             assert (s.interpolation_spacing is not None) == (c == "B")
     with pytest.raises(medfeat.InputError, match="unknown settings preset"):
         Settings.preset("ibsi2-11.A")
+
+
+def test_filters_in_a_settings_file_the_long_layout_and_a_production(tmp_path):
+    # a settings file with two filters: columns prefixed by each filter's label, original kept;
+    # the long layout names the image type; a production gives the same rows as extract
+    rng = np.random.default_rng(3)
+    data = tmp_path / "data"
+    data.mkdir()
+    import nibabel as nib
+
+    for k in range(3):
+        nib.save(nib.Nifti1Image(rng.integers(0, 400, (16, 14, 8)).astype(np.int16), np.diag([1.0, 1.0, 2.0, 1.0])),
+                 data / f"v{k}.nii.gz")
+    toml = tmp_path / "s.toml"
+    toml.write_text('preset = "default-3d"\nfamilies = ["stat", "glcm", "morph"]\n'
+                    'filters = [{type = "log", sigma_mm = 2.0}, {type = "wavelet", wavelet = "coif1", subband = "HLL"}]\n')
+    s = Settings.from_file(toml)
+    cols = [c.name for c in feature_columns(s)]
+    assert "stat_mean" in cols and "morph_vol" in cols
+    assert "log-s2mm-3d__stat_mean" in cols and "wavelet-coif1-HLL-l1__cm_joint_max_3d_avg" in cols
+    assert not [c for c in cols if c.startswith("log-") and "morph" in c]  # shape: original image only
+    want = medfeat.extract(data / "v0.nii.gz", None, s)
+    assert list(want) == cols
+    r = subprocess.run([sys.executable, "-m", "medfeat", "extract", str(data / "v0.nii.gz"), "--settings", str(toml),
+                        "--layout", "long", "-o", str(tmp_path / "long.csv")], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    import pyarrow.csv as pacsv
+
+    long = pacsv.read_csv(tmp_path / "long.csv").to_pylist()
+    types = {row["image_type"] for row in long}
+    assert types == {"original", "log-s2mm-3d", "wavelet-coif1-HLL-l1"}
+    row = next(x for x in long if x["image_type"] == "log-s2mm-3d" and x["feature"] == "stat.mean")
+    assert row["value"] == pytest.approx(want["log-s2mm-3d__stat_mean"], rel=1e-12)
+    r = subprocess.run([sys.executable, "-m", "medfeat", "run", str(data), "-o", str(tmp_path / "run"), "--settings",
+                        str(toml), "--workers", "1", "--images-per-job", "2", "--quiet"], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    import pyarrow.parquet as pq
+
+    rows = {Path(x["image"]).name: x for x in pq.read_table(tmp_path / "run" / "features.parquet").to_pylist()}
+    for k, v in want.items():
+        assert rows["v0.nii.gz"][k] == pytest.approx(v, rel=1e-12, nan_ok=True), k

@@ -14,7 +14,13 @@ import pyarrow as pa
 
 from medfeat.extract import Column
 
-LONG_COLUMNS = ("image", "family", "feature", "ibsi_code", "aggregation", "value", "error")
+LONG_COLUMNS = ("image", "image_type", "family", "feature", "ibsi_code", "aggregation", "value", "error")
+
+
+def image_type(column: str) -> str:
+    """The image a feature column describes: ``original``, or the filter's label (the part of a
+    filtered image's column name before ``__``)."""
+    return column.split("__", 1)[0] if "__" in column else "original"
 
 
 @dataclass
@@ -97,14 +103,14 @@ def long_table(results: list[ImageResult], columns: list[Column]) -> pa.Table:
     rows = {k: [] for k in LONG_COLUMNS}
     for r in results:
         if r.error:
-            for k, v in zip(LONG_COLUMNS, (text(r.image), "", "", "", "", None, text(r.error))):
+            for k, v in zip(LONG_COLUMNS, (text(r.image), "", "", "", "", "", None, text(r.error))):
                 rows[k].append(v)
             continue
         for c in columns:
             if c.name not in r.features:  # a column of the other kind of image (``auto`` settings)
                 continue
-            for k, v in zip(LONG_COLUMNS, (text(r.image), c.family, c.feature.tag, c.feature.code, c.aggregation,
-                                           r.features.get(c.name), "")):
+            for k, v in zip(LONG_COLUMNS, (text(r.image), image_type(c.name), c.family, c.feature.tag,
+                                           c.feature.code, c.aggregation, r.features.get(c.name), "")):
                 rows[k].append(v)
     schema = pa.schema([(k, pa.float64() if k == "value" else pa.string()) for k in LONG_COLUMNS])
     return pa.table(rows, schema=schema)

@@ -21,6 +21,13 @@ from pathlib import Path
 
 from medfeat.errors import InputError
 
+try:  # ISA-L's inflate (python-isal): the same streams, ~2x faster on CT volumes, ~5x on masks
+    from isal import isal_zlib as _inflate
+    _INFLATE_ERRORS: tuple[type[BaseException], ...] = (zlib.error, _inflate.error)
+except ImportError:  # pragma: no cover - isal is a dependency; zlib does the same, slower
+    _inflate = zlib
+    _INFLATE_ERRORS = (zlib.error,)
+
 __all__ = ["MAX_FILE_BYTES", "MAX_IMAGE_BYTES", "check_image_size", "file_sha256", "gunzip_bounded",
            "open_regular", "read_file", "read_head"]
 
@@ -140,6 +147,9 @@ def gunzip_bounded(data, path, limit: int | None = None, *, need: int | None = N
     earlier raises InputError. Without it, everything is decompressed, but output beyond ``limit``
     (default :data:`MAX_FILE_BYTES`) raises InputError as soon as it appears (a gzip bomb costs at
     most ``limit`` bytes).
+
+    Inflates with python-isal (ISA-L) where it is installed, else with :mod:`zlib`: the same
+    bytes, the same bounds (output asked for in pieces of at most ``4 * step``).
     """
     limit = MAX_FILE_BYTES if limit is None else limit
     cap = need if need is not None else limit
@@ -149,7 +159,7 @@ def gunzip_bounded(data, path, limit: int | None = None, *, need: int | None = N
     step = 1 << 20
     try:
         while view and pos < cap + (need is None):
-            inflater = zlib.decompressobj(wbits=31)  # one gzip member
+            inflater = _inflate.decompressobj(wbits=31)  # one gzip member
             while view and not inflater.eof and pos < cap + (need is None):
                 chunk, view = view[:step], view[step:]
                 while chunk and not inflater.eof:
@@ -171,7 +181,7 @@ def gunzip_bounded(data, path, limit: int | None = None, *, need: int | None = N
                 view = memoryview(unused + bytes(view))
             else:
                 view = view[:0]
-    except (OSError, EOFError, zlib.error) as exc:
+    except (OSError, EOFError, *_INFLATE_ERRORS) as exc:
         raise InputError(path, f"truncated or corrupt gzip data ({exc})") from None
     if need is None:
         if pos > limit:
