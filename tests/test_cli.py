@@ -54,7 +54,8 @@ def test_long_layout_uses_ibsi_words(images, tmp_path):
     import pyarrow.csv as pacsv
 
     t = pacsv.read_csv(out).to_pylist()
-    assert list(t[0])[:6] == ["image", "family", "feature", "ibsi_code", "aggregation", "value"]
+    assert list(t[0])[:7] == ["image", "image_type", "family", "feature", "ibsi_code", "aggregation", "value"]
+    assert {row["image_type"] for row in t} == {"original"}
     aggs = {row["aggregation"] for row in t if row["family"] == "glcm"}
     assert aggs == {"2D, averaged", "2D, slice-merged", "2.5D, direction-merged", "2.5D, merged"}
     stat = [row for row in t if row["family"] == "stat"]

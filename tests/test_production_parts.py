@@ -337,3 +337,26 @@ def test_every_option_of_every_command_has_help():
     missing = [(name, getattr(p, "opts", p.name)) for name, sub in typer.main.get_command(app).commands.items()
                for p in sub.params if not (getattr(p, "help", None) or "").strip()]
     assert missing == []
+
+
+def test_automatic_job_size_keeps_every_worker_busy(tmp_path):
+    from medfeat.production.engine import Production
+    from medfeat.production.plan import auto_images_per_job
+    from test_production import make_images
+
+    assert auto_images_per_job(30, 2) == 4          # 8 jobs, not one job of 30 for two workers
+    assert auto_images_per_job(22250, 2) == 250     # the seed production: 89 jobs of 250
+    assert auto_images_per_job(5, 16) == 1 and auto_images_per_job(0, 2) == 1
+    make_images(tmp_path / "data", 30, size=16)
+    prod = Production(tmp_path / "run", str(tmp_path / "data"), "default-2d", ("stat",), workers_hint=2)
+    try:
+        assert prod.info["images_per_job"] == 4 and len(prod.ledger.jobs()) == 8
+    finally:
+        prod.ledger.close()
+    # resuming without a size keeps the planned one; another explicit size is refused
+    from medfeat.production.options import PlanOptions
+
+    again = Production(tmp_path / "run", str(tmp_path / "data"))
+    again.ledger.close()
+    with pytest.raises(InputError, match="planned with 4 images per job"):
+        Production(tmp_path / "run", str(tmp_path / "data"), plan=PlanOptions(images_per_job=10))

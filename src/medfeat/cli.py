@@ -426,7 +426,7 @@ def _run_production(run_dir: Path, dataset, settings, families, cfg, quiet: bool
             check_stage_url(cfg.plan.stage)
             probe_stage(cfg.plan.stage)  # a wrong secret or dead endpoint: one line now, not after retries
         prod = Production(run_dir, dataset, settings, _families(families), cfg.plan,
-                          console=None if quiet else console)
+                          console=None if quiet else console, workers_hint=cfg.backend.size()[1])
         ex = prod.executor(cfg.backend)  # connect (or start workers) before the first session
         started = True
         try:
@@ -466,7 +466,8 @@ def run(
     dataset: str = typer.Argument(..., help="Folder (recursive; masks paired by name), glob, CSV cohort (image, mask, "
                                             "label, roi + identifier columns) or fsspec URL."),
     output: Path = typer.Option(..., "--output", "-o", help="Run folder (ledger, stage, features.parquet)."),
-    images_per_job: Optional[int] = typer.Option(None, "--images-per-job", help="Images per job bundle (default 250)."),
+    images_per_job: Optional[int] = typer.Option(None, "--images-per-job", help="Images per job bundle (default: about 4 jobs per "
+                                                                                   "worker, at most 250)."),
     settings: Optional[str] = typer.Option(None, "--settings", "-s", help="Preset or settings file (default: auto: default-3d for volumes, default-2d for single-slice images)."),
     families: Optional[str] = typer.Option(None, "--families", "-f", help="Comma-separated families."),
     stage: Optional[str] = typer.Option(None, "--stage", help="fsspec URL of the staging store (default RUN_DIR/stage; "

@@ -8,6 +8,7 @@ Metrics come from the ledger afterwards (:func:`medfeat.report.metrics.run_metri
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -39,7 +40,9 @@ class Production:
     """A run folder and what it takes to complete it."""
 
     def __init__(self, run_dir: str | Path, dataset: str | None = None, settings=None, families=None,
-                 plan: PlanOptions | None = None, console=None):
+                 plan: PlanOptions | None = None, console=None, workers_hint: int | None = None):
+        """``workers_hint``: how many workers the run will have, for the automatic job size
+        (``plan.images_per_job`` None); default the machine's cores."""
         self.run_dir = Path(run_dir)
         self.plan = plan or PlanOptions()
         self.ledger = Ledger(self.run_dir)
@@ -52,6 +55,9 @@ class Production:
             self.settings = Settings.resolve(settings)
             self.settings = self.settings.replace(families=tuple(families) if families else self.settings.families)
             items = planning.discover(dataset, **self._discovery())
+            if self.plan.images_per_job is None:
+                self.plan = dataclasses.replace(self.plan, images_per_job=planning.auto_images_per_job(
+                    len(items), workers_hint or os.cpu_count() or 1))
             jobs = planning.plan_jobs(items, self.plan.images_per_job)
             stage_url = check_stage_url(self.plan.stage) if self.plan.stage else str((self.run_dir / "stage").resolve())
             self.ledger.create_run(version=__version__, dataset=str(dataset), fingerprint=planning.fingerprint(items),
@@ -79,7 +85,7 @@ class Production:
             if planning.fingerprint(items) != info["dataset_fingerprint"]:
                 raise RunRefused(self.run_dir, f"the dataset {dataset} changed since this run was planned "
                                  "(files added, removed or modified); start a new run folder")
-            if self.plan.images_per_job != info["images_per_job"]:
+            if self.plan.images_per_job is not None and self.plan.images_per_job != info["images_per_job"]:
                 raise RunRefused(self.run_dir, f"this run was planned with {info['images_per_job']} images per job, "
                                  f"not {self.plan.images_per_job}")
         if settings is not None or families is not None:

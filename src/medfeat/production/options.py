@@ -45,7 +45,7 @@ SECRET_WORDS = ("secret", "password", "token", "key_id", "access_key", "credenti
 class PlanOptions:
     """How the dataset is cut into jobs and where they are staged (stored in the ledger)."""
 
-    images_per_job: int = 250
+    images_per_job: int | None = None   # None: auto (plan.auto_images_per_job: ~4 jobs per worker, <= 250)
     stage: str | None = None            # fsspec URL of the staging store (default RUN_DIR/stage)
     label: int | None = None            # mask label for items that name none (CSV ``label`` wins)
     roi: str | None = None              # RTSTRUCT ROI name for items that name none (CSV ``roi`` wins)

@@ -325,6 +325,20 @@ def item_of(row: dict) -> Item:
     return Item(row["image"], row["mask"], label=row.get("label"), roi=row.get("roi"), ids=ids)
 
 
+#: The most images a job gets when the user does not say (the 2009 production's bundle size).
+MAX_AUTO_IMAGES_PER_JOB = 250
+#: Jobs per worker the automatic job size aims at: enough for the tail policy to move work around.
+JOBS_PER_WORKER = 4
+
+
+def auto_images_per_job(n_images: int, workers: int) -> int:
+    """Images per job when the user gives none: about :data:`JOBS_PER_WORKER` jobs per worker, at
+    most :data:`MAX_AUTO_IMAGES_PER_JOB` images each (30 images on 2 workers: 8 jobs of 4, not one
+    job that leaves a worker idle; 22,250 images: 89 jobs of 250)."""
+    per = -(-max(n_images, 1) // (JOBS_PER_WORKER * max(workers, 1)))
+    return max(1, min(MAX_AUTO_IMAGES_PER_JOB, per))
+
+
 def plan_jobs(items: list[Item], images_per_job: int) -> list[Job]:
     """Split ``items`` (already in plan order) into consecutive jobs of ``images_per_job``."""
     if images_per_job < 1:
