@@ -6,6 +6,7 @@ intensities, interpolation for config B), within the published tolerances."""
 from __future__ import annotations
 
 import csv
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -144,3 +145,27 @@ def test_filters_in_a_settings_file_the_long_layout_and_a_production(tmp_path):
     rows = {Path(x["image"]).name: x for x in pq.read_table(tmp_path / "run" / "features.parquet").to_pylist()}
     for k, v in want.items():
         assert rows["v0.nii.gz"][k] == pytest.approx(v, rel=1e-12, nan_ok=True), k
+
+
+@pytest.mark.parametrize("spec", [
+    {"type": "mean", "support": 5, "boundary": "mirror"}, {"type": "log", "sigma_mm": 3.0, "boundary": "nearest"},
+    {"type": "log", "sigma_mm": 2.0, "dimension": "2d"},
+    {"type": "laws", "kernel": "E5L5S5", "rotation_invariant": True, "energy_delta": 3, "boundary": "zero"},
+    {"type": "gabor", "sigma_mm": 3.0, "wavelength_mm": 4.0, "gamma": 0.5, "theta_step": math.pi / 4,
+     "planes": "orthogonal"},
+    {"type": "wavelet", "wavelet": "db3", "subband": "HLH", "level": 2, "rotation_invariant": True},
+    {"type": "pyradiomics_log", "sigma_mm": 2.0}, {"type": "gradient"}, {"type": "lbp2d"}])
+def test_filtering_the_roi_box_with_the_filters_reach_equals_the_whole_image(spec):
+    from medfeat.filters.registry import normalize, reach
+
+    rng = np.random.default_rng(5)
+    image = rng.normal(size=(24, 40, 36))
+    spacing = (2.0, 1.0, 1.2)
+    spec = normalize(spec)
+    whole = apply(spec, image, spacing)
+    r = reach(spec, spacing)
+    roi = (slice(10, 14), slice(15, 22), slice(3, 9))  # near the x edge: the box stops there
+    box = tuple(slice(max(b.start - m, 0), min(b.stop + m, n)) for b, m, n in zip(roi, r, image.shape))
+    part = apply(spec, image[box], spacing)
+    inner = tuple(slice(b.start - c.start, b.stop - c.start) for b, c in zip(roi, box))
+    np.testing.assert_allclose(part[inner], whole[roi], rtol=1e-10, atol=1e-10)

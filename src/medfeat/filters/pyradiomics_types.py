@@ -76,8 +76,12 @@ def lbp2d_image(image, radius: float = 1.0, samples: int = 8) -> np.ndarray:
     """PyRadiomics' LBP2D image type: uniform local binary patterns per axial slice."""
     from skimage.feature import local_binary_pattern
 
+    import warnings
+
     x = as_float(image)
-    return np.stack([local_binary_pattern(s, samples, radius, method="uniform") for s in x]).astype(np.float64)
+    with warnings.catch_warnings():  # scikit-image's note on float input: PyRadiomics passes floats too
+        warnings.simplefilter("ignore", UserWarning)
+        return np.stack([local_binary_pattern(s, samples, radius, method="uniform") for s in x]).astype(np.float64)
 
 
 def pyradiomics_log_image(image, sigma_mm: float, spacing) -> np.ndarray:

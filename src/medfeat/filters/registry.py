@@ -23,11 +23,54 @@ _REQUIRED = object()
 
 @dataclass(frozen=True)
 class FilterType:
-    """A filter: its parameters (name -> default, ``_REQUIRED`` when none), its label, its response."""
+    """A filter: its parameters (name -> default, ``_REQUIRED`` when none), its label, its response,
+    and its reach: how many voxels per axis ``(z, y, x)`` a response value depends on around its
+    voxel (None: the whole image -- FFT filters, periodic boundaries, PyRadiomics' intensity maps
+    scaled by the image's maximum)."""
 
     params: dict
     label: Callable[[dict], str]
     apply: Callable[[np.ndarray, tuple, dict], np.ndarray]
+    reach: Callable[[dict, tuple], tuple[int, int, int] | None] = lambda p, spacing: None
+
+
+def _axes(p: dict, r: int, planes: bool = False) -> tuple[int, int, int]:
+    """``r`` voxels in-plane, and along z too unless the filter works slice by slice."""
+    flat = p.get("dimension") == "2d" and not (planes and p.get("planes") == "orthogonal")
+    return (0 if flat else r, r, r)
+
+
+def _reach_log(p, spacing):
+    return tuple(int(math.floor(p["truncate"] * p["sigma_mm"] / h + 0.5)) if (a or p["dimension"] != "2d") else 0
+                 for a, h in enumerate(spacing))
+
+
+def _reach_laws(p, spacing):
+    longest = max(int(part[1:]) for part in _laws_parts(p["kernel"]))
+    return _axes(p, longest // 2 + (p["energy_delta"] or 0))
+
+
+def _laws_parts(kernel: str) -> list[str]:
+    return [kernel[i:i + 2] for i in range(0, len(kernel), 2)]
+
+
+def _reach_gabor(p, spacing):
+    reach_mm = p.get("truncate", 4.0) * max(p["sigma_mm"], p["sigma_mm"] / p["gamma"])
+    r = max(int(math.ceil(reach_mm / h)) for h in spacing) + 1
+    return _axes(p, r, planes=True)
+
+
+def _reach_wavelet(p, spacing):
+    if p["boundary"] == "periodic":
+        return None
+    import pywt
+
+    m = pywt.Wavelet(p["wavelet"]).dec_len
+    return _axes(p, m * (2 ** p["level"]))
+
+
+def _finite(r):
+    return lambda p, spacing: None if p.get("boundary") == "periodic" else r(p, spacing)
 
 
 def _num(v: float) -> str:
@@ -104,10 +147,15 @@ def _pr(name):
     return apply
 
 
-def _pyradiomics_wavelet(img, spacing, p):
+def _pyradiomics_wavelet(img, spacing, p, cache=None):
     from medfeat.filters.wavelet import pyradiomics_wavelet
 
-    bands = pyradiomics_wavelet(img, p["wavelet"], p["level"])
+    key = ("pyradiomics_wavelet", id(img), p["wavelet"], p["level"])
+    bands = cache.get(key) if cache is not None else None
+    if bands is None:  # one decomposition gives all eight sub-bands: done once per image
+        bands = pyradiomics_wavelet(img, p["wavelet"], p["level"])
+        if cache is not None:
+            cache[key] = bands
     key = next((k for k in bands if k.endswith(p["subband"])), None)
     if key is None:
         raise InputError("filters", f"pyradiomics_wavelet has no sub-band {p['subband']!r} (has {sorted(bands)})")
@@ -120,23 +168,25 @@ def _ri(p) -> str:
 
 FILTERS: dict[str, FilterType] = {
     "mean": FilterType({"support": _REQUIRED, "dimension": "3d", "boundary": "mirror"},
-                       lambda p: f"mean-{p['support']}-{p['dimension']}", _mean),
+                       lambda p: f"mean-{p['support']}-{p['dimension']}", _mean,
+                       _finite(lambda p, sp: _axes(p, p["support"] // 2))),
     "log": FilterType({"sigma_mm": _REQUIRED, "truncate": 4.0, "dimension": "3d", "boundary": "mirror"},
-                      lambda p: f"log-s{_num(p['sigma_mm'])}mm-{p['dimension']}", _log),
+                      lambda p: f"log-s{_num(p['sigma_mm'])}mm-{p['dimension']}", _log, _finite(_reach_log)),
     "laws": FilterType({"kernel": _REQUIRED, "dimension": "3d", "boundary": "mirror", "rotation_invariant": False,
                         "pooling": "max", "energy_delta": None},
                        lambda p: f"laws-{p['kernel']}{_ri(p)}" + (f"-e{p['energy_delta']}" if p["energy_delta"] else ""),
-                       _laws),
+                       _laws, _finite(_reach_laws)),
     "gabor": FilterType({"sigma_mm": _REQUIRED, "wavelength_mm": _REQUIRED, "gamma": 1.0, "theta": 0.0,
                          "theta_step": None, "dimension": "2d", "boundary": "mirror", "planes": "axial",
                          "pooling": "mean"},
                         lambda p: f"gabor-s{_num(p['sigma_mm'])}mm-l{_num(p['wavelength_mm'])}mm-g{_num(p['gamma'])}"
                                   + (f"-t{_num(p['theta'])}" if p["theta_step"] is None else
                                      f"-dt{_num(p['theta_step'])}") + ("-3planes" if p["planes"] != "axial" else ""),
-                        _gabor),
+                        _gabor, _finite(_reach_gabor)),
     "wavelet": FilterType({"wavelet": _REQUIRED, "subband": _REQUIRED, "level": 1, "dimension": "3d",
                            "boundary": "mirror", "rotation_invariant": False, "pooling": "mean"},
-                          lambda p: f"wavelet-{p['wavelet']}-{p['subband']}-l{p['level']}{_ri(p)}", _wavelet),
+                          lambda p: f"wavelet-{p['wavelet']}-{p['subband']}-l{p['level']}{_ri(p)}", _wavelet,
+                          _reach_wavelet),
     "simoncelli": FilterType({"level": 1, "dimension": "3d", "boundary": "periodic"},
                              lambda p: f"simoncelli-l{p['level']}-{p['dimension']}", _simoncelli),
     "riesz_log": FilterType({"sigma_mm": _REQUIRED, "order": (1, 0, 0), "truncate": 4.0, "dimension": "3d",
@@ -147,15 +197,17 @@ FILTERS: dict[str, FilterType] = {
                                    _riesz_simoncelli),
     "pyradiomics_log": FilterType({"sigma_mm": _REQUIRED},
                                   lambda p: f"log-sigma-{_num(p['sigma_mm']).replace('.', '-')}-mm-3D",
-                                  _pr("pyradiomics_log")),
+                                  _pr("pyradiomics_log"),
+                                  lambda p, sp: tuple(int(math.ceil(4.0 * p["sigma_mm"] / h)) + 1 for h in sp)),
     "pyradiomics_wavelet": FilterType({"subband": _REQUIRED, "wavelet": "coif1", "level": 1},
                                       lambda p: f"wavelet-{p['subband']}", _pyradiomics_wavelet),
     "square": FilterType({}, lambda p: "square", _pr("square")),
     "squareroot": FilterType({}, lambda p: "squareroot", _pr("squareroot")),
     "logarithm": FilterType({}, lambda p: "logarithm", _pr("logarithm")),
     "exponential": FilterType({}, lambda p: "exponential", _pr("exponential")),
-    "gradient": FilterType({}, lambda p: "gradient", _pr("gradient")),
-    "lbp2d": FilterType({"radius": 1.0, "samples": 8}, lambda p: "lbp-2D", _pr("lbp2d")),
+    "gradient": FilterType({}, lambda p: "gradient", _pr("gradient"), lambda p, sp: (1, 1, 1)),
+    "lbp2d": FilterType({"radius": 1.0, "samples": 8}, lambda p: "lbp-2D", _pr("lbp2d"),
+                        lambda p, sp: (0, int(math.ceil(p["radius"])) + 1, int(math.ceil(p["radius"])) + 1)),
 }
 
 
@@ -185,6 +237,18 @@ def label(spec: dict) -> str:
     return FILTERS[spec["type"]].label(spec)
 
 
-def apply(spec: dict, image: np.ndarray, spacing) -> np.ndarray:
-    """The response of ``image`` (``(z, y, x)``, spacing in mm) to the filter ``spec``."""
-    return np.asarray(FILTERS[spec["type"]].apply(image, tuple(float(s) for s in spacing), spec), dtype=np.float64)
+def apply(spec: dict, image: np.ndarray, spacing, cache: dict | None = None) -> np.ndarray:
+    """The response of ``image`` (``(z, y, x)``, spacing in mm) to the filter ``spec``. ``cache``
+    (a dict kept while one image is filtered) lets filters share work, e.g. one wavelet
+    decomposition for all of PyRadiomics' sub-bands."""
+    spacing = tuple(float(s) for s in spacing)
+    if spec["type"] == "pyradiomics_wavelet":
+        return np.asarray(_pyradiomics_wavelet(image, spacing, spec, cache), dtype=np.float64)
+    return np.asarray(FILTERS[spec["type"]].apply(image, spacing, spec), dtype=np.float64)
+
+
+def reach(spec: dict, spacing) -> tuple[int, int, int] | None:
+    """Voxels per axis ``(z, y, x)`` around a voxel that its response depends on; None when it
+    depends on the whole image. Filtering a box that holds the ROI and this much around it (or up
+    to the image's edge) gives the ROI's voxels the values of filtering the whole image."""
+    return FILTERS[spec["type"]].reach(spec, tuple(float(s) for s in spacing))
