@@ -1,4 +1,5 @@
-"""Retrieval evaluation: does search by example over GIFT features find images of the same modality?
+"""Retrieval evaluation on patients the defaults were not tuned on: does search by example find
+images of the query's modality?
 
 Data: the 10 soft-tissue-sarcoma patients of ``../shared/data/sts/nifti/STS_xxx/`` (CT, T1-weighted MR
 -- the only MR sequence there -- and FDG-PET, each cropped around the tumour, with a tumour mask).
@@ -13,30 +14,36 @@ mask's extent (first to last slice holding the mask, rounded to the nearest slic
 * windowing to 0..255 (``rint``, clipped): CT a fixed window of [-1000, 1000] HU (air black, fat and
   soft tissue mid-grey, bone bright); MR (arbitrary units) and PET (SUV, with a patient-dependent
   range) a window of the volume's own values, the same for every slice of a volume -- either its
-  minimum..maximum (``minmax``) or its 1st..99th percentile (``percentile``). Both are evaluated
-  (``--windows``); ``minmax`` is listed first.
+  minimum..maximum (``minmax``) or its 1st..99th percentile (``percentile``). A user's slices may
+  come either way, so both are evaluated and every choice is judged on their mean.
 
-Every slice is then the query once, against all the others with the slices of its own volume
-excluded (so neighbours of the same scan cannot help); the measure is **modality precision@10**,
-the share of the top 10 results having the query's modality (the 45 slices of the other 9 volumes
-of that modality are the relevant ones, out of 145 candidates). It is reported for the scoring
-methods ``gift`` (GIFT's classical idf, ``medfeat.retrieval``), ``gift`` without idf on the histogram
-features (``gift-hist-noidf``: GIFT 0.1.15a's code) and ``intersection`` (histogram intersection of
-the four feature groups), each with GIFT's 4 grey levels (GIFT-exact features) and with 16, 32
-and 64 grey levels. The slices are indexed from the PGM files (``Index.from_images``: medfeat's
-readers, ``gift_rgb``, ``gift_features``), as ``medfeat index`` does.
+**The split** (fixed before any result was looked at): the patient ids sorted, the 1st, 3rd, 5th,
+7th and 9th are the *tuning* set (STS_001, STS_003, STS_008, STS_012, STS_019), the others the
+*held-out* set (STS_002, STS_005, STS_010, STS_015, STS_024). Every default of the index (grey
+levels, descriptor, weighting, standardisation, distance) was chosen on the tuning set only; the
+held-out set is measured once, with the chosen defaults, beside the old ones.
+
+**The measure**: within one set, an index of its 75 slices (5 patients x 3 modalities x 5
+slices) is built as ``medfeat index`` builds it (``Index.from_images`` on the PGM files); every
+slice is the query once, against the others with the slices of its own volume excluded (so
+neighbours of the same scan cannot help): **modality precision@10**, the share of the top 10
+results of the query's modality (20 relevant slices of the 4 other patients, out of 70
+candidates). Per modality, and the worst query, too.
+
+Configurations: the old default (``gift``: GIFT's classical idf, GIFT's 4 grey levels), the old
+method with 16 grey levels (a user's ``--grey-levels 16``), and the new default (``hellinger`` with
+8 grey levels, ``medfeat.retrieval``). ``--grid`` adds the tuning-set grid the defaults were
+picked from: methods x grey levels x the weight of the Gabor group (tuning set only).
 
 Timings: index build from the slice files and from a features table (Parquet) of them (its rows
-repeated to ~2000), save and load; on a ``--scale``-image index (default 100,000: the evaluation's
-and the GIFT fixtures' feature rows repeated; only the size matters for speed) document
-frequencies, save/load and the time of a query of each method, the query given as features (a
-query image adds its feature extraction, also reported). ``tests/test_retrieval.py`` runs a
-reduced evaluation (16 grey levels, the default method only) and asserts a floor.
+repeated to ~2000), save and load, a query. The million-image scale test is
+``bench/index_scale.py``. ``tests/test_retrieval.py`` runs the held-out evaluation with the
+defaults and asserts a floor.
 
 Results are printed and written to ``bench/out/retrieval_eval.json``.
 
-    .venv/bin/python bench/retrieval_eval.py                 # full evaluation (about a minute)
-    .venv/bin/python bench/retrieval_eval.py --slices 3 --grey-levels 4 --scale 0   # quick
+    .venv/bin/python bench/retrieval_eval.py            # tuning and held-out, both windows (~1 min)
+    .venv/bin/python bench/retrieval_eval.py --grid     # plus the tuning grid (~2 min)
 
 Exits 0 with a reason when ``../shared`` is absent.
 """
@@ -62,11 +69,18 @@ MODALITIES = {"CT": "CT", "MR_T1": "MR", "PET": "PET"}   # file prefix -> modali
 CT_WINDOW = (-1000.0, 1000.0)
 PERCENTILES = (1.0, 99.0)
 WINDOWS = ("minmax", "percentile")
-CONFIGS = (("gift", True), ("gift", False), ("intersection", True))
+#: (label, method, grey levels, histogram idf): the old default, the old method with 16 greys, the new default
+CONFIGS = (("old default: gift, G=4", "gift", 4, True),
+           ("old method, G=16", "gift", 16, True),
+           ("new default: hellinger, G=8", "hellinger", 8, True))
+GRID_GREYS = (4, 8, 16, 32)
+GRID_GABOR_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 3.0, float("inf"))
 
 
-def config_name(method: str, histogram_idf: bool) -> str:
-    return method if histogram_idf or method != "gift" else "gift-hist-noidf"
+def split_patients(patients) -> tuple[list[str], list[str]]:
+    """The fixed rule: patient ids sorted; 1st, 3rd, 5th ... -> tuning, 2nd, 4th ... -> held-out."""
+    ids = sorted(set(patients))
+    return ids[0::2], ids[1::2]
 
 
 def window(volume: np.ndarray, modality: str, kind: str = "minmax") -> tuple[float, float]:
@@ -95,15 +109,18 @@ def slice_to_uint8(slice2d: np.ndarray, win: tuple[float, float], size: int = 25
     return np.clip(np.rint((r - lo) * (255.0 / (hi - lo))), 0, 255).astype(np.uint8)
 
 
-def make_slices(out_dir: Path, per_volume: int = 5, window_kind: str = "minmax", sts: Path = STS) -> list[dict]:
-    """Write ``per_volume`` axial slices of every STS volume as PGM; returns one record per slice
-    (``path``, ``patient``, ``modality``, ``volume``, ``z``)."""
+def make_slices(out_dir: Path, per_volume: int = 5, window_kind: str = "minmax", sts: Path = STS,
+                patients=None) -> list[dict]:
+    """Write ``per_volume`` axial slices of every STS volume (of ``patients``, default all) as PGM;
+    returns one record per slice (``path``, ``patient``, ``modality``, ``volume``, ``z``)."""
     from medfeat.io import read_image
     from medfeat.io.netpbm import write_netpbm
 
     out_dir.mkdir(parents=True, exist_ok=True)
     records = []
     for patient in sorted(p for p in sts.iterdir() if p.is_dir()):
+        if patients is not None and patient.name not in patients:
+            continue
         for prefix, modality in MODALITIES.items():
             img_path = patient / f"{prefix}_image.nii.gz"
             mask_path = patient / f"{prefix}_mask.nii.gz"
@@ -124,55 +141,95 @@ def make_slices(out_dir: Path, per_volume: int = 5, window_kind: str = "minmax",
     return records
 
 
-def evaluate(index, records: list[dict], method: str, histogram_idf: bool = True, k: int = 10) -> dict:
-    """Modality precision@k of every slice queried against the others minus its own volume."""
-    row = {r["path"]: i for i, r in enumerate(records)}
-    volumes = np.array([records[row[n]]["volume"] for n in index.names])
-    modality = np.array([records[row[n]]["modality"] for n in index.names])
-    precisions = []
-    per_modality: dict[str, list[float]] = {}
-    times = []
-    for i, name in enumerate(index.names):
+def precision_at_k(index, labels: dict[str, str], groups: dict[str, str], method: str = "hellinger",
+                   histogram_idf: bool = True, k: int = 10) -> dict:
+    """Every indexed image queried once against the others minus its group (e.g. its volume): the
+    share of the top ``k`` with its label (e.g. its modality); mean, per label, worst query.
+
+    ``labels`` and ``groups`` map an indexed name to its label and group.
+    """
+    names = index.names
+    group = np.array([groups[n] for n in names])
+    label = np.array([labels[n] for n in names])
+    precisions, per_label, times = [], {}, []
+    for i, name in enumerate(names):
         t = time.perf_counter()
-        hits = index.search(name, top=k, method=method, exclude=volumes == volumes[i], histogram_idf=histogram_idf)
+        hits = index.search(name, top=k, method=method, exclude=group == group[i], histogram_idf=histogram_idf)
         times.append(time.perf_counter() - t)
-        p = float(np.mean([modality[index.position(h)] == modality[i] for h, _ in hits]))
+        p = float(np.mean([labels[h] == label[i] for h, _ in hits])) if hits else 0.0
         precisions.append(p)
-        per_modality.setdefault(modality[i], []).append(p)
-    return {"precision_at_10": float(np.mean(precisions)), "queries": len(precisions),
-            "per_modality": {m: float(np.mean(v)) for m, v in sorted(per_modality.items())},
-            "worst_query": float(np.min(precisions)), "query_ms_median": 1e3 * float(np.median(times))}
+        per_label.setdefault(str(label[i]), []).append(p)
+    return {"precision_at_10": float(np.mean(precisions)) if precisions else float("nan"),
+            "queries": len(precisions),
+            "per_modality": {m: float(np.mean(v)) for m, v in sorted(per_label.items())},
+            "worst_query": float(np.min(precisions)) if precisions else float("nan"),
+            "query_ms_median": 1e3 * float(np.median(times)) if times else float("nan")}
 
 
-def run_evaluation(per_volume: int, grey_levels: tuple[int, ...], work: Path, window_kind: str = "minmax",
-                   configs=CONFIGS) -> tuple[list[dict], dict]:
-    """Slices, then one index per grey level and every scoring config; returns (records, results)
-    with results keyed by (config name, grey levels)."""
+def evaluate_set(records: list[dict], patients, method: str, grey_levels: int, histogram_idf: bool = True,
+                 index=None) -> dict:
+    """Precision@10 within one patient set: an index of its slices only (or ``index``, built from them)."""
     from medfeat.retrieval import Index
 
-    records = make_slices(work / f"slices-{window_kind}", per_volume, window_kind)
-    results = {}
-    for g in grey_levels:
-        t = time.perf_counter()
-        index = Index.from_images([r["path"] for r in records], grey_levels=g, errors="raise")
-        build_s = time.perf_counter() - t
-        for method, hidf in configs:
-            r = evaluate(index, records, method, hidf)
-            r["index_build_s"] = build_s
-            results[(config_name(method, hidf), g)] = r
+    recs = [r for r in records if r["patient"] in set(patients)]
+    if index is None:
+        index = Index.from_images([r["path"] for r in recs], grey_levels=grey_levels, errors="raise",
+                                  gift_parts=method != "hellinger")
+    labels = {r["path"]: r["modality"] for r in recs}
+    groups = {r["path"]: r["volume"] for r in recs}
+    return precision_at_k(index, labels, groups, method, histogram_idf)
+
+
+def run_evaluation(per_volume: int, work: Path, windows=WINDOWS, configs=CONFIGS) -> tuple[dict, dict]:
+    """Every config on the tuning and the held-out set, for each window. Returns (records by window,
+    results keyed by (window, set, label))."""
+    records, results = {}, {}
+    for w in windows:
+        recs = make_slices(work / f"slices-{w}", per_volume, w)
+        records[w] = recs
+        tuning, held_out = split_patients(r["patient"] for r in recs)
+        for name, pats in (("tuning", tuning), ("held-out", held_out)):
+            for label, method, g, hidf in configs:
+                results[(w, name, label)] = evaluate_set(recs, pats, method, g, hidf)
     return records, results
 
 
-def timings(records: list[dict], work: Path, scale: int) -> dict:
-    """Build (images, table), save/load and query times; a ``scale``-image index for query speed."""
+def tuning_grid(records: dict) -> list[dict]:
+    """The grid the defaults were chosen from, on the tuning set only: ``gift`` and ``intersection``
+    per grey level, and ``hellinger`` per grey level and Gabor weight (0: colour only, inf: Gabor only)."""
+    from medfeat.retrieval import GABOR_WEIGHT, Index
+
+    rows = []
+    for g in GRID_GREYS:
+        per = {}
+        for w, recs in records.items():
+            tuning, _ = split_patients(r["patient"] for r in recs)
+            sub = [r for r in recs if r["patient"] in tuning]
+            idx = Index.from_images([r["path"] for r in sub], grey_levels=g, errors="raise", gift_parts=True)
+            labels = {r["path"]: r["modality"] for r in sub}
+            groups = {r["path"]: r["volume"] for r in sub}
+            for m in ("gift", "intersection"):
+                per.setdefault((m, None), {})[w] = precision_at_k(idx, labels, groups, m)
+            wh, wg = idx.weights
+            for gw in GRID_GABOR_WEIGHTS:
+                weights = (0.0, wg) if gw == float("inf") else (wh, wg * gw / GABOR_WEIGHT)
+                var = Index(idx.names, idx.vectors, g, weights=weights)
+                per.setdefault(("hellinger", gw), {})[w] = precision_at_k(var, labels, groups, "hellinger")
+        for (m, gw), by_w in per.items():
+            rows.append({"method": m, "grey_levels": g, "gabor_weight": gw,
+                         "mean": float(np.mean([r["precision_at_10"] for r in by_w.values()])),
+                         **{w: r["precision_at_10"] for w, r in by_w.items()},
+                         "per_modality": {w: r["per_modality"] for w, r in by_w.items()}})
+    return rows
+
+
+def timings(records: list[dict], work: Path) -> dict:
+    """Build (images, table), save/load and query times on the slices."""
     import pyarrow as pa
     import pyarrow.parquet as pq
-    import scipy.sparse as sp
 
     import medfeat
-    from medfeat.features.gift import gift_features, gift_rgb
-    from medfeat.io import read_image
-    from medfeat.retrieval import Index
+    from medfeat.retrieval import DEFAULT_GREY_LEVELS, Index
 
     paths = [r["path"] for r in records]
     out: dict = {"images": len(paths)}
@@ -180,18 +237,20 @@ def timings(records: list[dict], work: Path, scale: int) -> dict:
     index = Index.from_images(paths)
     out["build_from_images_s"] = time.perf_counter() - t
     # a features table as a production writes it (image, sha256, job, error, gift columns)
-    rows = [medfeat.extract(p, families=["gift"]) for p in paths]
+    settings = medfeat.Settings(gift_grey_levels=DEFAULT_GREY_LEVELS)
+    rows = [medfeat.extract(p, settings=settings, families=["gift"]) for p in paths]
     cols = list(rows[0])
     table = pa.table({"image": paths, "sha256": [""] * len(paths), "job": [0] * len(paths),
                       "error": [""] * len(paths), **{c: [r[c] for r in rows] for c in cols}})
     reps = max(1, 2000 // len(paths))
-    big = pa.concat_tables([table] * reps)
     tab_path = work / "features.parquet"
-    pq.write_table(big, tab_path)
+    pq.write_table(pa.concat_tables([table] * reps), tab_path)
     t = time.perf_counter()
     tindex = Index.from_table(tab_path)
     out["build_from_table_rows"] = len(tindex)
     out["build_from_table_s"] = time.perf_counter() - t
+    out["table_equals_images"] = bool(tindex.grey_levels == index.grey_levels and np.array_equal(
+        tindex.vectors[:len(index)], index.vectors))
     idx_path = work / "index.npz"
     t = time.perf_counter()
     index.save(idx_path)
@@ -199,58 +258,21 @@ def timings(records: list[dict], work: Path, scale: int) -> dict:
     t = time.perf_counter()
     Index.load(idx_path)
     out["load_s"] = time.perf_counter() - t
-    if scale:
-        fixtures = sorted((SHARED / "gift" / "fixtures").glob("*.png"))
-        base = Index.from_images(fixtures) if fixtures else None
-        parts = [index] + ([base] if base is not None else [])
-        m = sp.vstack([p.matrix for p in parts], format="csr")
-        codes = np.concatenate([p.codes for p in parts])
-        hists = np.concatenate([p.hists for p in parts])
-        names = [n for p in parts for n in p.names]
-        reps = -(-scale // len(names))
-        big_m = sp.vstack([m] * reps, format="csr")[:scale]
-        big_names = [f"{n}#{i}" for i in range(reps) for n in names][:scale]
+    index.search(paths[0])
+    ts = []
+    for p in paths:
         t = time.perf_counter()
-        large = Index(big_names, big_m, np.tile(codes, (reps, 1))[:scale], np.tile(hists, (reps, 1))[:scale])
-        out["scale"] = {"images": scale, "features_per_image": large.matrix.nnz / scale,
-                        "make_s": time.perf_counter() - t}
-        t = time.perf_counter()
-        large.document_frequency
-        out["scale"]["document_frequencies_s"] = time.perf_counter() - t
-        t = time.perf_counter()
-        large.search(paths[0], top=10, method="intersection")
-        out["scale"]["first_intersection_query_s"] = time.perf_counter() - t  # + the normalised histograms
-        t = time.perf_counter()
-        large.save(work / "large.npz")
-        out["scale"]["save_s"] = time.perf_counter() - t
-        out["scale"]["file_mb"] = (work / "large.npz").stat().st_size / 1e6
-        t = time.perf_counter()
-        Index.load(work / "large.npz")
-        out["scale"]["load_s"] = time.perf_counter() - t
-        (work / "large.npz").unlink()
-        # queries given as features (a query image costs its feature extraction on top, ~6 ms)
-        queries = [gift_features(gift_rgb(read_image(p), p)) for p in paths[:: max(1, len(paths) // 10)]]
-        for method, hidf in CONFIGS:
-            large.search(queries[0], top=10, method=method, histogram_idf=hidf)  # warm-up
-            ts = []
-            for q in queries:
-                t = time.perf_counter()
-                large.search(q, top=10, method=method, histogram_idf=hidf)
-                ts.append(time.perf_counter() - t)
-            out["scale"][f"query_ms_{config_name(method, hidf)}"] = 1e3 * float(np.median(ts))
-        t = time.perf_counter()
-        for p in paths[:20]:
-            gift_features(gift_rgb(read_image(p), p))
-        out["feature_extraction_ms_per_query_image"] = 1e3 * (time.perf_counter() - t) / min(20, len(paths))
+        index.search(p, top=10)
+        ts.append(time.perf_counter() - t)
+    out["query_ms_median"] = 1e3 * float(np.median(ts))
     return out
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--slices", type=int, default=5, help="axial slices per volume (default 5)")
-    ap.add_argument("--grey-levels", default="4,16,32,64", help="comma-separated GIFT grey levels")
     ap.add_argument("--windows", default=",".join(WINDOWS), help="MR/PET windows to evaluate: minmax,percentile")
-    ap.add_argument("--scale", type=int, default=100_000, help="images of the query-speed index (0: skip)")
+    ap.add_argument("--grid", action="store_true", help="also the tuning-set grid the defaults were chosen from")
     ap.add_argument("--out", type=Path, default=OUT / "retrieval_eval.json")
     args = ap.parse_args(argv)
     if not STS.exists():
@@ -259,51 +281,52 @@ def main(argv=None) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from medfeat.retrieval import DEFAULT_METHOD
+    from medfeat.retrieval import DEFAULT_GREY_LEVELS, DEFAULT_METHOD, GABOR_WEIGHT
 
-    greys = tuple(int(g) for g in args.grey_levels.split(","))
     windows = tuple(w.strip() for w in args.windows.split(",") if w.strip())
-    con = Console()
-    results = {}
+    con = Console(width=150)
     with tempfile.TemporaryDirectory(prefix="medfeat-retrieval-") as tmp:
         work = Path(tmp)
         t0 = time.perf_counter()
-        for w in windows:
-            records, res = run_evaluation(args.slices, greys, work, w)
-            results.update({(w, name, g): r for (name, g), r in res.items()})
+        records, results = run_evaluation(args.slices, work, windows)
         eval_s = time.perf_counter() - t0
-        tim = timings(records, work, args.scale)
-    n_q = next(iter(results.values()))["queries"]
-    n_vol = len({r["volume"] for r in records})
-    for w in windows:
-        table = Table(title=f"modality precision@10, MR/PET window {w}: {n_q} queries ({n_vol} volumes x "
-                            f"{args.slices} slices, own volume excluded)")
-        table.add_column("method")
-        for g in greys:
-            table.add_column(f"G={g}" + (" (GIFT)" if g == 4 else ""), justify="right")
-        for method, hidf in CONFIGS:
-            name = config_name(method, hidf)
-            table.add_row(name, *(f"{results[(w, name, g)]['precision_at_10']:.3f}" for g in greys))
-        con.print(table)
-    pm = Table(title="per modality (precision@10) and the worst query")
-    pm.add_column("window, method, G")
-    mods = sorted(next(iter(results.values()))["per_modality"])
-    for m in mods:
-        pm.add_column(m, justify="right")
-    pm.add_column("worst", justify="right")
-    for (w, name, g), r in results.items():
-        pm.add_row(f"{w}, {name}, {g}", *(f"{r['per_modality'][m]:.3f}" for m in mods), f"{r['worst_query']:.1f}")
-    con.print(pm)
+        grid = tuning_grid(records) if args.grid else []
+        tim = timings(records[windows[0]], work)
+    tuning, held_out = split_patients(r["patient"] for r in records[windows[0]])
+    if grid:
+        gt = Table(title=f"tuning set only ({', '.join(tuning)}): modality precision@10, mean of the windows")
+        for c in ("method", "G", "Gabor weight", "mean", *windows):
+            gt.add_column(c, justify="right")
+        for r in sorted(grid, key=lambda r: -r["mean"]):
+            gt.add_row(r["method"], str(r["grey_levels"]), "" if r["gabor_weight"] is None else str(r["gabor_weight"]),
+                       f"{r['mean']:.3f}", *(f"{r[w]:.3f}" for w in windows))
+        con.print(gt)
+    mods = ("CT", "MR", "PET")
+    table = Table(title=f"modality precision@10 (own volume excluded); tuning {', '.join(tuning)}; "
+                        f"held-out {', '.join(held_out)}")
+    for c in ("window", "set", "configuration", "P@10", *mods, "worst"):
+        table.add_column(c, justify="right" if c not in ("window", "set", "configuration") else "left")
+    for (w, s, label), r in results.items():
+        table.add_row(w, s, label, f"{r['precision_at_10']:.3f}", *(f"{r['per_modality'][m]:.3f}" for m in mods),
+                      f"{r['worst_query']:.1f}")
+    for s in ("tuning", "held-out"):
+        for label, *_ in CONFIGS:
+            rs = [results[(w, s, label)] for w in windows]
+            table.add_row("mean", s, label, f"{np.mean([r['precision_at_10'] for r in rs]):.3f}",
+                          *(f"{np.mean([r['per_modality'][m] for r in rs]):.3f}" for m in mods), "")
+    con.print(table)
     con.print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in tim.items()})
     payload = {
-        "data": str(STS), "slices_per_volume": args.slices, "slices": len(records), "volumes": n_vol,
-        "queries": n_q, "measure": "modality precision@10, slices of the query's own volume excluded",
+        "data": str(STS), "slices_per_volume": args.slices,
+        "split": {"rule": "patient ids sorted; 1st, 3rd, 5th, 7th, 9th -> tuning, the others -> held-out",
+                  "tuning": tuning, "held_out": held_out},
+        "measure": "modality precision@10 within a set (an index of its slices only), own volume excluded",
         "windowing": {"CT": list(CT_WINDOW), "MR and PET": {"minmax": "volume minimum..maximum",
                                                             "percentile": f"volume percentiles {PERCENTILES}"}},
         "resampling": "linear to 256x256 (scipy.ndimage.zoom order=1, grid_mode=True)",
-        "default_method": DEFAULT_METHOD,
-        "results": [{"window": w, "method": name, "grey_levels": g, **r} for (w, name, g), r in results.items()],
-        "timings": tim, "evaluation_s": eval_s, "cpu_count": os.cpu_count(),
+        "defaults": {"method": DEFAULT_METHOD, "grey_levels": DEFAULT_GREY_LEVELS, "gabor_weight": GABOR_WEIGHT},
+        "results": [{"window": w, "set": s, "configuration": label, **r} for (w, s, label), r in results.items()],
+        "tuning_grid": grid, "timings": tim, "evaluation_s": eval_s, "cpu_count": os.cpu_count(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(payload, indent=1))

@@ -171,6 +171,38 @@ def filter_cmd(
                f"min {response.min():.6g}, max {response.max():.6g}")
 
 
+@app.command("maps")
+def maps_cmd(
+    image: str = typer.Argument(..., help="Image file or DICOM series folder."),
+    mask: str = typer.Option(..., "--mask", "-m", help="Mask file (label image, RTSTRUCT or SEG)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder for the maps: one DIR/<column>.nii.gz per feature."),
+    settings: Optional[str] = typer.Option(None, "--settings", "-s", help="Preset name or settings file (default: auto)."),
+    families: str = typer.Option("stat,glcm", "--families", "-f",
+                                 help="Comma-separated families: stat, ih, glcm (incremental); ivh, glrlm, glszm, "
+                                      "gldzm, ngtdm, ngldm (per-voxel, slow)."),
+    radius: int = typer.Option(1, "--radius", "-r", help="Kernel half size R: a (2R+1)^3 cube, or square with 2D settings."),
+    label: Optional[int] = typer.Option(None, "--label", help="Mask label to use (default: any non-zero)."),
+    unmasked: bool = typer.Option(False, "--unmasked-kernel", help="Count every image voxel of the kernel, not only "
+                                                                    "the ROI's (PyRadiomics' maskedKernel: false)."),
+) -> None:
+    """Voxel feature maps (PyRadiomics' voxel-based mode): the features of the neighbourhood of every
+    ROI voxel, one float32 NIfTI per feature on the image's grid, NaN outside the ROI."""
+    from medfeat.maps import compute_maps, write_maps
+
+    try:
+        t0 = time.perf_counter()
+        maps = compute_maps(image, mask, settings, families, radius, not unmasked, label=label)
+        written = write_maps(maps, output)
+    except InputError as exc:
+        _fail(str(exc))
+    for note in maps.notes:
+        typer.echo(f"note: {note}")
+    for path in written:
+        typer.echo(str(path))
+    typer.echo(f"{len(written)} maps of {maps.values.shape[0]} ROI voxels, radius {radius}, in "
+               f"{time.perf_counter() - t0:.2f} s")
+
+
 @app.command("gift-fts")
 def gift_fts(
     images: List[str] = typer.Argument(..., help="Image files or DICOM series folders."),
