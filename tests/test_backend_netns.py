@@ -115,10 +115,13 @@ def test_dask_cluster_across_network_namespaces(tmp_path, netns_cluster):
     assert m["backend"] == "dask" and m["jobs"] == 4
     led = Ledger(run_dir)
     try:
-        workers = {a["worker"] for a in led.attempts() if a["outcome"] == "committed"}
+        committed = {a["worker"] for a in led.attempts() if a["outcome"] == "committed"}
+        # both workers ran attempts (on a loaded machine a backup on one may win the other's job)
+        workers = {a["worker"] for a in led.attempts() if a["worker"] and a["started"]}
         session = led.sessions()[-1]
     finally:
         led.close()
     # every job ran in n2 or n3 (their own addresses), and both took jobs
     assert {w.rsplit(":", 1)[0] for w in workers} == {f"tcp://{NET}.2", f"tcp://{NET}.3"}, workers
+    assert {w.rsplit(":", 1)[0] for w in committed} <= {f"tcp://{NET}.2", f"tcp://{NET}.3"}, committed
     assert session["scheduler"] == netns_cluster.address

@@ -182,7 +182,7 @@ def test_frame_of_reference_mismatch_is_refused(tmp_path):
 def test_roi_and_label_are_checked_against_the_mask_kind():
     series, rs, nifti = _ct_phantom()
     image = medfeat.read_image(nifti / "image" / "phantom.nii.gz")
-    with pytest.raises(InputError, match="not an RTSTRUCT"):
+    with pytest.raises(InputError, match="names an RTSTRUCT ROI or SEG segment, but the mask is neither"):
         medfeat.extract(image, nifti / "mask" / "mask.nii.gz", "ibsi-a", roi="GTV-1")
     with pytest.raises(InputError, match="no mask was given"):
         medfeat.extract(image, None, "ibsi-a", roi="GTV-1")
