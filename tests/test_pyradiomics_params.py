@@ -116,7 +116,7 @@ def test_force2d_distances_and_gldm():
     ("minimumROIDimensions", 2, ("minimumROIDimensions", "ignored")),
     ("minimumROISize", 10, ("minimumROISize", "ignored")),
     ("additionalInfo", True, ("additionalInfo", "ignored")),
-    ("sigma", [1.0, 2.0], ("sigma", "LoG", "not available yet")),
+    ("sigma", [1.0, 2.0], ("sigma", "LoG", "not enabled")),
     ("wavelet", "coif1", ("wavelet", "Wavelet")),
     ("madeUpSetting", 1, ("madeUpSetting", "not a PyRadiomics 3.0.1 setting")),
 ])
@@ -130,10 +130,18 @@ def test_image_types_voxel_settings_and_classes():
     s, notes = convert(imageType={"Original": {"binWidth": 5}, "LoG": {"sigma": [1.0]}, "Wavelet": {}},
                        voxelSetting={"kernelRadius": 2})
     assert s.bin_width == 5.0  # Original's own settings override the general ones
-    assert has_note(notes, "imageType LoG", "not available yet") and has_note(notes, "imageType Wavelet")
+    # image types become filters, named as PyRadiomics names them
+    from medfeat.filters.registry import label
+
+    assert [label(f) for f in s.filters] == ["log-sigma-1-0-mm-3D"] + [
+        f"wavelet-{b}" for b in ("LLH", "LHL", "LHH", "HLL", "HLH", "HHL", "HHH", "LLL")]
+    assert s.original and has_note(notes, "imageType LoG", "recursive Gaussian")
     assert has_note(notes, "voxelSetting kernelRadius", "ignored")
-    _, notes = convert(imageType={"LoG": {}})
-    assert has_note(notes, "Original is not enabled")
+    s, notes = convert(imageType={"LoG": {"sigma": [2, 3.5]}, "Square": {}, "LBP3D": {}})
+    assert not s.original and [label(f) for f in s.filters] == ["log-sigma-2-mm-3D", "log-sigma-3-5-mm-3D", "square"]
+    assert has_note(notes, "imageType LBP3D", "not available")
+    with pytest.raises(InputError, match="sigma must be a list of positive numbers"):
+        convert(imageType={"LoG": {"sigma": [-1]}})
     s, notes = convert(featureClass={"glcm": ["JointEnergy", "MCC", "Bogus"], "shape2D": None, "firstorder": []})
     assert s.families == ("stat", "ih", "glcm", "morph2d")
     assert has_note(notes, "featureClass glcm: 3 feature(s) listed", "whole family glcm")

@@ -30,8 +30,10 @@ gldm_a                        ``ngldm_alpha`` (PyRadiomics' GLDM is IBSI's NGLDM
 featureClass                  families: firstorder -> stat + ih, shape -> morph (without Moran's I
                               and Geary's C, which PyRadiomics lacks), shape2D -> morph2d, glcm,
                               glrlm, glszm, gldm -> ngldm, ngtdm
-imageType Original            the image as read; other image types (LoG, Wavelet, ...) are not
-                              available yet (a note): image filters come in a later issue
+imageType                     Original: the image as read (``original``); LoG (each sigma),
+                              Wavelet (the 8 level-1 sub-bands), Square, SquareRoot, Logarithm,
+                              Exponential, Gradient, LBP2D: ``filters`` (PyRadiomics' definitions,
+                              :mod:`medfeat.filters.pyradiomics_types`); LBP3D: not available
 ============================  ==================================================================
 
 The PyRadiomics feature <-> medfeat IBSI tag tables below were moved from ``bench/extract_speed.py``,
@@ -202,10 +204,11 @@ def pyradiomics_column(medfeat_column: str, *, identical_only: bool = False) -> 
         for agg in PYRADIOMICS_AGGREGATIONS:
             for name, col in feature_pairs(agg, image_type=""):
                 _COLUMNS.setdefault(col, name)
-    name = _COLUMNS.get(medfeat_column)
+    image_type, _, base = medfeat_column.rpartition("__")  # a filtered image's column: its label first
+    name = _COLUMNS.get(base)
     if name is None or (identical_only and name in DIFFERENCES):
         return None
-    return f"original_{name}"
+    return f"{image_type or 'original'}_{name}"
 
 
 # ----------------------------------------------------------------------------- parameter files
@@ -234,6 +237,37 @@ _IGNORED = {
 }
 _IMAGE_TYPES = ("Original", "LoG", "Wavelet", "Square", "SquareRoot", "Logarithm", "Exponential", "Gradient",
                 "LBP2D", "LBP3D")
+
+
+def _image_type_filters(kind: str, custom: dict, notes: list[str], source: str) -> list[dict]:
+    """medfeat filter tables for one of PyRadiomics' image types (with its settings)."""
+    if kind == "LoG":
+        sigmas = custom.get("sigma") or []
+        if not isinstance(sigmas, (list, tuple)) or not all(isinstance(v, (int, float)) and v > 0 for v in sigmas):
+            raise InputError(source, f"imageType LoG: sigma must be a list of positive numbers, not {_show(sigmas)}")
+        if not sigmas:
+            notes.append("imageType LoG: no sigma given, so no LoG image (as PyRadiomics)")
+        else:
+            notes.append("imageType LoG: sampled Gaussian kernels truncated at 4 sigma, not ITK's recursive "
+                         "Gaussian: values differ most where sigma is under a voxel (docs/filters.md)")
+        return [{"type": "pyradiomics_log", "sigma_mm": v} for v in sigmas]
+    if kind == "Wavelet":
+        wavelet = custom.get("wavelet", "coif1")
+        level = int(custom.get("level", 1) or 1)
+        if int(custom.get("start_level", 0) or 0) != 0 or level != 1:
+            notes.append("imageType Wavelet: only the first level's eight sub-bands (start_level 0, level 1) "
+                         "are converted")
+        return [{"type": "pyradiomics_wavelet", "subband": band, "wavelet": wavelet, "level": 1}
+                for band in ("LLH", "LHL", "LHH", "HLL", "HLH", "HHL", "HHH", "LLL")]
+    if kind == "LBP3D":
+        notes.append("imageType LBP3D: not available (spherical-harmonics LBP); ignored")
+        return []
+    if kind == "LBP2D":
+        return [{"type": "lbp2d", "radius": float(custom.get("lbp2DRadius", 1.0)),
+                 "samples": int(custom.get("lbp2DSamples", 8))}]
+    if kind == "Gradient" and custom.get("gradientUseSpacing") is False:
+        notes.append("imageType Gradient: gradientUseSpacing false is not available; the spacing is used")
+    return [{"type": kind.lower()}]
 
 
 def _show(value: Any) -> str:
@@ -330,6 +364,7 @@ def settings_from_pyradiomics(params: dict | str | os.PathLike) -> tuple[Setting
     setting = dict(data.get("setting") or {})
     image_types = data.get("imageType") if "imageType" in data else {"Original": {}}  # PyRadiomics' default
     image_types = image_types or {}
+    filters: list[dict] = []
     for kind, custom in image_types.items():
         if kind not in _IMAGE_TYPES:
             raise InputError(source, f"unknown imageType {kind!r}; PyRadiomics' are {', '.join(_IMAGE_TYPES)}")
@@ -337,12 +372,9 @@ def settings_from_pyradiomics(params: dict | str | os.PathLike) -> tuple[Setting
             raise InputError(source, f"imageType {kind} must map to its settings (or nothing), not {_show(custom)}")
         if kind == "Original":
             setting.update(custom or {})  # image-type settings override the general ones
-        else:
-            notes.append(f"imageType {kind}: not available yet (image filters come in a later issue); "
-                         "only the original image's features are computed")
-    if "Original" not in image_types:
-        notes.append("imageType: Original is not enabled; medfeat computes the original image's features "
-                     "(the only image type it has yet)")
+            continue
+        custom = {**setting, **(custom or {})}  # a type's own settings win over the general ones
+        filters += _image_type_filters(kind, custom, notes, source)
 
     r = _Reader(setting, source)
     out: dict[str, Any] = {}
@@ -483,7 +515,8 @@ def settings_from_pyradiomics(params: dict | str | os.PathLike) -> tuple[Setting
     for key, kind in _FILTER_SETTINGS.items():
         if r.has(key):
             r.used.add(key)
-            notes.append(f"setting {key}: only used by the {kind} image type (not available yet); ignored")
+            if kind not in image_types:
+                notes.append(f"setting {key}: only used by the {kind} image type, which is not enabled; ignored")
     for key in setting:
         if key not in r.used:
             notes.append(f"setting {key}: not a PyRadiomics {PYRADIOMICS_VERSION} setting; ignored")
@@ -532,6 +565,11 @@ def settings_from_pyradiomics(params: dict | str | os.PathLike) -> tuple[Setting
     out["morph_autocorrelation"] = False  # Moran's I and Geary's C: PyRadiomics has neither
     out["description"] = ("converted from PyRadiomics parameters" if isinstance(params, dict)
                           else f"converted from PyRadiomics parameter file {source}")
+    if filters:
+        out["filters"] = tuple(filters)
+        out["original"] = "Original" in image_types
+    elif "Original" not in image_types:
+        notes.append("imageType: no image type enabled; medfeat computes the original image's features")
     return Settings(name=source, **out), notes
 
 

@@ -196,7 +196,7 @@ FILTERS: dict[str, FilterType] = {
                                    lambda p: f"rieszsimoncelli-l{p['level']}-o{''.join(map(str, p['order']))}",
                                    _riesz_simoncelli),
     "pyradiomics_log": FilterType({"sigma_mm": _REQUIRED},
-                                  lambda p: f"log-sigma-{_num(p['sigma_mm']).replace('.', '-')}-mm-3D",
+                                  lambda p: f"log-sigma-{str(p['sigma_mm']).replace('.', '-')}-mm-3D",
                                   _pr("pyradiomics_log"),
                                   lambda p, sp: tuple(int(math.ceil(4.0 * p["sigma_mm"] / h)) + 1 for h in sp)),
     "pyradiomics_wavelet": FilterType({"subband": _REQUIRED, "wavelet": "coif1", "level": 1},
