@@ -134,3 +134,13 @@ def test_level_counts_by_hand_and_across_blocks():
     assert level_counts(np.array([2, 3, 5, 9, 1]), 3, offset=2).tolist() == [2, 1, 0, 1]
     big = np.random.default_rng(2).integers(0, 40, 2_500_017).astype(np.int32)  # three blocks
     np.testing.assert_array_equal(level_counts(big, 39), np.bincount(big, minlength=40))
+
+
+def test_robust_mad_of_two_values_is_undefined_not_an_error():
+    # P10 = 1.1 and P90 = 1.9 of {1, 2}: no value lies between them, the feature is undefined
+    import numpy as np
+
+    import medfeat
+
+    row = medfeat.extract(np.array([[[1.0, 2.0]]]), settings="default-2d", families=["stat"])
+    assert np.isnan(row["stat_rmad"]) and row["stat_mad"] == 0.5

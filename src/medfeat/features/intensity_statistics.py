@@ -159,12 +159,16 @@ class Summary:
         lo, hi = self.percentiles[10], self.percentiles[90]
         if self.n <= BLOCK:  # one block: one pass
             inner = self.x[(self.x >= lo) & (self.x <= hi)]
+            if not inner.size:  # e.g. two values: P10 and P90 fall strictly between them
+                return float("nan")
             return self._abs_deviation_sum(inner, float(inner.mean())) / inner.size
         total, k = 0.0, 0
         for x in self._blocks():  # two passes: the mean of the kept values, then their deviations
             inner = x[(x >= lo) & (x <= hi)]
             total += float(inner.sum())
             k += inner.size
+        if not k:
+            return float("nan")
         centre = total / k
         return sum(self._abs_deviation_sum(x[(x >= lo) & (x <= hi)], centre) for x in self._blocks()) / k
 
