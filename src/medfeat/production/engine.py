@@ -29,6 +29,9 @@ from medfeat.production.staging import Stage
 from medfeat.production.stores import check_stage_url
 
 FEATURES_FILE = "features.parquet"
+# Values per row group of features.parquet (the client holds one row group while assembling:
+# 8 M values, 64 MB of float64).
+ROW_GROUP_VALUES = 8 << 20
 ERRORS_FILE = "errors.csv"
 
 
@@ -216,14 +219,30 @@ class Production:
         schema = with_provenance(schema.empty_table(), prov).schema
         tmp = self.run_dir / (FEATURES_FILE + ".tmp")
         errors = []
-        # pass 2: each job's rows, in the one schema (a missing column as nulls), written as they come
+        plain = schema.remove_metadata()
+        # pass 2: each job's rows, in the one schema (a missing column as nulls), written in row
+        # groups of about ROW_GROUP_VALUES values: one row group per job would write 3,700 column
+        # chunks for every 250 rows of the gift family (minutes of footer and page overhead)
+        rows_per_group = max(1, ROW_GROUP_VALUES // max(len(schema), 1))
+        pending: list = []
         with pq.ParquetWriter(tmp, schema) as writer:
+            def flush():
+                if pending:
+                    writer.write_table(pa.concat_tables(pending), row_group_size=rows_per_group)
+                    pending.clear()
+
             for t in tables():
-                cols = [t[f.name].cast(f.type) if f.name in t.column_names else pa.nulls(t.num_rows, f.type)
-                        for f in schema]
-                part = pa.Table.from_arrays(cols, schema=schema)
-                writer.write_table(part)
+                if t.schema.remove_metadata().equals(plain):
+                    part = t.replace_schema_metadata(schema.metadata)
+                else:
+                    cols = [t[f.name].cast(f.type) if f.name in t.column_names else pa.nulls(t.num_rows, f.type)
+                            for f in schema]
+                    part = pa.Table.from_arrays(cols, schema=schema)
+                pending.append(part)
                 errors.append(part.filter(pc.not_equal(part["error"], "")).select(["image", "job", "error"]))
+                if sum(p.num_rows for p in pending) >= rows_per_group:
+                    flush()
+            flush()
         os.replace(tmp, self.run_dir / FEATURES_FILE)
         errors_table = pa.concat_tables(errors) if errors else pa.table(
             {"image": pa.array([], pa.string()), "job": pa.array([], pa.int32()), "error": pa.array([], pa.string())})
