@@ -202,6 +202,18 @@ def warmup(presets: tuple[str, ...] | None = None) -> dict:
                 except Exception:  # a case a preset refuses (e.g. a volume's setting on a slice)
                     continue
             runs += 1
+    # the feature maps' sliding-window kernels (`medfeat maps`), 3D and 2D, integer and float
+    from medfeat.maps import feature_maps
+
+    for preset in ("default-3d", "default-2d"):
+        for _, arr, mask in _cases():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    feature_maps(Image(arr, spacing=(2.0, 0.8, 0.8)), mask, preset, families=("stat", "ih", "glcm"))
+                except Exception:
+                    continue
+            runs += 1
     compiled, loaded = _kernel_stats()
     return {"seconds": time.perf_counter() - t0, "cache_dir": cache_dir(), "compiled": compiled, "loaded": loaded,
             "runs": runs}
