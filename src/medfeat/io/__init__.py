@@ -100,7 +100,6 @@ def read_image(path: str | os.PathLike) -> Image:
     data = read_file(p)
     if not data:
         raise InputError(path, "empty file")
-    sha = hashlib.sha256(data).hexdigest()
     kind, payload = detect_format(data[:1024]), data
     if kind == "gzip":
         kind = detect_format(_gunzip_head(data, path))
@@ -114,7 +113,9 @@ def read_image(path: str | os.PathLike) -> Image:
         raise InputError(path, "unrecognised image format (expected PGM/PPM, PNG, JPEG, TIFF, DICOM, NIfTI "
                                f"or NRRD; file starts with {data[:8]!r})")
     img = _reader(kind)(path, payload)
-    img.source, img.sha256 = str(path), sha
+    img.source = str(path)
+    if payload is not data or not img.sha256:  # the reader hashed what it was given: the file, unless gunzipped
+        img.sha256 = hashlib.sha256(data).hexdigest()
     if payload is not data:
         img.meta["compression"] = "gzip"
     return img
