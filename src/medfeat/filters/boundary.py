@@ -21,6 +21,7 @@ pooled voxel-wise (``max``, ``mean`` or ``min``).
 from __future__ import annotations
 
 import itertools
+import numbers
 from typing import Callable, Iterator
 
 import numpy as np
@@ -54,6 +55,86 @@ def as_float(image: np.ndarray, dtype=np.float64) -> np.ndarray:
     if arr.ndim != 3:
         raise InputError("filter", f"expects a 2D or 3D image, not {arr.ndim}D")
     return arr.astype(dtype, copy=False)
+
+
+# -- input checks every filter shares (one place, one wording) -----------------------------------
+DIMENSIONS = ("3d", "2d")
+
+
+def check_dimension(name: str, dimension, dimensions=DIMENSIONS) -> str:
+    """``dimension`` lower-cased, or a one-line :class:`InputError` naming filter ``name``."""
+    if not isinstance(dimension, str) or dimension.lower() not in dimensions:
+        raise InputError(name, f"dimension must be one of {', '.join(map(repr, dimensions))}, not {dimension!r}")
+    return dimension.lower()
+
+
+def check_boundary(name: str, boundary) -> str:
+    try:
+        scipy_mode(boundary)
+    except InputError as err:
+        raise InputError(name, err.reason) from None
+    return boundary
+
+
+def check_image(name: str, image) -> tuple[np.ndarray, int]:
+    """The image as float64 ``(z, y, x)`` and the caller's number of dimensions (2 or 3)."""
+    arr = np.asarray(image)
+    if arr.dtype.kind not in "biuf":
+        raise InputError(name, f"image must hold real numbers, not {arr.dtype}")
+    if arr.ndim not in (2, 3):
+        raise InputError(name, f"image must be a 2D (y, x) or 3D (z, y, x) array, not {arr.ndim}D")
+    if arr.size == 0:
+        raise InputError(name, f"image is empty (shape {arr.shape})")
+    return as_float(arr), arr.ndim
+
+
+def check_inputs(name: str, image, dimension: str, boundary: str, dimensions=DIMENSIONS) -> tuple[np.ndarray, int]:
+    """Dimension, boundary and image of filter ``name``, checked once: the image as float64
+    ``(z, y, x)`` and the caller's number of dimensions (2 or 3) to give the result back in."""
+    check_dimension(name, dimension, dimensions)
+    check_boundary(name, boundary)
+    return check_image(name, image)
+
+
+def restore_shape(out: np.ndarray, ndim: int) -> np.ndarray:
+    """The result in the caller's shape: a 2D input gets a 2D answer."""
+    return out[0] if ndim == 2 else out
+
+
+def positive(name: str, what: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value) or value <= 0:
+        raise InputError(name, f"{what} must be a positive finite number, not {value!r}")
+    return float(value)
+
+
+def check_level(name: str, level, minimum: int = 1) -> int:
+    if isinstance(level, bool) or not isinstance(level, numbers.Integral) or level < minimum:
+        raise InputError(name, f"level must be an integer >= {minimum}, not {level!r}")
+    return int(level)
+
+
+def check_flag(name: str, what: str, value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise InputError(name, f"{what} must be True or False, not {value!r}")
+    return bool(value)
+
+
+def voxel_spacing(name: str, spacing, ndim: int) -> np.ndarray:
+    """Voxel spacing in mm as a ``(z, y, x)`` float array, from a number, ``(y, x)`` for a 2D
+    image, or ``(z, y, x)``."""
+    if isinstance(spacing, numbers.Real) and not isinstance(spacing, bool):
+        values = [spacing] * 3
+    else:
+        try:
+            values = list(spacing)
+        except TypeError:
+            raise InputError(name, f"spacing must be a number or a sequence of numbers, not {spacing!r}") from None
+        if len(values) == 2 and ndim == 2:
+            values = [1.0] + values
+        if len(values) != 3:
+            want = "2 (y, x) or 3 (z, y, x)" if ndim == 2 else "3 (z, y, x)"
+            raise InputError(name, f"spacing must have {want} values, not {len(values)}")
+    return np.array([positive(name, "spacing", v) for v in values])
 
 
 def convolve1d(image: np.ndarray, kernel: np.ndarray, axis: int, boundary: str, dilation: int = 1) -> np.ndarray:

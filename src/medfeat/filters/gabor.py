@@ -50,7 +50,7 @@ from scipy import fft as sfft
 
 from medfeat.errors import InputError
 from medfeat.filters.boundary import POOLINGS, numpy_pad_mode
-from medfeat.filters.mean import _positive, _prepare, _restore, _spacing
+from medfeat.filters.boundary import check_inputs, positive, restore_shape, voxel_spacing
 
 __all__ = ["gabor_filter", "gabor_kernel"]
 
@@ -200,12 +200,12 @@ def gabor_filter(image, sigma_mm: float, wavelength_mm: float, gamma: float, the
     name = "gabor_filter"
     if isinstance(dimension, str) and dimension.lower() == "3d":
         raise InputError(name, "dimension must be '2d' (the Gabor filter is 2D; planes='orthogonal' gives 2.5D)")
-    arr, ndim = _prepare(name, image, dimension, boundary, dimensions=("2d",))
-    sigma_mm = _positive(name, "sigma_mm", sigma_mm)
-    wavelength_mm = _positive(name, "wavelength_mm", wavelength_mm)
-    gamma = _positive(name, "gamma", gamma)
-    truncate = _positive(name, "truncate", truncate)
-    spacing = _spacing(name, spacing, ndim)
+    arr, ndim = check_inputs(name, image, dimension, boundary, dimensions=("2d",))
+    sigma_mm = positive(name, "sigma_mm", sigma_mm)
+    wavelength_mm = positive(name, "wavelength_mm", wavelength_mm)
+    gamma = positive(name, "gamma", gamma)
+    truncate = positive(name, "truncate", truncate)
+    spacing = voxel_spacing(name, spacing, ndim)
     thetas = _thetas(name, theta)
     if planes not in PLANES:
         raise InputError(name, f"planes must be one of {', '.join(PLANES)}, not {planes!r}")
@@ -228,4 +228,4 @@ def gabor_filter(image, sigma_mm: float, wavelength_mm: float, gamma: float, the
             (np.maximum if pooling == "max" else np.minimum)(acc, part, out=acc)
     if pooling == "mean":
         acc = acc / (len(thetas) * len(plane_names))
-    return _restore(np.ascontiguousarray(acc), ndim)
+    return restore_shape(np.ascontiguousarray(acc), ndim)

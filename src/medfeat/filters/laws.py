@@ -46,7 +46,8 @@ import numpy as np
 
 from medfeat.errors import InputError
 from medfeat.filters.boundary import POOLINGS, convolve1d, rotations
-from medfeat.filters.mean import _box, _prepare, _restore
+from medfeat.filters.boundary import check_inputs, restore_shape
+from medfeat.filters.mean import box_mean
 
 __all__ = ["LAWS_KERNELS", "laws_filter", "laws_kernels_1d"]
 
@@ -190,7 +191,7 @@ def laws_filter(image, kernel: str = "E5L5S5", dimension: str = "3d", boundary: 
     94.43
     """
     name = "laws_filter"
-    arr, ndim = _prepare(name, image, dimension, boundary)
+    arr, ndim = check_inputs(name, image, dimension, boundary)
     dim = dimension.lower()
     parts = laws_kernels_1d(kernel)
     if len(parts) != (3 if dim == "3d" else 2):
@@ -204,5 +205,5 @@ def laws_filter(image, kernel: str = "E5L5S5", dimension: str = "3d", boundary: 
         raise InputError(name, f"energy_delta must be None or a non-negative integer (voxels), not {energy_delta!r}")
     out = _laws(arr, parts, dim, boundary, bool(rotation_invariant), pooling)
     if energy_delta is not None:
-        out = _box(np.abs(out), 2 * int(energy_delta) + 1, dim, boundary)
-    return _restore(out, ndim)
+        out = box_mean(np.abs(out), 2 * int(energy_delta) + 1, dim, boundary)
+    return restore_shape(out, ndim)

@@ -33,7 +33,7 @@ import math
 import numpy as np
 
 from medfeat.filters.boundary import convolve1d
-from medfeat.filters.mean import _positive, _prepare, _restore, _spacing
+from medfeat.filters.boundary import check_inputs, positive, restore_shape, voxel_spacing
 
 __all__ = ["log_filter", "log_kernels_1d"]
 
@@ -92,15 +92,15 @@ def log_filter(image, sigma_mm: float, spacing, truncate: float = 4.0, dimension
     True
     """
     name = "log_filter"
-    arr, ndim = _prepare(name, image, dimension, boundary)
-    sigma_mm = _positive(name, "sigma_mm", sigma_mm)
-    truncate = _positive(name, "truncate", truncate)
-    sigma = sigma_mm / _spacing(name, spacing, ndim)  # voxels, (z, y, x)
+    arr, ndim = check_inputs(name, image, dimension, boundary)
+    sigma_mm = positive(name, "sigma_mm", sigma_mm)
+    truncate = positive(name, "truncate", truncate)
+    sigma = sigma_mm / voxel_spacing(name, spacing, ndim)  # voxels, (z, y, x)
     g = [log_kernels_1d(s, truncate) for s in sigma]  # per axis: (g, g'')
     if dimension.lower() == "2d":  # g''_x g_y + g_x g''_y
         out = convolve1d(convolve1d(arr, g[2][1], 2, boundary), g[1][0], 1, boundary)
         out += convolve1d(convolve1d(arr, g[2][0], 2, boundary), g[1][1], 1, boundary)
-        return _restore(out, ndim)
+        return restore_shape(out, ndim)
     gx = convolve1d(arr, g[2][0], 2, boundary)
     dx = convolve1d(arr, g[2][1], 2, boundary)
     gxgy = convolve1d(gx, g[1][0], 1, boundary)
@@ -108,4 +108,4 @@ def log_filter(image, sigma_mm: float, spacing, truncate: float = 4.0, dimension
     plane += convolve1d(dx, g[1][0], 1, boundary)
     out = convolve1d(gxgy, g[0][1], 0, boundary)  # g_x g_y g''_z
     out += convolve1d(plane, g[0][0], 0, boundary)
-    return _restore(out, ndim)
+    return restore_shape(out, ndim)

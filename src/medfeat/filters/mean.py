@@ -23,61 +23,10 @@ import numbers
 import numpy as np
 
 from medfeat.errors import InputError
-from medfeat.filters.boundary import as_float, scipy_mode, separable
+from medfeat.filters.boundary import check_inputs, restore_shape, separable
 
 __all__ = ["mean_filter"]
 
-DIMENSIONS = ("2d", "3d")
-
-
-# -- shared input checks (used by log, laws and gabor too) ----------------------------------------
-def _prepare(name: str, image, dimension: str, boundary: str, dimensions=DIMENSIONS) -> tuple[np.ndarray, int]:
-    """Check the common inputs of filter ``name`` once; return the image as float64 ``(z, y, x)``
-    and the caller's number of dimensions (2 or 3) to give the result back in."""
-    if not isinstance(dimension, str) or dimension.lower() not in dimensions:
-        raise InputError(name, f"dimension must be one of {', '.join(map(repr, dimensions))}, not {dimension!r}")
-    try:
-        scipy_mode(boundary)
-    except InputError as err:
-        raise InputError(name, err.reason) from None
-    arr = np.asarray(image)
-    if arr.dtype.kind not in "biuf":
-        raise InputError(name, f"image must hold real numbers, not {arr.dtype}")
-    if arr.ndim not in (2, 3):
-        raise InputError(name, f"image must be a 2D (y, x) or 3D (z, y, x) array, not {arr.ndim}D")
-    if arr.size == 0:
-        raise InputError(name, f"image is empty (shape {arr.shape})")
-    ndim = arr.ndim
-    return as_float(arr), ndim
-
-
-def _restore(out: np.ndarray, ndim: int) -> np.ndarray:
-    """The result in the caller's shape: a 2D input gets a 2D answer."""
-    return out[0] if ndim == 2 else out
-
-
-def _positive(name: str, what: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value) or value <= 0:
-        raise InputError(name, f"{what} must be a positive finite number, not {value!r}")
-    return float(value)
-
-
-def _spacing(name: str, spacing, ndim: int) -> np.ndarray:
-    """Voxel spacing in mm as a ``(z, y, x)`` float array, from a number, ``(y, x)`` for a 2D
-    image, or ``(z, y, x)``."""
-    if isinstance(spacing, numbers.Real) and not isinstance(spacing, bool):
-        values = [spacing] * 3
-    else:
-        try:
-            values = [v for v in spacing]
-        except TypeError:
-            raise InputError(name, f"spacing must be a number or a sequence of numbers, not {spacing!r}") from None
-        if len(values) == 2 and ndim == 2:
-            values = [1.0] + values
-        if len(values) != 3:
-            want = "2 (y, x) or 3 (z, y, x)" if ndim == 2 else "3 (z, y, x)"
-            raise InputError(name, f"spacing must have {want} values, not {len(values)}")
-    return np.array([_positive(name, "spacing", v) for v in values])
 
 
 def _odd_support(name: str, what: str, value) -> int:
@@ -86,7 +35,7 @@ def _odd_support(name: str, what: str, value) -> int:
     return int(value)
 
 
-def _box(image: np.ndarray, support: int, dimension: str, boundary: str) -> np.ndarray:
+def box_mean(image: np.ndarray, support: int, dimension: str, boundary: str) -> np.ndarray:
     """The box mean of a float ``(z, y, x)`` array (no checks)."""
     k = np.full(support, 1.0 / support)
     axes = (2, 1) if dimension == "2d" else (2, 1, 0)
@@ -133,6 +82,6 @@ def mean_filter(image, support: int, dimension: str = "3d", boundary: str = "zer
     >>> float(mean_filter(x, 3)[0, 0, 0])
     1.0
     """
-    arr, ndim = _prepare("mean_filter", image, dimension, boundary)
+    arr, ndim = check_inputs("mean_filter", image, dimension, boundary)
     m = _odd_support("mean_filter", "support", support)
-    return _restore(_box(arr, m, dimension.lower(), boundary), ndim)
+    return restore_shape(box_mean(arr, m, dimension.lower(), boundary), ndim)

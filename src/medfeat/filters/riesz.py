@@ -45,8 +45,10 @@ import numpy as np
 from medfeat.errors import InputError
 from medfeat.filters.boundary import numpy_pad_mode
 from medfeat.filters.log import log_filter
-from medfeat.filters.simoncelli import _fft_filter, _grid, _padded, frequency_coordinates, simoncelli_transfer
-from medfeat.filters.wavelet import _boundary, _dimension, _image, _level, _restore
+from medfeat.filters.simoncelli import (check_frequency_grid, fft_filter, frequency_coordinates, pad_for_fft,
+                                        simoncelli_transfer)
+from medfeat.filters.boundary import (check_boundary, check_dimension, check_image, check_level, positive,
+                                      restore_shape, voxel_spacing)
 
 __all__ = ["riesz_filter", "riesz_log", "riesz_simoncelli", "riesz_transfer"]
 
@@ -63,28 +65,6 @@ def _order(name: str, order, dimension: str | None = None) -> tuple[int, ...]:
         raise InputError(name, f"order must be {n} non-negative integers along x, y(, z) (e.g. (1, 0, 0)), "
                                f"not {order!r}")
     return tuple(int(v) for v in values)
-
-
-def _positive(name: str, what: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value) or value <= 0:
-        raise InputError(name, f"{what} must be a positive finite number, not {value!r}")
-    return float(value)
-
-
-def _spacing(name: str, spacing, ndim: int) -> np.ndarray:
-    """Voxel spacing in mm as ``(z, y, x)``, from a number, ``(y, x)`` for a 2D image, or ``(z, y, x)``."""
-    if isinstance(spacing, numbers.Real) and not isinstance(spacing, bool):
-        values = [spacing] * 3
-    else:
-        try:
-            values = list(spacing)
-        except TypeError:
-            raise InputError(name, f"spacing must be a number or a sequence of numbers, not {spacing!r}") from None
-        if len(values) == 2 and ndim == 2:
-            values = [1.0] + values
-        if len(values) != 3:
-            raise InputError(name, f"spacing must have {ndim} values (or 3), not {len(values)}")
-    return np.array([_positive(name, "spacing", v) for v in values])
 
 
 def riesz_transfer(shape: tuple[int, ...], order: tuple[int, ...], frequency_grid: str = "dft") -> np.ndarray:
@@ -146,16 +126,16 @@ def riesz_filter(response, order=(1, 0, 0), frequency_grid: str = "dft") -> np.n
     True
     """
     name = "riesz_filter"
-    arr, ndim = _image(name, response)
+    arr, ndim = check_image(name, response)
     orders = _order(name, order)
-    grid = _grid(name, frequency_grid)
+    grid = check_frequency_grid(name, frequency_grid)
     if len(orders) == 3 and ndim == 2:
         raise InputError(name, "a 3D order (l1, l2, l3) needs a 3D response map")
     if not any(orders):
-        return _restore(arr.copy(), ndim)
+        return restore_shape(arr.copy(), ndim)
     axes = (0, 1, 2) if len(orders) == 3 else (1, 2)
     transfer = riesz_transfer(tuple(arr.shape[a] for a in axes), orders, grid)
-    return _restore(_fft_filter(arr, transfer, axes), ndim)
+    return restore_shape(fft_filter(arr, transfer, axes), ndim)
 
 
 def riesz_log(image, sigma_mm: float, spacing, order=(1, 0, 0), truncate: float = 4.0, dimension: str = "3d",
@@ -194,14 +174,14 @@ def riesz_log(image, sigma_mm: float, spacing, order=(1, 0, 0), truncate: float 
     (sphere, order (0,2,0)), zero boundary.
     """
     name = "riesz_log"
-    dim = _dimension(name, dimension)
-    boundary = _boundary(name, boundary)
-    arr, ndim = _image(name, image)
+    dim = check_dimension(name, dimension)
+    boundary = check_boundary(name, boundary)
+    arr, ndim = check_image(name, image)
     orders = _order(name, order, dim)
-    grid = _grid(name, frequency_grid)
-    sigma_mm = _positive(name, "sigma_mm", sigma_mm)
-    truncate = _positive(name, "truncate", truncate)
-    spacing3 = _spacing(name, spacing, ndim)
+    grid = check_frequency_grid(name, frequency_grid)
+    sigma_mm = positive(name, "sigma_mm", sigma_mm)
+    truncate = positive(name, "truncate", truncate)
+    spacing3 = voxel_spacing(name, spacing, ndim)
     axes = (0, 1, 2) if dim == "3d" else (1, 2)
     if boundary == "periodic":
         padded, crop = arr, (slice(None),) * 3
@@ -216,8 +196,8 @@ def riesz_log(image, sigma_mm: float, spacing, order=(1, 0, 0), truncate: float 
         raise InputError(name, err.reason) from None
     if any(orders):
         transfer = riesz_transfer(tuple(padded.shape[a] for a in axes), orders, grid)
-        response = _fft_filter(response, transfer, axes)
-    return _restore(np.ascontiguousarray(response[crop]), ndim)
+        response = fft_filter(response, transfer, axes)
+    return restore_shape(np.ascontiguousarray(response[crop]), ndim)
 
 
 def riesz_simoncelli(image, level: int = 1, order=(1, 0, 0), dimension: str = "3d", boundary: str = "periodic",
@@ -255,16 +235,16 @@ def riesz_simoncelli(image, level: int = 1, order=(1, 0, 0), dimension: str = "3
     (1,0,0)) and 10.b.1 (pattern_1, level 1, order (0,2,0)).
     """
     name = "riesz_simoncelli"
-    dim = _dimension(name, dimension)
-    boundary = _boundary(name, boundary)
-    arr, ndim = _image(name, image)
-    lev = _level(name, level)
+    dim = check_dimension(name, dimension)
+    boundary = check_boundary(name, boundary)
+    arr, ndim = check_image(name, image)
+    lev = check_level(name, level)
     orders = _order(name, order, dim)
-    grid = _grid(name, frequency_grid)
+    grid = check_frequency_grid(name, frequency_grid)
     axes = (0, 1, 2) if dim == "3d" else (1, 2)
-    padded, crop = _padded(arr, axes, boundary, 2 ** (lev + 3))
+    padded, crop = pad_for_fft(arr, axes, boundary, 2 ** (lev + 3))
     shape = tuple(padded.shape[a] for a in axes)
     transfer = simoncelli_transfer(shape, lev, grid)
     if any(orders):
         transfer = transfer * riesz_transfer(shape, orders, grid)
-    return _restore(np.ascontiguousarray(_fft_filter(padded, transfer, axes)[crop]), ndim)
+    return restore_shape(np.ascontiguousarray(fft_filter(padded, transfer, axes)[crop]), ndim)

@@ -47,14 +47,14 @@ from scipy import fft
 
 from medfeat.errors import InputError
 from medfeat.filters.boundary import numpy_pad_mode
-from medfeat.filters.wavelet import _boundary, _dimension, _image, _level, _restore
+from medfeat.filters.boundary import check_boundary, check_dimension, check_image, check_level, restore_shape
 
 __all__ = ["FREQUENCY_GRIDS", "frequency_coordinates", "simoncelli_filter", "simoncelli_transfer"]
 
 FREQUENCY_GRIDS = ("ibsi", "dft")
 
 
-def _grid(name: str, frequency_grid) -> str:
+def check_frequency_grid(name: str, frequency_grid) -> str:
     if frequency_grid not in FREQUENCY_GRIDS:
         raise InputError(name, f"frequency_grid must be one of {', '.join(map(repr, FREQUENCY_GRIDS))}, "
                                f"not {frequency_grid!r}")
@@ -102,7 +102,7 @@ def _hermitian(h: np.ndarray) -> np.ndarray:
     return 0.5 * (h + np.conj(mirrored))
 
 
-def _fft_filter(arr: np.ndarray, transfer: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+def fft_filter(arr: np.ndarray, transfer: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     """Real part of the periodic filtering of ``arr`` over ``axes`` by the full-grid transfer
     function ``transfer`` (shape of ``arr`` along ``axes``, FFT order), via real FFTs."""
     h = _hermitian(transfer)
@@ -114,7 +114,7 @@ def _fft_filter(arr: np.ndarray, transfer: np.ndarray, axes: tuple[int, ...]) ->
     return fft.irfftn(spectrum, s=[arr.shape[a] for a in axes], axes=axes, workers=-1)
 
 
-def _padded(arr: np.ndarray, axes: tuple[int, ...], boundary: str, width: int):
+def pad_for_fft(arr: np.ndarray, axes: tuple[int, ...], boundary: str, width: int):
     """The image padded by ``width`` along ``axes`` (nothing for periodic) and the crop back."""
     if boundary == "periodic":
         return arr, tuple(slice(None) for _ in arr.shape)
@@ -167,12 +167,12 @@ def simoncelli_filter(image, level: int = 1, dimension: str = "3d", boundary: st
     True
     """
     name = "simoncelli_filter"
-    dim = _dimension(name, dimension)
-    boundary = _boundary(name, boundary)
-    arr, ndim = _image(name, image)
-    lev = _level(name, level)
-    grid = _grid(name, frequency_grid)
+    dim = check_dimension(name, dimension)
+    boundary = check_boundary(name, boundary)
+    arr, ndim = check_image(name, image)
+    lev = check_level(name, level)
+    grid = check_frequency_grid(name, frequency_grid)
     axes = (0, 1, 2) if dim == "3d" else (1, 2)
-    padded, crop = _padded(arr, axes, boundary, 2 ** (lev + 3))
+    padded, crop = pad_for_fft(arr, axes, boundary, 2 ** (lev + 3))
     transfer = simoncelli_transfer(tuple(padded.shape[a] for a in axes), lev, grid)
-    return _restore(np.ascontiguousarray(_fft_filter(padded, transfer, axes)[crop]), ndim)
+    return restore_shape(np.ascontiguousarray(fft_filter(padded, transfer, axes)[crop]), ndim)

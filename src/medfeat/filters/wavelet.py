@@ -47,62 +47,16 @@ References
 """
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
 from medfeat.errors import InputError
-from medfeat.filters.boundary import POOLINGS, as_float, convolve1d, rotations, scipy_mode
+from medfeat.filters.boundary import (POOLINGS, check_boundary, check_dimension, check_flag, check_image,
+                                      check_level, convolve1d, restore_shape, rotations)
 
 __all__ = ["atrous_kernel", "pyradiomics_wavelet", "wavelet_decomposition", "wavelet_filter", "wavelet_taps"]
 
-DIMENSIONS = ("3d", "2d")
 
 
-# -- shared checks (also used by simoncelli.py and riesz.py) -----------------------------------------
-def _dimension(name: str, dimension) -> str:
-    if not isinstance(dimension, str) or dimension.lower() not in DIMENSIONS:
-        raise InputError(name, f"dimension must be one of {', '.join(map(repr, DIMENSIONS))}, not {dimension!r}")
-    return dimension.lower()
-
-
-def _boundary(name: str, boundary) -> str:
-    try:
-        scipy_mode(boundary)
-    except InputError as err:
-        raise InputError(name, err.reason) from None
-    return boundary
-
-
-def _image(name: str, image) -> tuple[np.ndarray, int]:
-    """The image as float64 ``(z, y, x)`` and the caller's number of dimensions (2 or 3)."""
-    arr = np.asarray(image)
-    if arr.dtype.kind not in "biuf":
-        raise InputError(name, f"image must hold real numbers, not {arr.dtype}")
-    if arr.ndim not in (2, 3):
-        raise InputError(name, f"image must be a 2D (y, x) or 3D (z, y, x) array, not {arr.ndim}D")
-    if arr.size == 0:
-        raise InputError(name, f"image is empty (shape {arr.shape})")
-    return as_float(arr), arr.ndim
-
-
-def _restore(out: np.ndarray, ndim: int) -> np.ndarray:
-    return out[0] if ndim == 2 else out
-
-
-def _level(name: str, level, minimum: int = 1) -> int:
-    if isinstance(level, bool) or not isinstance(level, numbers.Integral) or level < minimum:
-        raise InputError(name, f"level must be an integer >= {minimum}, not {level!r}")
-    return int(level)
-
-
-def _flag(name: str, what: str, value) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise InputError(name, f"{what} must be True or False, not {value!r}")
-    return bool(value)
-
-
-# -- filters -------------------------------------------------------------------------------------------
 def _pywt():
     try:
         import pywt
@@ -253,16 +207,16 @@ def wavelet_filter(image, wavelet: str = "db2", subband: str = "LHL", level: int
     True
     """
     name = "wavelet_filter"
-    dim = _dimension(name, dimension)
-    boundary = _boundary(name, boundary)
-    arr, ndim = _image(name, image)
+    dim = check_dimension(name, dimension)
+    boundary = check_boundary(name, boundary)
+    arr, ndim = check_image(name, image)
     taps = dict(zip("LH", wavelet_taps(wavelet, name)))
     sub = _subband(name, subband, dim)
-    lev = _level(name, level)
-    invariant = _flag(name, "rotation_invariant", rotation_invariant)
+    lev = check_level(name, level)
+    invariant = check_flag(name, "rotation_invariant", rotation_invariant)
     if pooling not in POOLINGS:
         raise InputError(name, f"pooling must be one of {', '.join(POOLINGS)}, not {pooling!r}")
-    return _restore(_wavelet(arr, taps, sub, lev, dim, boundary, invariant, pooling), ndim)
+    return restore_shape(_wavelet(arr, taps, sub, lev, dim, boundary, invariant, pooling), ndim)
 
 
 def wavelet_decomposition(image, wavelet: str = "db2", level: int = 1, dimension: str = "3d",
@@ -274,11 +228,11 @@ def wavelet_decomposition(image, wavelet: str = "db2", level: int = 1, dimension
     Parameters and references as :func:`wavelet_filter`.
     """
     name = "wavelet_decomposition"
-    dim = _dimension(name, dimension)
-    boundary = _boundary(name, boundary)
-    arr, ndim = _image(name, image)
+    dim = check_dimension(name, dimension)
+    boundary = check_boundary(name, boundary)
+    arr, ndim = check_image(name, image)
     taps = dict(zip("LH", wavelet_taps(wavelet, name)))
-    lev = _level(name, level)
+    lev = check_level(name, level)
     axes = _axes(dim)
     for j in range(1, lev):  # the level lev-1 all-low-pass map
         for axis in axes:
@@ -287,7 +241,7 @@ def wavelet_decomposition(image, wavelet: str = "db2", level: int = 1, dimension
     for axis in axes:
         partial = {p + c: convolve1d(a, atrous_kernel(taps[c], lev), axis, boundary)
                    for p, a in partial.items() for c in "LH"}
-    return {s: _restore(a, ndim) for s, a in sorted(partial.items(), key=lambda kv: kv[0].replace("L", "0"))}
+    return {s: restore_shape(a, ndim) for s, a in sorted(partial.items(), key=lambda kv: kv[0].replace("L", "0"))}
 
 
 def pyradiomics_wavelet(image, wavelet: str = "coif1", level: int = 1, start_level: int = 0) -> dict[str, np.ndarray]:
@@ -331,8 +285,8 @@ def pyradiomics_wavelet(image, wavelet: str = "coif1", level: int = 1, start_lev
         raise InputError(name, f"image must be a non-empty 3D (z, y, x) array of real numbers, not "
                                f"{arr.ndim}D {arr.dtype}")
     wavelet_taps(wavelet, name)
-    lev = _level(name, level)
-    start = _level(name, start_level, minimum=0)
+    lev = check_level(name, level)
+    start = check_level(name, start_level, minimum=0)
     shape = arr.shape
     data = np.pad(arr.astype(float), [(0, n % 2) for n in shape], mode="wrap")
     crop = tuple(slice(None, -1 if n % 2 else None) for n in shape)
