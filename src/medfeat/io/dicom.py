@@ -26,7 +26,7 @@ from pydicom.errors import InvalidDicomError
 
 from medfeat.errors import InputError
 from medfeat.image import Image
-from medfeat.io._files import check_image_size, read_file, read_head
+from medfeat.io._files import check_image_size, open_regular, read_file, read_head
 
 __all__ = ["NON_IMAGE_MODALITIES", "is_dicom", "read_dicom_file", "read_dicom_series"]
 
@@ -68,6 +68,49 @@ def _quiet(func):
             warnings.simplefilter("ignore")
             return func(*args, **kwargs)
     return wrapper
+
+
+def is_dicom_object(path: Path, modality: str, sop_class: str) -> bool:
+    """Is ``path`` a DICOM file of ``modality`` or SOP class ``sop_class`` (an RTSTRUCT, a SEG)?
+    Two tags are read; a FIFO or a device is neither opened for reading nor read."""
+    try:
+        with open_regular(path) as fh:
+            head = fh.read(132)
+            if len(head) < 132 or head[128:132] != b"DICM":
+                return False
+            fh.seek(0)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # a look at two tags: the real read reports problems
+                ds = pydicom.dcmread(fh, stop_before_pixels=True, specific_tags=["Modality", "SOPClassUID"])
+    except MemoryError:
+        raise
+    except Exception:
+        return False
+    return str(ds.get("Modality", "")) == modality or str(ds.get("SOPClassUID", "")) == sop_class
+
+
+def find_dicom_object(path: str | os.PathLike, modality: str, sop_class: str) -> Path | None:
+    """The DICOM object of that kind at ``path``: the file itself, or the only DICOM file of a
+    folder (a mask folder beside a series). None when ``path`` is something else."""
+    p = Path(path)
+    if p.is_file():
+        return p if is_dicom_object(p, modality, sop_class) else None
+    if p.is_dir():
+        try:
+            files = sorted(f for f in p.iterdir() if f.is_file())
+        except OSError:
+            return None
+        dicom = []
+        for f in files:
+            try:
+                head = read_head(f, 132)
+            except InputError:
+                continue
+            if len(head) == 132 and head[128:132] == b"DICM":
+                dicom.append(f)
+        if len(dicom) == 1 and is_dicom_object(dicom[0], modality, sop_class):
+            return dicom[0]
+    return None
 
 
 def _int(ds, keyword: str, default: int | None = None) -> int | None:

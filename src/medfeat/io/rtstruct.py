@@ -46,7 +46,6 @@ import numpy as np
 
 from medfeat.errors import InputError
 from medfeat.image import Image
-from medfeat.io._files import read_head
 from medfeat.io.geometry import patient_to_index
 
 __all__ = ["Structure", "RTStruct", "find_rtstruct", "read_rtstruct", "rtstruct_mask", "contours_to_mask"]
@@ -152,50 +151,12 @@ def _dataset(path: str | os.PathLike):
         raise InputError(path, f"truncated or corrupt DICOM file ({type(exc).__name__}: {exc})") from None
 
 
-def _is_rtstruct_file(path: Path) -> bool:
-    from medfeat.io._files import open_regular
-
-    import pydicom
-
-    try:
-        with open_regular(path) as fh:  # a FIFO or a device is not opened for reading, nor read
-            head = fh.read(132)
-            if len(head) < 132 or head[128:132] != b"DICM":
-                return False
-            fh.seek(0)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # a look at two tags: the real read reports problems
-                ds = pydicom.dcmread(fh, stop_before_pixels=True, specific_tags=["Modality", "SOPClassUID"])
-    except MemoryError:
-        raise
-    except Exception:
-        return False
-    # RT Structure Set Storage
-    return str(ds.get("Modality", "")) == "RTSTRUCT" or str(ds.get("SOPClassUID", "")) == "1.2.840.10008.5.1.4.1.1.481.3"
-
-
 def find_rtstruct(path: str | os.PathLike) -> Path | None:
     """The RTSTRUCT file at ``path``: the file itself, or the only DICOM file of a folder that holds
     one RTSTRUCT and no images. None when ``path`` is something else (an image, a mask image)."""
-    p = Path(path)
-    if p.is_file():
-        return p if _is_rtstruct_file(p) else None
-    if p.is_dir():
-        try:
-            files = sorted(f for f in p.iterdir() if f.is_file())
-        except OSError:
-            return None
-        dicom = []
-        for f in files:
-            try:
-                head = read_head(f, 132)
-            except InputError:
-                continue
-            if len(head) == 132 and head[128:132] == b"DICM":
-                dicom.append(f)
-        if len(dicom) == 1 and _is_rtstruct_file(dicom[0]):
-            return dicom[0]
-    return None
+    from medfeat.io.dicom import find_dicom_object
+
+    return find_dicom_object(path, "RTSTRUCT", "1.2.840.10008.5.1.4.1.1.481.3")
 
 
 def _floats(values) -> np.ndarray | None:

@@ -39,7 +39,7 @@ import numpy as np
 
 from medfeat.errors import InputError
 from medfeat.image import Image
-from medfeat.io._files import check_image_size, open_regular, read_file, read_head
+from medfeat.io._files import check_image_size, read_file
 from medfeat.io.geometry import patient_to_index
 
 __all__ = ["Segment", "Segmentation", "find_seg", "read_seg", "seg_mask"]
@@ -121,47 +121,12 @@ class Segmentation:
         return found[0]
 
 
-def _is_seg_file(path: Path) -> bool:
-    import pydicom
-
-    try:
-        with open_regular(path) as fh:  # a FIFO or a device is not opened for reading, nor read
-            head = fh.read(132)
-            if len(head) < 132 or head[128:132] != b"DICM":
-                return False
-            fh.seek(0)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # a look at two tags: the real read reports problems
-                ds = pydicom.dcmread(fh, stop_before_pixels=True, specific_tags=["Modality", "SOPClassUID"])
-    except MemoryError:
-        raise
-    except Exception:
-        return False
-    return str(ds.get("Modality", "")) == "SEG" or str(ds.get("SOPClassUID", "")) == SEG_SOP_CLASS
-
-
 def find_seg(path: str | os.PathLike) -> Path | None:
     """The SEG file at ``path``: the file itself, or the only DICOM file of a folder that holds one
     SEG and no images. None when ``path`` is something else."""
-    p = Path(path)
-    if p.is_file():
-        return p if _is_seg_file(p) else None
-    if p.is_dir():
-        try:
-            files = sorted(f for f in p.iterdir() if f.is_file())
-        except OSError:
-            return None
-        dicom = []
-        for f in files:
-            try:
-                head = read_head(f, 132)
-            except InputError:
-                continue
-            if len(head) == 132 and head[128:132] == b"DICM":
-                dicom.append(f)
-        if len(dicom) == 1 and _is_seg_file(dicom[0]):
-            return dicom[0]
-    return None
+    from medfeat.io.dicom import find_dicom_object
+
+    return find_dicom_object(path, "SEG", SEG_SOP_CLASS)
 
 
 def _group(fg, name: str):

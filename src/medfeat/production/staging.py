@@ -88,22 +88,7 @@ class Stage:
     def put(self, name: str, data: bytes) -> None:
         """Write ``data`` under ``name`` atomically (temporary name, then rename), retrying
         transient failures; a reader sees the whole file or none."""
-        self._retrying(f"writing {self.path(name)}", lambda: self._put_once(name, data))
-
-    def _put_once(self, name: str, data: bytes) -> None:
-        final = self.path(name)
-        tmp = f"{final}.tmp-{uuid.uuid4().hex[:12]}"
-        self.fs.makedirs(posixpath.dirname(final), exist_ok=True)
-        try:
-            with self.fs.open(tmp, "wb") as fh:
-                fh.write(data)
-            self.fs.mv(tmp, final)
-        except BaseException:
-            try:
-                self.fs.rm(tmp)
-            except Exception:
-                pass
-            raise
+        self.put_with(name, lambda fh: fh.write(data))
 
     def put_with(self, name: str, write) -> object:
         """Write ``name`` atomically by streaming: ``write(fh)`` writes the content into ``fh`` (a
