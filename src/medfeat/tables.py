@@ -81,19 +81,22 @@ def wide_table(results: list[ImageResult], columns: list[Column]) -> pa.Table:
 _MISSING = float("nan")
 
 
-def drop_unused_columns(table: pa.Table, settings, families=None) -> pa.Table:
+def unused_columns(settings, families, filled: set[str], any_ok: bool) -> set[str]:
     """Under settings with ``single_slice`` (the ``auto`` preset) a table holds the columns of
-    volumes and of single slices: leave out those of either kind that no row fills (a cohort of
-    CT volumes gets no 2D-aggregation columns). With no successful row, the volume columns stay."""
+    volumes and of single slices: those of either kind that no row fills (``filled``: the columns
+    some row has a value in) are left out -- a cohort of CT volumes gets no 2D-aggregation columns.
+    With no successful row (``any_ok`` false), the volume columns stay."""
     from medfeat.extract import single_slice_only_columns
 
     volume_only, slice_only = single_slice_only_columns(settings, families)
-    if not volume_only and not slice_only:
-        return table
-    def unused(name: str) -> bool:
-        return name in table.column_names and table[name].null_count == table.num_rows
-    ok = table.num_rows and "error" in table.column_names and any(e == "" for e in table["error"].to_pylist())
-    drop = [c for c in slice_only if unused(c)] + ([c for c in volume_only if unused(c)] if ok else [])
+    return (slice_only - filled) | ((volume_only - filled) if any_ok else set())
+
+
+def drop_unused_columns(table: pa.Table, settings, families=None) -> pa.Table:
+    """``table`` without its :func:`unused_columns`."""
+    filled = {c for c in table.column_names if table[c].null_count < table.num_rows}
+    any_ok = table.num_rows > 0 and "error" in table.column_names and any(e == "" for e in table["error"].to_pylist())
+    drop = [c for c in table.column_names if c in unused_columns(settings, families, filled, any_ok)]
     return table.drop_columns(drop) if drop else table
 
 

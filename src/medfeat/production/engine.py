@@ -175,7 +175,7 @@ class Production:
 
         from medfeat.extract import single_slice_only_columns
         from medfeat.production.job import result_table
-        from medfeat.tables import ImageResult, provenance, with_provenance
+        from medfeat.tables import ImageResult, provenance, unused_columns, with_provenance
 
         def tables(schema_only: bool = False):
             for job in self.ledger.jobs():
@@ -209,10 +209,7 @@ class Production:
                 any_ok = any_ok or bool(pc.any(pc.equal(t["error"], "")).as_py())
         if not fields:
             return
-        # columns of the other kind of image (``auto`` settings) that no row fills are left out;
-        # with no successful row at all, the volume columns stay
-        drop = {c for c in slice_only if c not in filled} | ({c for c in volume_only if c not in filled} if any_ok
-                                                              else set())
+        drop = unused_columns(self.settings, None, filled, any_ok) if optional else set()
         schema = pa.schema([f for name, f in fields.items() if name not in drop])
         prov = provenance(self.settings, run_id=self.run_id, dataset=self.info["dataset"],
                           dataset_fingerprint=self.info["dataset_fingerprint"], planned_with=self.info["medfeat_version"])
