@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     if rc != 0:
         print(f"medfeat settings failed ({rc}): see {OUT / 'settings.log'}")
         return 1
-    from medfeat.extract import Settings
+    from medfeat.settings import Settings
 
     families = list(Settings.from_file(OUT / "converted.toml").families)
     pyr_cmd = [str(xs.PEERS["pyradiomics"]["venv"] / "bin" / "pyradiomics"), "cohort_pyradiomics.csv",

@@ -33,8 +33,8 @@ them; the script only measures.
   width 25, diagnostics off.
 * medfeat, Python API in a warm process: ``medfeat.extract(image_path, mask_path, settings, label=1)``
   with the parameter file converted by ``settings_from_pyradiomics`` (its families; its notes are
-  recorded) plus the 13 filters ``pyradiomics_log`` sigma 1..5 and ``pyradiomics_wavelet`` x 8 (the
-  converter does not map ``imageType`` LoG / Wavelet yet: the script adds them).
+  recorded), its ``imageType`` LoG and Wavelet becoming the 13 filters ``pyradiomics_log`` sigma 1..5
+  and ``pyradiomics_wavelet`` x 8 (checked against the list this script expects).
 * medfeat CLI, a fresh process per image: ``medfeat extract IMAGE --mask MASK --label 1 --settings
   settings.toml -o out.csv`` (interpreter start, imports and numba's cache load included).
 * MIRP (``pip install mirp`` in ``bench/.venvs/mirp``, where it installs), one warm worker:
@@ -309,7 +309,7 @@ def compare_images(pid: str, lbp_site: str | None) -> dict:
 def compare_features(pid: str, lbp_site: str | None, out_dir: Path) -> dict:
     """First-order and GLCM features of every image type, binCount 32 <-> fbn 32."""
     import medfeat
-    from medfeat.extract import Settings
+    from medfeat.settings import Settings
     from medfeat.pyradiomics import DIFFERENCES, TRANSFORMS, feature_pairs
 
     image, mask = case_paths(pid)
@@ -365,11 +365,13 @@ def speed_settings(out_dir: Path):
     params = out_dir / "speed_params.yaml"
     params.write_text(SPEED_PARAMS)
     converted, notes = settings_from_pyradiomics(params)
-    settings = converted.replace(filters=[IMAGE_TYPES[n][1] for n in SPEED_TYPES], original=True,
-                                 name="PyRadiomics Original + LoG 1..5 mm + Wavelet")
+    want = sorted(label(normalize(IMAGE_TYPES[n][1])) for n in SPEED_TYPES)
+    if sorted(label(f) for f in converted.filters) != want or not converted.original:
+        raise SystemExit(f"the converter's filters {[label(f) for f in converted.filters]} are not {want}")
+    settings = converted.replace(name="PyRadiomics Original + LoG 1..5 mm + Wavelet")
     toml = out_dir / "speed_settings.toml"
-    toml.write_text(settings.to_toml([f"bench/filters.py: {params.name} converted by settings_from_pyradiomics,",
-                                      "plus the filters the converter does not map (imageType LoG / Wavelet)"]))
+    toml.write_text(settings.to_toml([f"bench/filters.py: {params.name} converted by settings_from_pyradiomics",
+                                      "(imageType LoG and Wavelet become its filters)"]))
     gaps = {
         "converter_filters": list(converted.filters),
         "converter_image_type_notes": [n for n in notes if n.startswith("imageType")],

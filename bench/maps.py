@@ -118,7 +118,7 @@ def load_case(case: str, radius: int):
 
 
 def run_medfeat(image, mask, spacing, radius: int, repeats: int):
-    from medfeat.extract import Settings
+    from medfeat.settings import Settings
     from medfeat.image import Image
     from medfeat.maps import compute_maps
 

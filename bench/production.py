@@ -51,7 +51,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1)
     args = ap.parse_args()
     data = dataset(args.jobs, args.images_per_job, args.size)
-    from medfeat.extract import Settings
+    from medfeat.settings import Settings
 
     cases = {"gift": "gift", "all-2d": ",".join(tuple(Settings.preset("default-2d").families) + ("gift",))}
     results = {}

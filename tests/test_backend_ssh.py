@@ -101,9 +101,11 @@ def test_ssh_workers_with_an_sftp_stage(tmp_path, sshd, store_env):
     finally:
         led.close()
     assert workers and all(w.startswith("tcp://127.0.0.1:") for w in workers)
-    # the results went through sftp (the "remote" folder is on this machine), bundles were deleted
-    assert len(list((stage_dir / prod.run_id / "results").iterdir())) == 4
-    assert not any((stage_dir / prod.run_id / "bundles").iterdir())
+    # the results went through sftp (the "remote" folder is on this machine); bundles were deleted once
+    # committed, results once features.parquet held them all
+    assert [p for p in (stage_dir / prod.run_id).rglob("*") if p.is_file()] == []
+    assert [e["detail"] for e in Ledger(run_dir, readonly=True).events() if e["kind"] == "results-folded"] == [
+        "4 job results folded into features.parquet and deleted from the stage"]
     assert ran_s < 120
     # nothing the run started over SSH outlives it (scheduler and workers name the scheduler port)
     deadline = time.time() + 30

@@ -1,4 +1,5 @@
-"""medfeat.extract: settings, presets, ROI handling and every kind of bad input it must refuse."""
+"""medfeat.extract (medfeat.pipeline) and medfeat.settings: settings, presets, ROI handling and every
+kind of bad input it must refuse."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +7,8 @@ import pytest
 
 import medfeat
 from medfeat import Image, InputError, Settings
-from medfeat.extract import PRESETS, feature_columns
+from medfeat.columns import feature_columns
+from medfeat.settings import PRESETS
 
 
 def _img(arr, spacing=(1.0, 1.0, 1.0), source="img.nii.gz"):
@@ -91,7 +93,7 @@ def test_all_families_at_once_equal_each_family_alone(dtype):
 
 
 def test_roi_releases_what_no_later_family_needs():
-    from medfeat.extract import ROI
+    from medfeat.roi import ROI
 
     rng = np.random.default_rng(4)
     box = rng.integers(0, 50, size=(3, 8, 9)).astype(np.int16)

@@ -299,3 +299,17 @@ def test_riesz_log_and_simoncelli_compose():
 def test_riesz_bad_settings(call):
     with pytest.raises(InputError):
         call(np.zeros((4, 4, 4)))
+
+
+@pytest.mark.parametrize("wavelet", ["haar", "db2", "coif1", "sym4", "bior1.3", "rbio2.4", "dmey"])
+def test_swtn_level_equals_pywavelets(wavelet):
+    import pywt
+
+    from medfeat.filters.wavelet import swtn_level
+
+    x = np.random.default_rng(11).normal(size=(6, 10, 8)) * 50.0
+    want = pywt.swtn(x, wavelet, level=1, start_level=0, axes=(2, 1, 0))[0]
+    got = swtn_level(x, wavelet)
+    assert sorted(got) == sorted(want)
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], rtol=0, atol=1e-12 * np.abs(x).max())

@@ -6,7 +6,9 @@ import pytest
 from scipy import ndimage
 
 import medfeat
-from medfeat.extract import ROI, Settings, feature_columns
+from medfeat.columns import feature_columns
+from medfeat.roi import ROI
+from medfeat.settings import Settings
 from medfeat.features import gldzm, glszm, zones
 from medfeat.features.base import AGGREGATIONS_2D, column
 

@@ -6,7 +6,7 @@ import pytest
 from scipy import ndimage
 
 import medfeat
-from medfeat.extract import feature_columns
+from medfeat.columns import feature_columns
 from medfeat.features import glszm, zones
 from medfeat.features.base import AGGREGATIONS, AGGREGATIONS_2D, AGGREGATIONS_3D, column
 

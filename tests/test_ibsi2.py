@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 import medfeat
-from medfeat.extract import Settings, feature_columns
+from medfeat.columns import feature_columns
+from medfeat.settings import Settings
 from medfeat.filters import ibsi2
 from medfeat.filters.registry import apply, label
 from medfeat.io import read_image
@@ -169,3 +170,40 @@ def test_filtering_the_roi_box_with_the_filters_reach_equals_the_whole_image(spe
     part = apply(spec, image[box], spacing)
     inner = tuple(slice(b.start - c.start, b.stop - c.start) for b, c in zip(roi, box))
     np.testing.assert_allclose(part[inner], whole[roi], rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("subband", ["LLH", "HHL", "LLL"])
+@pytest.mark.parametrize("level", [1, 2])
+def test_pyradiomics_wavelet_on_a_box_inside_the_image_equals_the_whole_image(subband, level):
+    from medfeat.filters.registry import normalize, reach, wraps
+
+    rng = np.random.default_rng(8)
+    image = rng.normal(size=(31, 45, 38))  # odd sizes: PyRadiomics pads them by one wrapped voxel
+    spacing = (2.0, 1.0, 1.2)
+    spec = normalize({"type": "pyradiomics_wavelet", "subband": subband, "level": level})
+    assert wraps(spec)
+    r = reach(spec, spacing)
+    roi = (slice(12, 17), slice(16, 25), slice(15, 22))
+    box = tuple(slice(b.start - m, b.stop + m) for b, m in zip(roi, r))
+    assert all(b.start >= 0 and b.stop <= n for b, n in zip(box, image.shape))  # inside: no wrap at the box
+    whole = apply(spec, image, spacing)
+    part = apply(spec, image[box], spacing)
+    inner = tuple(slice(b.start - c.start, b.stop - c.start) for b, c in zip(roi, box))
+    np.testing.assert_allclose(part[inner], whole[roi], rtol=1e-12, atol=1e-12)
+
+
+def test_a_periodic_filter_near_the_image_edge_gets_the_whole_image():
+    # the ROI touches the x edge: a box would wrap there, so the pipeline filters the whole image
+    from medfeat import Image, Settings
+    from medfeat.filters.registry import normalize
+
+    rng = np.random.default_rng(9)
+    arr = rng.normal(100, 20, size=(20, 30, 30))
+    mask = np.zeros(arr.shape, np.uint8)
+    mask[8:12, 10:18, 0:6] = 1
+    spec = {"type": "pyradiomics_wavelet", "subband": "HLH"}
+    settings = Settings.from_dict({"families": ["stat"], "filters": [spec], "original": False})
+    row = medfeat.extract(Image(arr, spacing=(2.0, 1.0, 1.0)), mask, settings)
+    want = apply(normalize(spec), arr, (2.0, 1.0, 1.0))[mask.astype(bool)]
+    assert row["wavelet-HLH__stat_mean"] == pytest.approx(want.mean(), rel=1e-12)
+    assert row["wavelet-HLH__stat_max"] == pytest.approx(want.max(), rel=1e-12)

@@ -142,16 +142,17 @@ def test_extract_reports_the_new_spacing_and_keeps_a_constant_image():
     mask[1:5, 4:16, 4:16] = True
     s = Settings(families=("stat",), interpolation="cubic", interpolation_spacing=(2.0, 2.0, 2.0))
     assert medfeat.extract(image, mask, s)["stat_mean"] == pytest.approx(42.0, abs=1e-9)
-    from medfeat.extract import ROI, _interpolate
+    from medfeat.pipeline import interpolate_around_roi
+    from medfeat.roi import ROI
 
-    values, roi_mask, spacing = _interpolate(image, mask, s, "x")
+    values, roi_mask, spacing = interpolate_around_roi(image, mask, s, "x")
     assert spacing == (2.0, 2.0, 2.0)
     # z: 6 slices of 3 mm -> 9 of 2 mm at -1/6 + 2j/3; the ROI's slices 1..4 give the new slices
     # partial volumes 0.5, 1, 1, 1, 1, 1, 0.5 (j = 1..7). y, x: 20 voxels of 1 mm -> 10 of 2 mm at
     # 0.5 + 2j; the ROI's 4..15 hold 4.5 .. 14.5 whole: 6 voxels of 1. Kept: 7 * 6 * 6 = 252
     assert ROI(values, roi_mask, s, spacing, "x").mask.sum() == 252
     s2 = s.replace(interpolation_spacing=(2.0, 2.0))  # in-plane only
-    assert _interpolate(image, mask, s2, "x")[2] == (3.0, 2.0, 2.0)
+    assert interpolate_around_roi(image, mask, s2, "x")[2] == (3.0, 2.0, 2.0)
 
 
 def test_extract_same_spacing_is_no_interpolation():
@@ -194,7 +195,7 @@ def test_extract_with_interpolation_equals_extract_on_the_whole_resampled_image(
     gives the features of the whole image interpolated first."""
     from scipy import ndimage
 
-    from medfeat.extract import FAMILIES
+    from medfeat.families import FAMILIES
 
     rng = np.random.default_rng(5)
     image = ndimage.gaussian_filter(rng.normal(size=(14, 48, 44)), 1.5) * 400

@@ -10,7 +10,7 @@ import pytest
 
 import medfeat
 from medfeat.errors import InputError
-from medfeat.extract import Settings
+from medfeat.settings import Settings
 from medfeat.features.base import AGGREGATIONS
 from medfeat.features.glcm import glcm_features
 from medfeat.features.intensity_histogram import histogram_features

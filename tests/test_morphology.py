@@ -11,7 +11,7 @@ import pytest
 
 import medfeat
 from medfeat import Image, Settings
-from medfeat.extract import feature_columns
+from medfeat.columns import feature_columns
 from medfeat.features import morphology as M
 from medfeat.features.morphology import morphology_features
 from medfeat.features.morphology_2d import morphology_2d_features

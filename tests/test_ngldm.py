@@ -12,7 +12,8 @@ import pytest
 
 import medfeat
 from medfeat import InputError, Settings
-from medfeat.extract import FAMILIES, feature_columns
+from medfeat.columns import feature_columns
+from medfeat.families import FAMILIES
 from medfeat.features import ngldm
 from medfeat.features.base import column
 from medfeat.features.ngldm import FEATURES, dependence_counts, ngldm_features, ngldm_matrices

@@ -259,7 +259,7 @@ def test_failing_job_is_retried_then_failed_and_the_run_completes(tmp_path):
     junk = b"not a tar at all"
     prod.stage.put("bundles/job-00001.tar", junk)
     prod.ledger.set_bundle(1, "bundles/job-00001.tar", sha256_bytes(junk), len(junk))
-    m = produce(prod, workers=2, max_attempts=2)
+    m = produce(prod, workers=2, max_attempts=2, bundles="copy")  # the junk is a copied bundle
     assert (m["jobs"], m["committed_jobs"], m["failed_jobs"], m["attempts"]) == (3, 2, 1, 4)
     assert m["failed_images"] == 3
     rows = {r["image"]: r for r in pq.read_table(run_dir / "features.parquet").to_pylist()}
@@ -287,7 +287,7 @@ def test_corrupt_bundle_is_restaged_from_the_dataset(tmp_path):
     bad[len(bad) // 2] ^= 0xFF
     prod.stage.put("bundles/job-00001.tar", bytes(bad))
     prod.ledger.set_bundle(1, "bundles/job-00001.tar", sha256_bytes(good), len(good))
-    m = produce(prod, workers=2)
+    m = produce(prod, workers=2, bundles="copy")
     assert (m["committed_jobs"], m["failed_jobs"], m["failed_images"]) == (2, 0, 0)
     check_run(run_dir, paths, compare=6)
     led = Ledger(run_dir)
@@ -317,9 +317,10 @@ def test_csv_dataset_with_masks_and_a_stage_url(tmp_path):
     stage = "file://" + str(tmp_path / "elsewhere")
     prod = plan(run_dir, lst, 3, stage=stage)
     produce(prod, workers=1)
-    # the run has its own folder in the store; bundles are deleted once their results are committed
+    # the run has its own folder in the store; bundles are deleted once their results are committed,
+    # the results once features.parquet holds them all
     assert prod.run_id and (tmp_path / "elsewhere" / prod.run_id / "results").is_dir()
-    assert not any((tmp_path / "elsewhere" / prod.run_id / "bundles").iterdir())
+    assert [p for p in (tmp_path / "elsewhere" / prod.run_id).rglob("*") if p.is_file()] == []
     rows = {r["image"]: r for r in pq.read_table(run_dir / "features.parquet").to_pylist()}
     for p, m in zip(paths, masks):
         expected = medfeat.extract(p, m, SETTINGS, families=FAMILIES)
@@ -334,7 +335,7 @@ def test_resume_reruns_failed_jobs_and_jobs_whose_result_is_gone(tmp_path):
     junk = b"not a tar at all"  # job 1 fails: as if its bundle had been staged on a full disk
     prod.stage.put("bundles/job-00001.tar", junk)
     prod.ledger.set_bundle(1, "bundles/job-00001.tar", sha256_bytes(junk), len(junk))
-    m = produce(prod, workers=1, max_attempts=1)
+    m = produce(prod, workers=1, max_attempts=1, bundles="copy")  # the junk is a copied bundle
     assert (m["committed_jobs"], m["failed_jobs"]) == (2, 1)
     # the passing cause is gone (the bad bundle), and job 2's committed result is lost from the stage
     prod.stage.delete("bundles/job-00001.tar")

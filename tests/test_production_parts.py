@@ -13,11 +13,12 @@ import pytest
 
 import medfeat
 from medfeat.errors import InputError
-from medfeat.extract import Settings
+from medfeat.settings import Settings
 from medfeat.production.backends import RunContext, get_backend
 from medfeat.production.ledger import SCHEMA_VERSION, Ledger
 from medfeat.production.options import BackendSpec, RunConfig
 from medfeat.production.spec import JobSpec, make_spec
+from medfeat.production.results import read_result
 from medfeat.production.staging import Stage, build_bundle, sha256_bytes
 from test_production import FAMILIES, SETTINGS, make_images, plan, plan_item
 
@@ -35,7 +36,7 @@ def test_job_spec_round_trips_through_json():
                      Settings.preset("default-2d").to_dict(), 12.5)
     again = JobSpec.from_json(spec.to_json())
     assert again == spec
-    assert again.result == "abc123/results/job-00007/attempt-00042.parquet"
+    assert again.result == "abc123/results/job-00007/attempt-00042.arrow"
     assert again.report == "abc123/reports/attempt-00042.json" and again.name == "abc123/specs/attempt-00042.json"
     with pytest.raises(ValueError, match="lacks"):
         JobSpec.from_json(json.dumps({"run_id": "x"}))
@@ -63,7 +64,7 @@ def test_job_run_runs_one_job_standalone(tmp_path):
     report = json.loads(stage.get(spec.report))
     assert report["ok"] and report["report"]["n_images"] == 3 and report["report"]["attempt"] == 1
     assert json.loads(stage.get(spec.started))["pid"] == report["report"]["pid"]
-    rows = {r["image"]: r for r in pq.read_table(stage.path(spec.result)).to_pylist()}
+    rows = {r["image"]: r for r in read_result(Path(stage.path(spec.result)).read_bytes()).to_pylist()}
     for p in paths:
         want = medfeat.extract(p, None, SETTINGS, families=FAMILIES)
         assert rows[str(p)]["cm_contrast_2d_avg"] == pytest.approx(want["cm_contrast_2d_avg"], rel=1e-12)
@@ -360,3 +361,92 @@ def test_automatic_job_size_keeps_every_worker_busy(tmp_path):
     again.ledger.close()
     with pytest.raises(InputError, match="planned with 4 images per job"):
         Production(tmp_path / "run", str(tmp_path / "data"), plan=PlanOptions(images_per_job=10))
+
+
+def test_result_files_round_trip_as_arrow_and_parquet_results_of_earlier_runs_still_read():
+    import io
+
+    import pyarrow as pa
+
+    from medfeat.production.results import read_result, read_result_schema, result_bytes
+
+    table = pa.table({"image": ["a.ppm", "b.ppm"], "gift_hist_0": [0.25, None], "error": ["", "b.ppm: bad"]})
+    data = result_bytes(table)
+    assert data[:6] == b"ARROW1" and read_result(data).equals(table)
+    assert read_result_schema(io.BytesIO(data)) == table.schema
+    old = io.BytesIO()
+    pq.write_table(table, old)  # a result written by medfeat before results were Arrow files
+    assert read_result(old.getvalue()).equals(table)
+    assert read_result_schema(io.BytesIO(old.getvalue())) == table.schema
+
+
+def test_reference_and_copy_bundles_give_the_same_table(tmp_path):
+    from test_production import produce
+
+    paths = make_images(tmp_path / "data", 7, bad=(2,))
+    tables = {}
+    for mode in ("copy", "reference"):
+        prod = plan(tmp_path / mode, tmp_path / "data", 3)
+        produce(prod, workers=1, bundles=mode)
+        names = [j["bundle"] for j in prod.ledger.jobs()]
+        assert all(n.endswith(".ref.tar") == (mode == "reference") for n in names), names
+        tables[mode] = sorted(pq.read_table(tmp_path / mode / "features.parquet").to_pylist(), key=lambda r: r["image"])
+    assert len(tables["copy"]) == len(paths)
+    for a, b in zip(tables["copy"], tables["reference"]):
+        assert a.keys() == b.keys() and a["sha256"] == b["sha256"] and a["error"] == b["error"]
+        for k, v in a.items():
+            assert b[k] == (pytest.approx(v, rel=1e-12, nan_ok=True) if isinstance(v, float) else v), k
+    assert "img-0002.pgm" in tables["reference"][2]["error"]
+
+
+def test_a_reference_bundle_lists_paths_and_refuses_inputs_changed_or_removed_since(tmp_path):
+    import io
+    import tarfile
+
+    from medfeat.production.job import extract_items
+    from medfeat.production.staging import unpack_bundle, write_bundle
+
+    paths = make_images(tmp_path / "data", 3)
+    prod = plan(tmp_path / "run", tmp_path / "data", 3)
+    items = [plan_item(r) for r in prod.ledger.job_images(prod.ledger.jobs()[0]["job_id"])]
+    buf = io.BytesIO()
+    sha, n, _ = write_bundle(buf, items, reference=True)
+    with tarfile.open(fileobj=io.BytesIO(buf.getvalue())) as tar:
+        assert tar.getnames() == ["manifest.json"]  # no image inside: they are read in place
+    manifest = unpack_bundle(buf.getvalue(), tmp_path / "scratch", sha)
+    assert [it["image_path"] for it in manifest["items"]] == [str(p.resolve()) for p in paths]
+    assert all(it["image_stat"][0][1] == p.stat().st_size for it, p in zip(manifest["items"], paths))
+    with paths[1].open("ab") as fh:  # changed after the bundle was made
+        fh.write(b"\0")
+    paths[2].unlink()  # removed
+    res = extract_items(manifest, tmp_path / "scratch", Settings.resolve(SETTINGS), FAMILIES, 0)
+    assert res[0].error == "" and res[0].sha256 == medfeat.read_image(paths[0]).sha256
+    assert res[1].error == f"{paths[1]}: changed since the run was planned (files, sizes or modification times); " \
+                           "start a new run folder"
+    assert res[2].error == f"{paths[2]}: no longer there (removed since the run was planned)"
+
+
+def test_bundles_option_is_checked():
+    from medfeat.production.options import TailPolicy
+
+    with pytest.raises(InputError, match="'symlink' is not one of auto, copy, reference"):
+        TailPolicy(bundles="symlink")
+
+
+def test_a_complete_run_folds_its_results_into_the_table_and_a_resume_keeps_it(tmp_path):
+    from test_production import produce
+
+    paths = make_images(tmp_path / "data", 5)
+    run_dir = tmp_path / "run"
+    prod = plan(run_dir, tmp_path / "data", 2)
+    produce(prod, workers=1)
+    stage_files = [p for p in Path(prod.stage.root).rglob("*") if p.is_file()]
+    assert stage_files == []  # bundles and results gone: the folder holds the table, ledger and report
+    before = pq.read_table(run_dir / "features.parquet")
+    assert sorted(before["image"].to_pylist()) == sorted(str(p) for p in paths)
+    m = produce(plan(run_dir, None, 2), workers=1)  # nothing to do: the folded table stands, no job reruns
+    assert m["attempts"] == 3 and pq.read_table(run_dir / "features.parquet").equals(before)
+    (run_dir / "features.parquet").unlink()  # the table lost after folding: every job runs again
+    m = produce(plan(run_dir, None, 2), workers=1)
+    assert m["attempts"] == 6 and m["committed_jobs"] == 3
+    assert sorted(pq.read_table(run_dir / "features.parquet")["image"].to_pylist()) == sorted(str(p) for p in paths)

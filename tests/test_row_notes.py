@@ -16,7 +16,8 @@ from PIL import Image as PILImage
 from pydicom.uid import generate_uid
 
 import medfeat
-from medfeat.extract import Settings, feature_columns
+from medfeat.columns import feature_columns
+from medfeat.settings import Settings
 from medfeat.tables import read_provenance
 from test_io import write_ct_slice
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from medfeat import InputError, Settings
-from medfeat.extract import MAX_BINS, PRESETS
+from medfeat.settings import MAX_BINS, PRESETS
 
 
 def _one_line(exc: pytest.ExceptionInfo) -> str:

@@ -111,8 +111,10 @@ def test_s3_stage_with_credentials_from_the_environment(tmp_path, s3, monkeypatc
     check_run(run_dir, paths)
     assert m["backend"] == "local" and m["jobs"] == 4
     objects = _objects(f"{s3}/{prod.run_id}")
-    assert len([o for o in objects if "/results/" in o]) == 4
-    assert not [o for o in objects if "/bundles/" in o]    # deleted once committed
+    # bundles deleted once committed, results once the table holds them all (4 went through the store)
+    assert [o for o in objects if "/bundles/" in o or "/results/" in o] == []
+    assert [a["result"].split("/")[1] for a in Ledger(run_dir, readonly=True).attempts()
+            if a["outcome"] == "committed"] == ["results"] * 4
     _no_secret_in_ledger(run_dir)
     assert SECRET not in _report(run_dir)
 
@@ -144,7 +146,7 @@ def test_s3_stage_from_the_config_stage_table_via_the_cli(tmp_path, s3, monkeypa
     m = run_metrics(run_dir)
     assert m["backend"] == "local" and m["jobs"] == 4
     run_id = Ledger(run_dir, readonly=True).run_info()["run_id"]
-    assert len([o for o in _objects(s3) if f"{run_id}/results/" in o]) == 4
+    assert [o for o in _objects(s3) if f"{run_id}/results/" in o] == []  # folded into features.parquet
     _no_secret_in_ledger(run_dir)
     assert SECRET not in _report(run_dir)
 

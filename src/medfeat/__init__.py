@@ -11,7 +11,9 @@ _configure_numba_cache(__version__)
 
 from medfeat.errors import InputError  # noqa: E402
 from medfeat.image import Image  # noqa: E402
-from medfeat.extract import Settings, extract, feature_columns  # noqa: E402  (binds medfeat.extract to the function)
+from medfeat.settings import Settings  # noqa: E402
+from medfeat.columns import feature_columns  # noqa: E402
+from medfeat.pipeline import extract  # noqa: E402  (no module medfeat.extract: the name is the function)
 
 __all__ = ["Image", "InputError", "Settings", "__version__", "extract", "feature_columns", "read_image"]
 

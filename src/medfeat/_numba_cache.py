@@ -181,7 +181,9 @@ def warmup(presets: tuple[str, ...] | None = None) -> dict:
     t0 = time.perf_counter()
     import warnings
 
-    from medfeat.extract import FAMILIES, Settings, extract
+    from medfeat.families import FAMILIES
+    from medfeat.pipeline import extract
+    from medfeat.settings import Settings
     from medfeat.image import Image
 
     if presets is None:
@@ -214,6 +216,14 @@ def warmup(presets: tuple[str, ...] | None = None) -> dict:
                 except Exception:
                     continue
             runs += 1
+    # the recursive Gaussian of PyRadiomics' LoG image type (float64 and float32 input, float32 passes)
+    import numpy as np
+
+    from medfeat.filters.recursive_gaussian import laplacian_recursive_gaussian
+
+    for dtype in (np.float64, np.float32):
+        laplacian_recursive_gaussian(np.zeros((5, 6, 7), dtype=dtype), 1.0, (2.0, 0.8, 0.8))
+        runs += 1
     compiled, loaded = _kernel_stats()
     return {"seconds": time.perf_counter() - t0, "cache_dir": cache_dir(), "compiled": compiled, "loaded": loaded,
             "runs": runs}

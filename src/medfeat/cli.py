@@ -69,7 +69,9 @@ def extract(
 ) -> None:
     """Extract features from IMAGES into one table. A bad image gets an error in its row; the others
     still run, and the exit status is then 2."""
-    from medfeat.extract import Settings, extract as extract_one, feature_columns
+    from medfeat.columns import feature_columns
+    from medfeat.pipeline import extract as extract_one
+    from medfeat.settings import Settings
     from medfeat.tables import ImageResult, long_table, wide_table, write_table
 
     if layout not in ("wide", "long"):
@@ -144,7 +146,7 @@ def filter_cmd(
     IMAGE, as float32 NIfTI on the image's grid (the whole image is filtered; no interpolation)."""
     import numpy as np
 
-    from medfeat.extract import Settings
+    from medfeat.settings import Settings
     from medfeat.filters.registry import apply
     from medfeat.io import read_image
 
@@ -356,7 +358,7 @@ def families(as_json: bool = typer.Option(False, "--json", help="Print the famil
     import importlib
     import json
 
-    from medfeat.extract import FAMILIES
+    from medfeat.families import FAMILIES
 
     rows = []
     for key, fam in FAMILIES.items():
@@ -389,6 +391,13 @@ _MAX_ATTEMPTS = typer.Option(None, "--max-attempts", help="Attempts per job whos
                                                           "batch job vanished (default 3).")
 _KEEP_BUNDLES = typer.Option(None, "--keep-bundles/--delete-bundles",
                              help="Keep each job's bundle in the stage after its result is committed (default: delete).")
+_KEEP_RESULTS = typer.Option(None, "--keep-results/--fold-results",
+                             help="Keep the job results in the stage after a complete run (default: delete them "
+                                  "once features.parquet holds every row).")
+_BUNDLES = typer.Option(None, "--bundles",
+                        help="auto (default): reference on the local backend, copy elsewhere; copy: each job's "
+                             "bundle carries its images; reference: it lists their paths, read in place by "
+                             "workers that share this machine's filesystem.")
 _QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
 _BACKEND = typer.Option(None, "--backend", "-b", help="Where jobs run: local (default), dask, ssh, slurm, pbs, sge, "
                                                       "htcondor, lsf, oar, moab, arc, kubernetes, cloud.")
@@ -414,8 +423,8 @@ _ENV = typer.Option(None, "--env", help="jobs mode: a worker environment made by
 
 def _run_config(config, *, images_per_job=None, stage=None, label=None, roi=None, mask_pattern=None, backend=None, mode=None, workers=None, scheduler=None,
                 max_attempts=None, speculate=None, speculate_after=None, speculate_factor=None, job_timeout=None,
-                queue_timeout=None, slow_after=None, keep_bundles=None, queue=None, account=None, walltime=None,
-                memory=None, job_extra=None, hosts=None, ssh_port=None, ssh_user=None, ssh_key=None, ce=None, env=None):
+                queue_timeout=None, slow_after=None, keep_bundles=None, keep_results=None, bundles=None, queue=None,
+                account=None, walltime=None, memory=None, job_extra=None, hosts=None, ssh_port=None, ssh_user=None, ssh_key=None, ce=None, env=None):
     from medfeat.production.options import RunConfig
 
     cfg = RunConfig.load(config)
@@ -426,7 +435,8 @@ def _run_config(config, *, images_per_job=None, stage=None, label=None, roi=None
               "mask_pattern": mask_pattern},
         tail={"max_attempts": max_attempts, "speculate": speculate, "speculate_after": speculate_after,
               "speculate_factor": speculate_factor, "job_timeout": job_timeout, "queue_timeout": queue_timeout,
-              "slow_after": slow_after, "keep_bundles": keep_bundles},
+              "slow_after": slow_after, "keep_bundles": keep_bundles, "keep_results": keep_results,
+              "bundles": bundles},
         backend={"name": "dask" if scheduler else backend, "mode": mode, "workers": workers},
         backend_options={"scheduler": scheduler, "queue": queue, "account": account, "walltime": walltime,
                          "memory": memory, "job_extra": list(job_extra) if job_extra else None,
@@ -523,18 +533,19 @@ def run(
     speculate: Optional[bool] = _SPECULATE, speculate_after: Optional[float] = _SPEC_AFTER,
     speculate_factor: Optional[float] = _SPEC_FACTOR, job_timeout: Optional[float] = _TIMEOUT,
     queue_timeout: Optional[float] = _QUEUE_TIMEOUT, slow_after: Optional[int] = _SLOW_AFTER,
-    keep_bundles: Optional[bool] = _KEEP_BUNDLES,
+    keep_bundles: Optional[bool] = _KEEP_BUNDLES, keep_results: Optional[bool] = _KEEP_RESULTS,
+    bundles: Optional[str] = _BUNDLES,
 ) -> None:
     """Run DATASET as a production of jobs on a backend. Re-running it on the same folder resumes."""
     cfg = _run_config(config, images_per_job=images_per_job, stage=stage, label=label, roi=roi,
                       mask_pattern=mask_pattern, backend=backend, mode=mode, workers=workers,
                       scheduler=scheduler, max_attempts=max_attempts, speculate=speculate,
                       speculate_after=speculate_after, speculate_factor=speculate_factor, job_timeout=job_timeout,
-                      queue_timeout=queue_timeout, slow_after=slow_after, keep_bundles=keep_bundles, queue=queue,
+                      queue_timeout=queue_timeout, slow_after=slow_after, keep_bundles=keep_bundles, keep_results=keep_results, bundles=bundles, queue=queue,
                       account=account, walltime=walltime, memory=memory, job_extra=job_extra, hosts=hosts,
                       ssh_port=ssh_port, ssh_user=ssh_user, ssh_key=ssh_key, ce=ce, env=env)
     if resample_mask:
-        from medfeat.extract import Settings
+        from medfeat.settings import Settings
 
         try:
             settings = Settings.resolve(settings).replace(resample_mask=True)
@@ -556,7 +567,8 @@ def resume(
     speculate: Optional[bool] = _SPECULATE, speculate_after: Optional[float] = _SPEC_AFTER,
     speculate_factor: Optional[float] = _SPEC_FACTOR, job_timeout: Optional[float] = _TIMEOUT,
     queue_timeout: Optional[float] = _QUEUE_TIMEOUT, slow_after: Optional[int] = _SLOW_AFTER,
-    keep_bundles: Optional[bool] = _KEEP_BUNDLES,
+    keep_bundles: Optional[bool] = _KEEP_BUNDLES, keep_results: Optional[bool] = _KEEP_RESULTS,
+    bundles: Optional[str] = _BUNDLES,
 ) -> None:
     """Run only the jobs of RUN_DIR without a committed result (on any backend)."""
     from medfeat.production.ledger import LEDGER_NAME
@@ -566,7 +578,7 @@ def resume(
     cfg = _run_config(config, backend=backend, mode=mode, workers=workers, scheduler=scheduler,
                       max_attempts=max_attempts, speculate=speculate, speculate_after=speculate_after,
                       speculate_factor=speculate_factor, job_timeout=job_timeout, queue_timeout=queue_timeout,
-                      slow_after=slow_after, keep_bundles=keep_bundles, queue=queue, account=account,
+                      slow_after=slow_after, keep_bundles=keep_bundles, keep_results=keep_results, bundles=bundles, queue=queue, account=account,
                       walltime=walltime, memory=memory, job_extra=job_extra, hosts=hosts, ssh_port=ssh_port,
                       ssh_user=ssh_user, ssh_key=ssh_key, ce=ce, env=env)
     _run_production(run_dir, None, None, None, cfg, quiet)
@@ -677,9 +689,9 @@ def study(
 
         run_study(output, plan, on_point=told)
     except (InputError, OSError) as exc:
-        _fail(str(exc) + f" (finished points are kept: run the same command again to go on)")
+        _fail(str(exc) + " (finished points are kept: run the same command again to go on)")
     except KeyboardInterrupt:
-        _fail(f"interrupted; finished points are kept: run the same command again to go on", code=130)
+        _fail("interrupted; finished points are kept: run the same command again to go on", code=130)
     rows = study_rows(study_points(output))
     summary = study_summary(rows)
     write_study_table(rows, output / "study.parquet")
@@ -850,7 +862,7 @@ def settings_cmd(
     """Print or convert settings: a preset or file as complete TOML, or a PyRadiomics parameter file
     as medfeat settings, with one note (on stderr and as comments) per setting that has no exact
     equivalent."""
-    from medfeat.extract import Settings
+    from medfeat.settings import Settings
     from medfeat.pyradiomics import settings_from_pyradiomics, settings_to_toml
 
     if (source is None) == (from_pyradiomics is None):

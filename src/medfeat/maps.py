@@ -11,7 +11,7 @@ written at that voxel. Voxels outside the ROI are NaN.
 
 What a map value is
 -------------------
-The value at ROI voxel ``v`` is the family's value (:data:`medfeat.extract.FAMILIES`, same columns
+The value at ROI voxel ``v`` is the family's value (:data:`medfeat.families.FAMILIES`, same columns
 as :func:`medfeat.extract`) of the kernel's sub-volume, with
 
 * the ROI restricted to the kernel (``masked_kernel=True``, PyRadiomics' ``maskedKernel``
@@ -109,7 +109,7 @@ class VoxelMaps:
 
 
 def _family_list(families) -> tuple[str, ...]:
-    from medfeat.extract import FAMILIES
+    from medfeat.families import FAMILIES
 
     if isinstance(families, str):
         families = [f.strip() for f in families.split(",") if f.strip()]
@@ -144,7 +144,7 @@ def _dilate(mask: np.ndarray, radii: tuple[int, int, int]) -> np.ndarray:
 
 
 class _KernelROI:
-    """A kernel's sub-volume as :class:`medfeat.extract.ROI` shows it to the families, with the
+    """A kernel's sub-volume as :class:`medfeat.roi.ROI` shows it to the families, with the
     whole ROI's grey levels (the fallback families)."""
 
     def __init__(self, settings, spacing, image, morph_mask, mask, levels, n_levels, ivh_rep, ivh_grid, source):
@@ -190,22 +190,26 @@ def compute_maps(image, mask, settings=None, families: Iterable[str] | str = ("s
     """Voxel feature maps as a :class:`VoxelMaps` (the values of the ROI voxels only; see
     :func:`feature_maps` for the parameters). ``incremental=False`` computes every family by the
     per-kernel fallback (a slow reference)."""
-    from medfeat.extract import FAMILIES, ROI, Settings, _as_image, _as_mask, _columns, _settings_for
+    from medfeat.columns import family_columns
+    from medfeat.families import FAMILIES
+    from medfeat.pipeline import as_image, as_mask, settings_for
+    from medfeat.roi import ROI
+    from medfeat.settings import Settings
 
     s = Settings.resolve(settings)
     fams = _family_list(families)
     if isinstance(radius, (bool, np.bool_)) or not isinstance(radius, (int, np.integer)) or radius < 1:
         raise InputError("radius", f"must be an integer >= 1, not {radius!r}")
     radius = int(radius)
-    img = _as_image(image)
+    img = as_image(image)
     name = img.source or "<array>"
     notes: list[str] = []
-    s, fams = _settings_for(img, s, fams, notes)
+    s, fams = settings_for(img, s, fams, notes)
     if s.interpolation_spacing is not None:
         raise InputError(s.name, "voxel maps are on the image grid: interpolation_spacing is not supported")
     if s.filters:
         raise InputError(s.name, "voxel maps of filtered images are not supported: leave `filters` out")
-    morph_full = _as_mask(mask, img, label, roi, s, notes)
+    morph_full = as_mask(mask, img, label, roi, s, notes)
     rz = radius if s.dimension == "3d" else 0
     radii = (rz, radius, radius)
     box = processing.bounding_box(morph_full)
@@ -241,10 +245,10 @@ def compute_maps(image, mask, settings=None, families: Iterable[str] | str = ("s
             usable &= (values >= mu - s.outlier_sigma * sd) & (values <= mu + s.outlier_sigma * sd)
         disc = ROI(values, usable, s, img.spacing, name, intensity_mask=usable)
     # the discretisation, once, over every usable voxel
-    cols = _columns(s, fams)
+    cols = family_columns(s, fams)
     columns = [c.name for c in cols]
     need_levels = any(f != "stat" for f in fams)
-    dbox = disc._box  # where disc's arrays lie in the kernels' box
+    dbox = disc.box  # where disc's arrays lie in the kernels' box
     levels = np.zeros(values.shape, np.int32)
     n_levels = 0
     if need_levels:

@@ -1,4 +1,4 @@
-"""PyRadiomics drop-in: its parameter files as medfeat :class:`~medfeat.extract.Settings`, and its
+"""PyRadiomics drop-in: its parameter files as medfeat :class:`~medfeat.settings.Settings`, and its
 feature names for medfeat's columns.
 
 >>> from medfeat.pyradiomics import settings_from_pyradiomics, pyradiomics_column
@@ -50,7 +50,8 @@ import os
 from typing import Any, Iterable
 
 from medfeat.errors import InputError
-from medfeat.extract import FAMILIES, Settings, load_settings_file
+from medfeat.families import FAMILIES
+from medfeat.settings import Settings, load_settings_file
 from medfeat.features.base import column, undirected_aggregations
 
 __all__ = ["settings_from_pyradiomics", "settings_to_toml", "pyradiomics_column", "feature_pairs",
@@ -247,9 +248,6 @@ def _image_type_filters(kind: str, custom: dict, notes: list[str], source: str) 
             raise InputError(source, f"imageType LoG: sigma must be a list of positive numbers, not {_show(sigmas)}")
         if not sigmas:
             notes.append("imageType LoG: no sigma given, so no LoG image (as PyRadiomics)")
-        else:
-            notes.append("imageType LoG: sampled Gaussian kernels truncated at 4 sigma, not ITK's recursive "
-                         "Gaussian: values differ most where sigma is under a voxel (docs/filters.md)")
         return [{"type": "pyradiomics_log", "sigma_mm": v} for v in sigmas]
     if kind == "Wavelet":
         wavelet = custom.get("wavelet", "coif1")

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from medfeat.extract import Column
+from medfeat.columns import Column
 
 LONG_COLUMNS = ("image", "image_type", "family", "feature", "ibsi_code", "aggregation", "value", "error")
 
@@ -86,7 +86,7 @@ def unused_columns(settings, families, filled: set[str], any_ok: bool) -> set[st
     volumes and of single slices: those of either kind that no row fills (``filled``: the columns
     some row has a value in) are left out -- a cohort of CT volumes gets no 2D-aggregation columns.
     With no successful row (``any_ok`` false), the volume columns stay."""
-    from medfeat.extract import single_slice_only_columns
+    from medfeat.columns import single_slice_only_columns
 
     volume_only, slice_only = single_slice_only_columns(settings, families)
     return (slice_only - filled) | ((volume_only - filled) if any_ok else set())

@@ -32,10 +32,11 @@ import math
 import numba
 import numpy as np
 
+from medfeat.features.base import AGGREGATIONS
+
 N_STAT, N_IH, N_GLCM = 18, 23, 25
-# IBSI aggregation methods in the order of medfeat.features.base.AGGREGATIONS
-AGG_ORDER = ("2D, averaged", "2D, slice-merged", "2.5D, direction-merged", "2.5D, merged", "3D, averaged",
-             "3D, merged")
+# IBSI aggregation methods, in the order of medfeat.features.base.AGGREGATIONS
+AGG_ORDER = tuple(AGGREGATIONS)
 _Q = np.true_divide(np.array([10, 25, 50, 75, 90]), 100)  # numpy.percentile's quantiles (stat)
 _KS = np.array([10, 25, 50, 75, 90], dtype=np.float64) / 100.0  # the histogram's (ih)
 

@@ -1,4 +1,6 @@
-"""What every feature family shares: feature definitions, column names, directions.
+"""What every feature family shares: feature definitions, column names, directions, the checks of
+the texture families' inputs (:func:`check_levels`, :func:`check_distance`). The texture
+aggregation methods themselves are applied by :mod:`medfeat.features.aggregation`.
 
 A feature is identified by its IBSI tag (e.g. ``cm.joint.max``), its IBSI code
 (e.g. ``GYBY``) and, for texture families, the aggregation method. Its column
@@ -43,13 +45,6 @@ class FeatureDef:
     name: str
 
 
-def mean_over(values) -> float:
-    """Mean of a feature over matrices (slices, directions), as ``float(np.mean(values))`` gives
-    it (the same sum, then one division) without np.mean's overhead: it runs once per feature."""
-    v = np.asarray(values, dtype=np.float64).reshape(-1)
-    return float(v[0]) if v.size == 1 else float(v.sum() / v.size)
-
-
 def column(tag: str, aggregation: str | None = None) -> str:
     """Stable column name of a feature: ``column("cm.joint.max", "2D, averaged") == "cm_joint_max_2d_avg"``."""
     name = tag.replace(".", "_")
@@ -65,6 +60,43 @@ def check_aggregations(aggregations) -> tuple[str, ...]:
         if a not in AGGREGATIONS:
             raise ValueError(f"unknown aggregation method {a!r}; expected one of {list(AGGREGATIONS)}")
     return aggs
+
+
+def check_positive_int(name: str, value) -> int:
+    """``value`` as an ``int``; a ``ValueError`` unless it is a positive integer (``1``, ``2.0``)."""
+    v = int(value)
+    if v != value or v < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return v
+
+
+def check_distance(distance) -> int:
+    """A texture family's neighbour distance (Chebyshev, voxels): a positive integer."""
+    return check_positive_int("distance", distance)
+
+
+def check_levels(levels, n_levels=None) -> np.ndarray:
+    """A texture family's discretised image, checked: the array, ``(z, y, x)`` (a 2D image is one slice).
+
+    ``levels`` must hold integers (or booleans): 0 outside the ROI, grey levels ``1..n_levels``
+    inside it (below ``2**31``). ``n_levels``, the number of grey levels, when given, must be a
+    positive integer. Raises ``ValueError`` (``TypeError`` for a non-integer array).
+    """
+    levels = np.asarray(levels)
+    if levels.ndim == 2:
+        levels = levels[np.newaxis]
+    if levels.ndim != 3:
+        raise ValueError(f"levels must be a (z, y, x) array, got shape {levels.shape}")
+    top = np.iinfo(np.int32).max if n_levels is None else check_positive_int("n_levels", n_levels)
+    if levels.size:
+        if levels.dtype.kind not in "iub":
+            raise TypeError(f"levels must be an integer array, got dtype {levels.dtype}")
+        if levels.min() < 0:
+            raise ValueError("grey levels must be >= 0 (0 outside the ROI)")
+        hi = levels.max()
+        if hi > top or hi > np.iinfo(np.int32).max:
+            raise ValueError(f"grey levels must be in 1..{top} inside the ROI, got {hi}")
+    return levels
 
 
 def undirected_aggregations(aggregations) -> tuple[str, ...]:
@@ -104,63 +136,6 @@ def level_counts(levels: np.ndarray, top: int, offset: int = 0) -> np.ndarray:
             block = (block - offset).clip(0)
         counts += np.bincount(block, minlength=top + 1)[:top + 1]
     return counts
-
-
-def aggregate(compute, aggregations, build2d=None, build3d=None) -> dict[str, dict[str, float]]:
-    """Apply IBSI's texture aggregation methods.
-
-    Parameters
-    ----------
-    compute : callable
-        ``compute(matrices (n, ...), n_voxels (n,)) -> {tag: values (n,)}`` features of a batch of
-        matrices; ``n_voxels`` is each matrix's voxel count (GLRLM's run percentage needs it).
-    aggregations : sequence of str
-        IBSI aggregation methods wanted.
-    build2d : callable
-        ``() -> (matrices (directions, slices, ...), n_voxels (directions, slices))``.
-    build3d : callable
-        ``() -> (matrices (directions, ...), n_voxels (directions,))``.
-
-    Returns
-    -------
-    dict
-        ``{aggregation: {tag: value}}``. Empty matrices (an empty slice) are left out of averages.
-    """
-    out: dict[str, dict[str, float]] = {}
-
-    def averaged(mats, nv):
-        n = mats.shape[0]
-        keep = mats.reshape(n, -1).sum(axis=1) > 0
-        if not keep.any():
-            return None
-        feats = compute(mats[keep], nv[keep])
-        return {tag: mean_over(v) for tag, v in feats.items()}
-
-    need2d = [a for a in aggregations if a in AGGREGATIONS_2D]
-    need3d = [a for a in aggregations if a in AGGREGATIONS_3D]
-    if need2d:
-        m, nv = build2d()
-        d, z = m.shape[:2]
-        for a in need2d:
-            if a == "2D, averaged":
-                res = averaged(m.reshape((d * z,) + m.shape[2:]), nv.reshape(d * z))
-            elif a == "2D, slice-merged":
-                # IBSI: the directional matrices of each slice are merged; features averaged over slices
-                res = averaged(m.sum(axis=0), nv.sum(axis=0))
-            elif a == "2.5D, direction-merged":
-                # IBSI: each direction's matrices are merged over the slices; features averaged over directions
-                res = averaged(m.sum(axis=1), nv.sum(axis=1))
-            else:  # "2.5D, merged"
-                res = averaged(m.sum(axis=(0, 1))[np.newaxis], np.array([nv.sum()]))
-            out[a] = res
-    if need3d:
-        m, nv = build3d()
-        for a in need3d:
-            if a == "3D, averaged":
-                out[a] = averaged(m, nv)
-            else:
-                out[a] = averaged(m.sum(axis=0)[np.newaxis], np.array([nv.sum()]))
-    return out
 
 
 def flatten(results: dict[str, dict[str, float] | None], features, aggregations) -> dict[str, float]:

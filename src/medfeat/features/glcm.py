@@ -25,21 +25,11 @@ Entropies use :math:`\log_2` and :math:`0 \log 0 = 0`. The sums run over the tru
 ``i, j``: the matrices are built over the grey levels present in the ROI only (small matrices when
 :math:`N_g` is large, as PyRadiomics does), absent levels contributing nothing to any sum.
 
-Aggregation methods (IBSI 3.1.2; as in MIRP, the IBSI reference implementation):
-
-=================================  ====================================================  ==================
-method (IBSI code)                 matrices the features are computed from               averaged over
-=================================  ====================================================  ==================
-2D, averaged (BTW3)                one per (slice, in-plane direction)                   slices, directions
-2D, slice-merged (SUJT)            one per slice: its 4 directional matrices merged      slices
-2.5D, direction-merged (JJUI)      one per in-plane direction: merged over the slices    directions
-2.5D, merged (ZW7Z)                one: all slices and in-plane directions merged        --
-3D, averaged (ITBB)                one per 3D direction (13) over the volume             directions
-3D, merged (IAZD)                  one: the 13 directional matrices merged               --
-=================================  ====================================================  ==================
-
-Matrices without any pair (an empty slice) are left out of the averages; if none remains, the
-features are NaN.
+Aggregation methods (IBSI 3.1.2; as in MIRP, the IBSI reference implementation): the six
+directional methods of :mod:`medfeat.features.aggregation` (which matrices are merged, which
+features averaged; matrices without any pair, e.g. of an empty slice, are left out, and a method
+without any matrix gives NaN features). The matrices of every requested method go through the
+feature code in one batch.
 
 Degenerate matrices (a single grey level, hence :math:`\sigma = 0` and :math:`HX = 0`): correlation
 is 1 (MIRP and PyRadiomics agree), information correlation 1 is 0 (PyRadiomics; both its numerator
@@ -62,7 +52,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from medfeat.features.base import (AGGREGATIONS, AGGREGATIONS_2D, AGGREGATIONS_3D, FeatureDef, check_aggregations,
+from medfeat.features.aggregation import aggregate
+from medfeat.features.base import (AGGREGATIONS_3D, FeatureDef, check_aggregations, check_distance, check_levels,
                                    directions_2d, directions_3d, flatten)
 
 FAMILY = "glcm"
@@ -84,25 +75,15 @@ def _encode(levels: np.ndarray, distance: int, pad_z: bool = True) -> tuple[np.n
     sink are simply dropped from the ``(G+1) x (G+1)`` count afterwards: no masking.
 
     Returns the padded ``int32`` array ``(z+2d, y+2d, x+2d)`` (``z`` slices without ``pad_z``) and
-    the true grey level of each index.
+    the true grey level of each index. ``levels`` are checked by
+    :func:`medfeat.features.base.check_levels` (``(z, y, x)``, integers ``0 .. 2**31-1``).
     """
-    levels = np.asarray(levels)
-    if levels.ndim == 2:
-        levels = levels[np.newaxis]
-    if levels.ndim != 3:
-        raise ValueError(f"levels must be a (z, y, x) array, got shape {levels.shape}")
-    if levels.size and levels.dtype.kind not in "iub":
-        raise TypeError(f"levels must be an integer array, got dtype {levels.dtype}")
     dz = distance if pad_z else 0
     if levels.size == 0:
         nz, ny, nx = levels.shape
         return np.zeros((nz + 2 * dz, ny + 2 * distance, nx + 2 * distance), np.int32), np.zeros(0)
-    if levels.dtype != np.int32 and levels.dtype.kind != "b" and levels.max() > np.iinfo(np.int32).max:
-        raise ValueError("grey levels must be below 2**31")
     # one dtype and layout: a single compiled (and cached) specialisation serves every caller
-    padded, grey, lowest = _encode_levels(np.ascontiguousarray(levels, dtype=np.int32), distance, dz)
-    if lowest < 0:
-        raise ValueError("grey levels must be >= 0 (0 outside the ROI)")
+    padded, grey, _ = _encode_levels(np.ascontiguousarray(levels, dtype=np.int32), distance, dz)
     return padded, grey
 
 
@@ -276,16 +257,9 @@ def cooccurrence_matrices(levels: np.ndarray, distance: int = 1, three_d: bool =
     grey_levels : ndarray of float64, shape (G,)
         The true grey level of each row/column.
     """
-    distance = _check_distance(distance)
-    padded, grey = _encode(levels, distance, pad_z=three_d)
+    distance = check_distance(distance)
+    padded, grey = _encode(check_levels(levels), distance, pad_z=three_d)
     return _glcm_counts(padded, grey.size, distance, three_d, z_border=distance if three_d else 0), grey
-
-
-def _check_distance(distance) -> int:
-    d = int(distance)
-    if d != distance or d < 1:
-        raise ValueError(f"distance must be a positive integer, got {distance!r}")
-    return d
 
 
 # --------------------------------------------------------------------------------------------------
@@ -675,18 +649,32 @@ _TABLE = (
 FEATURES: tuple[FeatureDef, ...] = tuple(FeatureDef(t, c, n) for t, c, n, _ in _TABLE)
 
 
-_CHUNK = 1 << 17  # matrix elements per feature batch
+_BATCH_ELEMENTS = 1 << 17  # matrix elements per feature batch
 
 
-def _feature_array(counts: np.ndarray, totals: np.ndarray, grey_levels: np.ndarray, n_levels: int,
+def _feature_array(counts, totals: np.ndarray, grey_levels: np.ndarray, n_levels: int,
                    symmetric: bool) -> np.ndarray:
-    """Features of non-empty count matrices ``(n, G, G)`` with sums ``totals`` -> array ``(25, n)``."""
-    n, g = counts.shape[0], counts.shape[1]
+    """Features of non-empty count matrices ``(n, G, G)`` with sums ``totals`` -> array ``(25, n)``.
+
+    ``counts`` is one array, or a list of arrays standing for their concatenation (never made:
+    only a chunk straddling two of them is copied)."""
+    pieces = counts if isinstance(counts, list) else [counts]
+    starts = np.cumsum([0] + [c.shape[0] for c in pieces]).tolist()
+    n, g = starts[-1], pieces[0].shape[1]
     out = np.empty((len(_TABLE), n))
-    step = max(1, _CHUNK // max(1, g * g))  # chunks keep the temporaries small and cache-resident
+    step = max(1, _BATCH_ELEMENTS // max(1, g * g))  # chunks keep the temporaries small and cache-resident
     for lo in range(0, n, step):
         hi = min(n, lo + step)
-        p = counts[lo:hi] * (1.0 / totals[lo:hi])[:, None, None]
+        rows = [c[max(lo - s, 0):hi - s] for c, s in zip(pieces, starts) if s < hi and s + c.shape[0] > lo]
+        scale = (1.0 / totals[lo:hi])[:, None, None]
+        if len(rows) == 1:
+            p = rows[0] * scale
+        else:  # the chunk straddles arrays: each part scaled straight into it
+            p = np.empty((hi - lo, g, g))
+            at = 0
+            for r in rows:
+                np.multiply(r, scale[at:at + r.shape[0]], out=p[at:at + r.shape[0]])
+                at += r.shape[0]
         q = _quantities(p, grey_levels, n_levels, symmetric)
         for k, (_, _, _, fn) in enumerate(_TABLE):
             out[k, lo:hi] = fn(p, q)
@@ -744,54 +732,20 @@ def glcm_features(levels: np.ndarray, n_levels: int, aggregations=AGGREGATIONS_3
         ``cm_joint_max_2d_avg``; NaN for an aggregation without any neighbour pair.
     """
     aggregations = check_aggregations(aggregations)
-    distance = _check_distance(distance)
+    distance = check_distance(distance)
+    levels = check_levels(levels, n_levels)
     dz = distance if any(a in AGGREGATIONS_3D for a in aggregations) else 0  # 2D only: no z border
     padded, grey = _encode(levels, distance, pad_z=dz > 0)
-    g = grey.size
+    if grey.size == 0:
+        return flatten({}, FEATURES, aggregations)
 
-    # Every matrix any requested aggregation needs, in one preallocated batch (one pass through the
-    # features); the per-direction matrices are written straight into it, the merged ones summed in.
-    nz = padded.shape[0] - 2 * dz
-    sizes = {"2D, averaged": 4 * nz, "2D, slice-merged": nz, "2.5D, direction-merged": 4, "2.5D, merged": 1,
-             "3D, averaged": 13, "3D, merged": 1}
-    wanted = [a for a in AGGREGATIONS if a in aggregations] if g else []
-    groups = [(a, sizes[a]) for a in wanted]  # (aggregation, number of matrices), in batch order
-    at = dict(zip(wanted, np.cumsum([0] + [n for _, n in groups]).tolist()))
-    batch = np.empty((sum(n for _, n in groups), g, g))
+    def features(batches):  # every method's matrices at once: one pass through the feature code
+        totals = np.concatenate([c.reshape(c.shape[0], -1).sum(axis=1) for c in batches])
+        values = _feature_array(batches, totals, grey, n_levels, symmetric=True)  # (25, matrices)
+        return {f.tag: values[k] for k, f in enumerate(FEATURES)}
 
-    def part(a):
-        return batch[at[a]:at[a] + sizes[a]]
+    def build(three_d):  # (4, slices, g, g) in-plane, or (13, g, g)
+        return _glcm_counts(padded, grey.size, distance, three_d, z_border=distance if three_d else dz)
 
-    if any(a in AGGREGATIONS_2D for a in wanted):
-        base = part("2D, averaged") if "2D, averaged" in at else None
-        m = _glcm_counts(padded, g, distance, False, base, z_border=dz)  # (4, slices, g, g)
-        if "2D, slice-merged" in at:  # IBSI SUJT: the directions merged within each slice
-            np.sum(m, axis=0, out=part("2D, slice-merged"))
-        if "2.5D, direction-merged" in at:  # IBSI JJUI: each direction merged over the slices
-            np.sum(m, axis=1, out=part("2.5D, direction-merged"))
-        if "2.5D, merged" in at:  # IBSI ZW7Z: everything merged
-            np.sum(m, axis=(0, 1), out=part("2.5D, merged")[0])
-    if any(a in AGGREGATIONS_3D for a in wanted):
-        base = part("3D, averaged") if "3D, averaged" in at else None
-        m = _glcm_counts(padded, g, distance, True, base)  # (13, g, g)
-        if "3D, merged" in at:
-            np.sum(m, axis=0, out=part("3D, merged")[0])
-    results: dict[str, dict[str, float] | None] = {a: None for a in aggregations}
-    if groups:
-        counts = batch
-        totals = counts.reshape(counts.shape[0], -1).sum(axis=1)
-        keep = totals > 0  # matrices without any pair (an empty slice) are skipped
-        n_kept = np.cumsum(keep)
-        if n_kept[-1]:
-            if n_kept[-1] < keep.size:
-                counts, totals = counts[keep], totals[keep]
-            values = _feature_array(counts, totals, grey, n_levels, symmetric=True)  # (25, kept)
-            stop = 0
-            for a, n in groups:
-                lo = n_kept[stop - 1] if stop else 0
-                stop += n
-                hi = n_kept[stop - 1]
-                if hi > lo:  # average over this aggregation's non-empty matrices
-                    means = values[:, lo:hi].mean(axis=1)
-                    results[a] = {f.tag: float(means[k]) for k, f in enumerate(FEATURES)}
+    results = aggregate(aggregations, features, lambda: build(False), lambda: build(True), joint=True)
     return flatten(results, FEATURES, aggregations)

@@ -16,7 +16,7 @@ counts the runs of grey level :math:`i` and length :math:`j`. With :math:`N_g` g
 Grey levels :math:`i` are the true discretised levels (levels absent from the ROI contribute no
 row; leaving them out changes no feature), run lengths start at 1, logarithms are base 2.
 
-Aggregation methods (IBSI 3.1.3, and :func:`medfeat.features.base.aggregate`): "2D, averaged"
+Aggregation methods (IBSI 3.1.3, and :func:`medfeat.features.aggregation.aggregate`): "2D, averaged"
 averages the features of every (slice, in-plane direction) matrix; "2D, slice-merged" merges the
 four directional matrices of each slice and averages over slices; "2.5D, direction-merged" merges
 each direction's matrices over the slices and averages over the four directions; "2.5D, merged"
@@ -58,7 +58,8 @@ import numba
 import numpy as np
 
 from medfeat.features._levels import level_lut
-from medfeat.features.base import (AGGREGATIONS_3D, FeatureDef, aggregate, check_aggregations, directions_2d,
+from medfeat.features.aggregation import aggregate
+from medfeat.features.base import (AGGREGATIONS_3D, FeatureDef, check_aggregations, check_levels, directions_2d,
                                    directions_3d, flatten)
 
 FAMILY = "glrlm"
@@ -290,13 +291,7 @@ def _count_runs(padded, offsets, n_grey, per_slice, cap, code):  # pragma: no co
 
 
 def _prepared(levels: np.ndarray):
-    levels = np.asarray(levels)
-    if levels.ndim == 2:
-        levels = levels[np.newaxis]
-    if levels.ndim != 3:
-        raise ValueError(f"levels must be a (z, y, x) array, got shape {levels.shape}")
-    if levels.dtype.kind == "f" and not np.all(levels == np.round(levels)):
-        raise ValueError("levels must be integer grey levels")
+    """:func:`_prepare` of levels checked by :func:`medfeat.features.base.check_levels`."""
     # one dtype and layout: a single compiled (and cached) specialisation serves every caller
     return _prepare(np.ascontiguousarray(levels, dtype=np.int32))
 
@@ -360,7 +355,7 @@ def _run_length_matrices(levels: np.ndarray, three_d: bool = False):
     grey_levels : ndarray of float64
         ``(G,)`` the grey level of each row.
     """
-    padded, grey, nv = _prepared(levels)
+    padded, grey, nv = _prepared(check_levels(levels))
     if grey.size == 0:
         raise ValueError("empty ROI: no voxel has a grey level >= 1")
     return _matrices(padded, grey, nv, three_d) + (grey,)
@@ -782,17 +777,15 @@ def glrlm_features(levels: np.ndarray, n_levels: int, aggregations=AGGREGATIONS_
         ``rlm_sre_3d_avg``; NaN when the ROI is empty.
     """
     aggregations = check_aggregations(aggregations)
-    padded, grey, n_voxels = _prepared(levels)
+    padded, grey, n_voxels = _prepared(check_levels(levels))  # n_levels: no feature depends on it
     if grey.size == 0:
         return flatten({}, FEATURES, aggregations)
 
-    def compute(m, nv):
-        return _features_of_matrices(m, nv, grey)
+    def features(batch):  # batch: (matrices, voxel counts), merged alike
+        return _features_of_matrices(batch[0], batch[1], grey)
 
-    def build2d():
-        return _matrices(padded, grey, n_voxels, three_d=False)
+    def build(three_d):
+        return _matrices(padded, grey, n_voxels, three_d=three_d)
 
-    def build3d():
-        return _matrices(padded, grey, n_voxels, three_d=True)
-
-    return flatten(aggregate(compute, aggregations, build2d, build3d), FEATURES, aggregations)
+    return flatten(aggregate(aggregations, features, lambda: build(False), lambda: build(True)), FEATURES,
+                   aggregations)

@@ -4,7 +4,7 @@ Both features are means over a sphere of 1 cm³ in world coordinates: the voxels
 within :math:`r = (3/(4\pi))^{1/3}` cm :math:`\approx 6.2035` mm of a centre voxel (the centre
 included). Only voxels of the ROI's intensity mask can be centres, but the sphere takes **every
 image voxel**, in the ROI or not (IBSI 3.2): medfeat hands this family the image around the ROI's
-bounding box, widened by the sphere's radius (:meth:`medfeat.extract.ROI.surroundings`). Voxels
+bounding box, widened by the sphere's radius (:meth:`medfeat.roi.ROI.surroundings`). Voxels
 beyond the image's edge do not exist: near the edge the mean is over the sphere's voxels inside
 the image, and so are non-finite voxels outside the ROI (NaN padding, say). With
 :math:`\bar{X}_s(k)` the sphere mean around voxel :math:`k`:
@@ -45,7 +45,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.signal import fftconvolve
 
 from medfeat.features.base import FeatureDef
 
@@ -80,6 +79,8 @@ def _sphere_counts(shape, spacing, box: tuple[slice, ...]) -> np.ndarray:
     Along each axis only the distance to the nearer edge, up to the sphere's reach ``h``, matters,
     so the counts are those of an array at most ``2 h + 1`` long per axis, gathered back.
     """
+    from scipy.signal import fftconvolve  # imported when used: scipy.signal costs ~0.6 s
+
     kernel = sphere_kernel(spacing).astype(np.float64)
     half = sphere_margin(spacing)
     small, maps = [], []
@@ -104,6 +105,8 @@ def _sphere_mean_slabs(image: np.ndarray, spacing, box: tuple[slice, ...]):
     those of slices ``z0:z1`` of ``box``. Each slab is convolved with the sphere's reach of slices
     on both sides, converted to float64 on its own: memory stays that of one slab's FFT (about
     :data:`CHUNK_CELLS` voxels), whatever the size of the ROI."""
+    from scipy.signal import fftconvolve  # imported when used: scipy.signal costs ~0.6 s
+
     kernel = sphere_kernel(spacing).astype(np.float64)
     hz = sphere_margin(spacing)[0]
     nz = image.shape[0]

@@ -20,7 +20,7 @@ Grey levels :math:`i` are the true discretised levels (levels absent from the RO
 leaving them out changes no feature), dependences start at 1, logarithms are base 2. The feature
 formulas follow the GLRLM's (:mod:`medfeat.features.glrlm`) with runs replaced by dependences.
 
-Aggregation (IBSI 3.11.1, :mod:`medfeat.features._undirected`): "2D" builds one NGLDM per slice
+Aggregation (IBSI 3.11.1, :mod:`medfeat.features.aggregation`): "2D" builds one NGLDM per slice
 (in-plane neighbourhoods) and averages the features over the slices; "2.5D" sums the slices'
 NGLDMs (:math:`N_s` and :math:`N_v` summed too) into one; "3D" uses one NGLDM with volumetric
 neighbourhoods. Any directional method stands for the undirected one of its dimension
@@ -55,8 +55,9 @@ import itertools
 import numba
 import numpy as np
 
-from medfeat.features._undirected import aggregate_undirected
-from medfeat.features.base import FeatureDef, flatten, level_counts, undirected_aggregations
+from medfeat.features.aggregation import aggregate
+from medfeat.features.base import (FeatureDef, check_distance, check_levels, flatten, level_counts,
+                                   undirected_aggregations)
 
 FAMILY = "ngldm"
 
@@ -68,23 +69,8 @@ __all__ = ["FAMILY", "FEATURES", "ngldm_features", "ngldm_matrices", "dependence
 # Matrix construction
 # --------------------------------------------------------------------------------------------------
 
-def _check_levels(levels) -> np.ndarray:
-    levels = np.asarray(levels)
-    if levels.ndim == 2:
-        levels = levels[np.newaxis]
-    if levels.ndim != 3:
-        raise ValueError(f"levels must be a (z, y, x) array, got shape {levels.shape}")
-    if levels.size and levels.dtype.kind not in "iub":
-        raise TypeError(f"levels must be an integer array, got dtype {levels.dtype}")
-    if levels.size and levels.min() < 0:
-        raise ValueError("levels must be >= 0 (0 outside the ROI)")
-    return levels
-
-
 def _check_parameters(distance, alpha) -> tuple[int, int]:
-    d = int(distance)
-    if d != distance or d < 1:
-        raise ValueError(f"distance must be a positive integer, got {distance!r}")
+    d = check_distance(distance)
     a = int(alpha)
     if a != alpha or a < 0:
         raise ValueError(f"coarseness alpha must be a non-negative integer, got {alpha!r}")
@@ -117,7 +103,7 @@ def dependence_counts(levels: np.ndarray, distance: int = 1, alpha: int = 0,
     -------
     ndarray of int, shape of ``levels`` (3-D)
     """
-    levels = _check_levels(levels)
+    levels = check_levels(levels)
     distance, alpha = _check_parameters(distance, alpha)
     padded, _ = _pad(levels, distance, alpha, three_d)
     counts = _counts(padded, distance, alpha, three_d)
@@ -213,8 +199,11 @@ def ngldm_matrices(levels: np.ndarray, distance: int = 1, alpha: int = 0, three_
     grey_levels : ndarray of float64, shape (G,)
         The true grey level of each row.
     """
-    levels = _check_levels(levels)
-    distance, alpha = _check_parameters(distance, alpha)
+    return _matrices(check_levels(levels), *_check_parameters(distance, alpha), three_d)
+
+
+def _matrices(levels: np.ndarray, distance: int, alpha: int, three_d: bool):
+    """:func:`ngldm_matrices` of checked ``levels`` (``(z, y, x)``), ``distance`` and ``alpha``."""
     nz = levels.shape[0]
     top = int(levels.max()) if levels.size else 0
     hist = level_counts(levels, top)  # O(N), no sort
@@ -504,17 +493,17 @@ def ngldm_features(levels: np.ndarray, aggregations=("3D",), distance: int = 1, 
         ROI is empty.
     """
     methods = undirected_aggregations(aggregations)
-    levels = _check_levels(levels)
+    levels = check_levels(levels)
     distance, alpha = _check_parameters(distance, alpha)
     grey_box: dict[str, np.ndarray] = {}
 
-    def build(three_d):
-        m, grey = ngldm_matrices(levels, distance, alpha, three_d)
+    def build(three_d):  # a stack of one direction
+        m, grey = _matrices(levels, distance, alpha, three_d)
         grey_box["grey"] = grey
-        return m
+        return m[np.newaxis]
 
-    def compute(m):
-        return features_of_matrices(m, grey_box["grey"])
+    def features(batch):
+        return features_of_matrices(batch, grey_box["grey"])
 
-    res = aggregate_undirected(compute, methods, lambda: build(False), lambda: build(True))
+    res = aggregate(methods, features, lambda: build(False), lambda: build(True))
     return flatten(res, FEATURES, methods)

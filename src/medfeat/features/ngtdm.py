@@ -20,7 +20,7 @@ levels with :math:`p_i > 0`. Sums over pairs :math:`(i_1, i_2)` run over ordered
 with :math:`p_{i_1} \neq 0` and :math:`p_{i_2} \neq 0`. Grey levels are the true discretised
 levels; levels absent from the ROI change no feature.
 
-Aggregation (IBSI 3.10.1, :mod:`medfeat.features._undirected`): "2D" builds one NGTDM per slice
+Aggregation (IBSI 3.10.1, :mod:`medfeat.features.aggregation`): "2D" builds one NGTDM per slice
 (in-plane neighbourhoods, no averaging across slices) and averages the features over the slices;
 "2.5D" merges the slices' NGTDMs (:math:`n_i` and :math:`s_i` summed, :math:`p_i` and
 :math:`N_{v,c}` recomputed from the merged matrix); "3D" uses one NGTDM with volumetric
@@ -68,8 +68,9 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from medfeat.features._undirected import aggregate_undirected
-from medfeat.features.base import FeatureDef, flatten, level_counts, undirected_aggregations
+from medfeat.features.aggregation import aggregate
+from medfeat.features.base import (FeatureDef, check_distance, check_levels, flatten, level_counts,
+                                   undirected_aggregations)
 
 FAMILY = "ngtdm"
 
@@ -88,26 +89,6 @@ _PAIR_CHUNK = 1 << 20
 # --------------------------------------------------------------------------------------------------
 # Matrix construction
 # --------------------------------------------------------------------------------------------------
-
-def _check_levels(levels) -> np.ndarray:
-    levels = np.asarray(levels)
-    if levels.ndim == 2:
-        levels = levels[np.newaxis]
-    if levels.ndim != 3:
-        raise ValueError(f"levels must be a (z, y, x) array, got shape {levels.shape}")
-    if levels.size and levels.dtype.kind not in "iub":
-        raise TypeError(f"levels must be an integer array, got dtype {levels.dtype}")
-    if levels.size and levels.min() < 0:
-        raise ValueError("levels must be >= 0 (0 outside the ROI)")
-    return levels
-
-
-def _check_distance(distance) -> int:
-    d = int(distance)
-    if d != distance or d < 1:
-        raise ValueError(f"distance must be a positive integer, got {distance!r}")
-    return d
-
 
 @numba.njit(cache=True, nogil=True)
 def _window_sums(a, distance, out):  # pragma: no cover - compiled
@@ -206,8 +187,11 @@ def ngtdm_matrices(levels: np.ndarray, distance: int = 1, three_d: bool = False)
     grey_levels : ndarray of float64, shape (G,)
         The true grey level of each column.
     """
-    levels = _check_levels(levels)
-    distance = _check_distance(distance)
+    return _matrices(check_levels(levels), check_distance(distance), three_d)
+
+
+def _matrices(levels: np.ndarray, distance: int, three_d: bool):
+    """:func:`ngtdm_matrices` of checked ``levels`` (``(z, y, x)``) and ``distance``."""
     nz = levels.shape[0]
     top = int(levels.max()) if levels.size else 0
     hist = level_counts(levels, top)  # O(N), no sort
@@ -406,17 +390,17 @@ def ngtdm_features(levels: np.ndarray, aggregations=("3D",), distance: int = 1) 
         where no voxel has a neighbour in the ROI.
     """
     methods = undirected_aggregations(aggregations)
-    levels = _check_levels(levels)
-    distance = _check_distance(distance)
+    levels = check_levels(levels)
+    distance = check_distance(distance)
     grey_box: dict[str, np.ndarray] = {}
 
-    def build(three_d):
-        m, grey = ngtdm_matrices(levels, distance, three_d)
+    def build(three_d):  # a stack of one direction
+        m, grey = _matrices(levels, distance, three_d)
         grey_box["grey"] = grey
-        return m
+        return m[np.newaxis]
 
-    def compute(m):
-        return features_of_matrices(m, grey_box["grey"])
+    def features(batch):
+        return features_of_matrices(batch, grey_box["grey"])
 
-    res = aggregate_undirected(compute, methods, lambda: build(False), lambda: build(True))
+    res = aggregate(methods, features, lambda: build(False), lambda: build(True))
     return flatten(res, FEATURES, methods)

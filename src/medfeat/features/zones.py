@@ -53,7 +53,8 @@ import numba
 import numpy as np
 
 from medfeat.features._levels import level_lut
-from medfeat.features.base import (FeatureDef, directions_2d, directions_3d, flatten, mean_over,
+from medfeat.features.aggregation import aggregate
+from medfeat.features.base import (FeatureDef, check_levels, directions_2d, directions_3d, flatten,
                                    undirected_aggregations)
 
 # --------------------------------------------------------------------------------------------
@@ -258,13 +259,7 @@ def _label_zones(padded, inside, offsets, planar, with_distance, dist):  # pragm
 
 
 def _prepared(levels: np.ndarray, morph_mask: np.ndarray | None, need_inside: bool = True):
-    levels = np.asarray(levels)
-    if levels.ndim == 2:
-        levels = levels[np.newaxis]
-    if levels.ndim != 3:
-        raise ValueError(f"levels must be a (z, y, x) array, got shape {levels.shape}")
-    if levels.dtype.kind == "f" and not np.all(levels == np.round(levels)):
-        raise ValueError("levels must be integer grey levels")
+    levels = check_levels(levels)
     if morph_mask is None:
         morph = np.zeros((1, 1, 1), np.uint8)  # the intensity mask alone: not read
     else:
@@ -438,35 +433,60 @@ def entropy(b: ZoneBatch) -> np.ndarray:
 # A family's features in the requested aggregation methods
 # --------------------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class ZoneList:
+    """Zone matrices as a stack of :func:`medfeat.features.aggregation.aggregate`, kept as zone lists.
+
+    Per zone: ``level`` (grey level index), ``j`` (size or distance) and ``matrix`` (the matrix
+    it counts in: its slice for 2D zones, 0 for 3D zones); ``n_voxels`` holds the ROI voxels of
+    each matrix. Zones have no direction: the stack's leading axes are ``(1, slices)`` for 2D
+    zones and ``(1,)`` for 3D zones.
+    """
+
+    level: np.ndarray
+    j: np.ndarray
+    matrix: np.ndarray
+    n_voxels: np.ndarray
+
+
+def merge_zones(stack: ZoneList, axes: tuple[int, ...], lead: int) -> tuple[ZoneList, int]:
+    """``merge`` of :func:`medfeat.features.aggregation.aggregate` for :class:`ZoneList` stacks.
+
+    Merging the slice axis of 2D zones puts every zone in one matrix (voxel counts summed); the
+    direction axis has a single element. Matrices without a zone (slices without ROI voxels) are
+    left out, the others renumbered ``0..n-1``.
+    """
+    if lead == 2 and 1 in axes:
+        stack = ZoneList(stack.level, stack.j, np.zeros(stack.level.size, np.int64), np.array([stack.n_voxels.sum()]))
+    keep = np.bincount(stack.matrix, minlength=stack.n_voxels.size) > 0
+    index = np.cumsum(keep) - 1
+    return ZoneList(stack.level, stack.j, index[stack.matrix], stack.n_voxels[keep]), int(keep.sum())
+
+
 def zone_family_features(table, levels: np.ndarray, aggregations, measure: str,
                          morph_mask: np.ndarray | None = None) -> dict[str, float]:
     """Features ``table`` (rows ``(tag, code, name, fn)``, ``fn(ZoneBatch) -> (n,)``) of the zone
     matrices of ``levels`` in the IBSI methods asked for (``{column: value}``, see
-    :func:`medfeat.features.base.undirected_aggregations`). ``measure``: ``"size"`` (GLSZM) or
-    ``"distance"`` (GLDZM). Features of a family without any zone are NaN."""
+    :func:`medfeat.features.base.undirected_aggregations`), aggregated by
+    :func:`medfeat.features.aggregation.aggregate` (zone lists merged by :func:`merge_zones`).
+    ``measure``: ``"size"`` (GLSZM) or ``"distance"`` (GLDZM). Features of a family without any zone are NaN."""
     aggs = undirected_aggregations(aggregations)
     features = tuple(FeatureDef(t, c, n) for t, c, n, _ in table)
     with_distance = measure == "distance"
     padded, inside, grey, n_voxels = _prepared(levels, morph_mask if with_distance else None, with_distance)
     if grey.size == 0:
         return flatten({}, features, aggs)
-    n_roi = int(n_voxels.sum())
-    out: dict[str, dict[str, float]] = {}
 
-    def compute(matrix, lv, j, n, n_v):
-        keep = np.bincount(matrix, minlength=n) > 0  # slices without ROI voxels: no zone, no features
-        index = np.cumsum(keep) - 1
-        b = ZoneBatch.of(index[matrix], lv, j, int(keep.sum()), n_v[keep], grey)
-        return {tag: mean_over(fn(b)) for tag, _, _, fn in table}
-
-    if "2D" in aggs or "2.5D" in aggs:
-        lv, sl, size, dist = _zones_of_box(padded, inside, False, with_distance)
+    def build(three_d):
+        lv, sl, size, dist = _zones_of_box(padded, inside, three_d, with_distance)
         j = dist if with_distance else size
-        if "2D" in aggs:
-            out["2D"] = compute(sl, lv, j, n_voxels.size, n_voxels)
-        if "2.5D" in aggs:
-            out["2.5D"] = compute(np.zeros(lv.size, np.int64), lv, j, 1, np.array([n_roi]))
-    if "3D" in aggs:
-        lv, _, size, dist = _zones_of_box(padded, inside, True, with_distance)
-        out["3D"] = compute(np.zeros(lv.size, np.int64), lv, dist if with_distance else size, 1, np.array([n_roi]))
+        if three_d:
+            return ZoneList(lv, j, np.zeros(lv.size, np.int64), np.array([n_voxels.sum()]))
+        return ZoneList(lv, j, sl, n_voxels)
+
+    def of_batch(b: ZoneList):
+        batch = ZoneBatch.of(b.matrix, b.level, b.j, b.n_voxels.size, b.n_voxels, grey)
+        return {tag: fn(batch) for tag, _, _, fn in table}
+
+    out = aggregate(aggs, of_batch, lambda: build(False), lambda: build(True), merge=merge_zones)
     return flatten(out, features, aggs)

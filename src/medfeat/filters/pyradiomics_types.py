@@ -12,10 +12,11 @@ documentation); the intensity maps keep the image's range as PyRadiomics does:
   repeated at the border (ITK's GradientMagnitudeImageFilter with its zero-flux Neumann boundary);
 - LBP2D: uniform, rotation-invariant local binary patterns of each axial slice (scikit-image,
   radius 1 voxel, 8 samples by default, as PyRadiomics' ``lbp2DRadius``/``lbp2DSamples``);
-- LoG (PyRadiomics): ``sigma^2 x`` the Laplacian of a Gaussian of ``sigma`` mm (scale-normalised,
-  as ITK's ``LaplacianRecursiveGaussian`` with ``NormalizeAcrossScale``), here with sampled
-  Gaussian kernels truncated at 4 sigma rather than ITK's recursive approximation, and the edge
-  voxel repeated at the border.
+- LoG (PyRadiomics): ``sigma^2 x`` the Laplacian of a Gaussian of ``sigma`` mm, exactly as PyRadiomics
+  computes it: ITK's ``LaplacianRecursiveGaussian`` with ``NormalizeAcrossScale`` (Deriche's
+  recursive approximation, the edge value repeated beyond the border; see
+  :mod:`medfeat.filters.recursive_gaussian`), bit for bit SimpleITK's float32 map. IBSI's LoG
+  (sampled kernels) is the ``log`` filter.
 """
 from __future__ import annotations
 
@@ -86,15 +87,6 @@ def lbp2d_image(image, radius: float = 1.0, samples: int = 8) -> np.ndarray:
 
 def pyradiomics_log_image(image, sigma_mm: float, spacing) -> np.ndarray:
     """PyRadiomics' LoG image type (scale-normalised Laplacian of Gaussian, sigma in mm)."""
-    x = as_float(image)
-    sig = [float(sigma_mm) / float(h) for h in spacing]
-    axes = [a for a in range(3) if x.shape[a] > 1]  # one slice: the Laplacian in-plane
-    for a in range(3):
-        if a not in axes:
-            sig[a] = 0.0
-    out = np.zeros_like(x)
-    for a in axes:  # d2/dx_a^2 in mm: the voxel-unit derivative over the spacing squared
-        order = [0, 0, 0]
-        order[a] = 2
-        out += ndimage.gaussian_filter(x, sig, order=order, mode="nearest", truncate=4.0) / float(spacing[a]) ** 2
-    return out * float(sigma_mm) ** 2
+    from medfeat.filters.recursive_gaussian import laplacian_recursive_gaussian
+
+    return laplacian_recursive_gaussian(image, sigma_mm, spacing, normalize=True).astype(np.float64)

@@ -32,6 +32,7 @@ class FilterType:
     label: Callable[[dict], str]
     apply: Callable[[np.ndarray, tuple, dict], np.ndarray]
     reach: Callable[[dict, tuple], tuple[int, int, int] | None] = lambda p, spacing: None
+    wraps: bool = False  # periodic: the reach holds inside the image, not where a box meets its edge
 
 
 def _axes(p: dict, r: int, planes: bool = False) -> tuple[int, int, int]:
@@ -43,6 +44,20 @@ def _axes(p: dict, r: int, planes: bool = False) -> tuple[int, int, int]:
 def _reach_log(p, spacing):
     return tuple(int(math.floor(p["truncate"] * p["sigma_mm"] / h + 0.5)) if (a or p["dimension"] != "2d") else 0
                  for a, h in enumerate(spacing))
+
+
+def _reach_recursive_log(p, spacing):
+    # An IIR filter reaches everywhere, but its response decays as exp(-1.37 r / sigma): at 14
+    # sigma it is below 1e-8 of an edge's step, under the float32 rounding of PyRadiomics' maps.
+    return tuple(int(math.ceil(14.0 * p["sigma_mm"] / h)) + 4 for h in spacing)
+
+
+def _reach_pyradiomics_wavelet(p, spacing):
+    # PyRadiomics applies level 1 again to each approximation (no dilation): the supports add up
+    import pywt
+
+    r = (pywt.Wavelet(p["wavelet"].lower()).dec_len - 1) * p["level"] + 1
+    return (r, r, r)
 
 
 def _reach_laws(p, spacing):
@@ -198,9 +213,10 @@ FILTERS: dict[str, FilterType] = {
     "pyradiomics_log": FilterType({"sigma_mm": _REQUIRED},
                                   lambda p: f"log-sigma-{str(p['sigma_mm']).replace('.', '-')}-mm-3D",
                                   _pr("pyradiomics_log"),
-                                  lambda p, sp: tuple(int(math.ceil(4.0 * p["sigma_mm"] / h)) + 1 for h in sp)),
+                                  _reach_recursive_log),
     "pyradiomics_wavelet": FilterType({"subband": _REQUIRED, "wavelet": "coif1", "level": 1},
-                                      lambda p: f"wavelet-{p['subband']}", _pyradiomics_wavelet),
+                                      lambda p: f"wavelet-{p['subband']}", _pyradiomics_wavelet,
+                                      _reach_pyradiomics_wavelet, wraps=True),
     "square": FilterType({}, lambda p: "square", _pr("square")),
     "squareroot": FilterType({}, lambda p: "squareroot", _pr("squareroot")),
     "logarithm": FilterType({}, lambda p: "logarithm", _pr("logarithm")),
@@ -245,6 +261,12 @@ def apply(spec: dict, image: np.ndarray, spacing, cache: dict | None = None) -> 
     if spec["type"] == "pyradiomics_wavelet":
         return np.asarray(_pyradiomics_wavelet(image, spacing, spec, cache), dtype=np.float64)
     return np.asarray(FILTERS[spec["type"]].apply(image, spacing, spec), dtype=np.float64)
+
+
+def wraps(spec: dict) -> bool:
+    """Whether the filter's boundary is periodic: a box around the ROI gives the whole image's
+    response only if the box plus the reach stays inside the image."""
+    return FILTERS[spec["type"]].wraps
 
 
 def reach(spec: dict, spacing) -> tuple[int, int, int] | None:

@@ -32,8 +32,9 @@ class BundleFailed:
 class Bundler:
     """``put(job_id, name, items, staged)`` queues a bundle; ``start()``/``stop()`` run the thread."""
 
-    def __init__(self, stage: Stage, events: "queue.Queue"):
+    def __init__(self, stage: Stage, events: "queue.Queue", reference: bool = False):
         self.stage = stage
+        self.reference = reference  # bundles list local inputs' paths (see staging.write_bundle)
         self.events = events
         self.work: queue.Queue = queue.Queue()
         self.busy_s = 0.0
@@ -75,9 +76,11 @@ class Bundler:
 
     def _one(self, job_id, name, items, staged, force) -> BundleReady:
         if staged and staged.get("bundle"):
-            if not force and self.stage.exists(staged["bundle"]):
+            # an earlier session's bundle serves if it is still there and of this session's kind
+            same_kind = staged["bundle"].endswith(".ref.tar") == self.reference
+            if not force and same_kind and self.stage.exists(staged["bundle"]):
                 return BundleReady(job_id, staged["bundle"], staged["bundle_sha256"], staged["bundle_bytes"] or 0)
-            if force:
+            if force or not same_kind:
                 self.stage.delete(staged["bundle"])
-        sha, nbytes = stage_bundle(self.stage, name, items)  # streamed: never whole in memory
+        sha, nbytes = stage_bundle(self.stage, name, items, reference=self.reference)  # streamed: never whole in memory
         return BundleReady(job_id, name, sha, nbytes)

@@ -36,10 +36,11 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+from medfeat.errors import InputError
 from medfeat.production.bundler import BundleFailed, BundleReady, Bundler
 from medfeat.production.executor import Executor, Failed, Finished, Started
 from medfeat.production.ledger import Ledger
-from medfeat.production.options import TailPolicy
+from medfeat.production.options import BUNDLE_MODES, TailPolicy
 from medfeat.production.plan import item_of
 from medfeat.production.progress import Progress
 from medfeat.production.spec import JobSpec, bundle_name, images_digest, make_spec
@@ -79,6 +80,20 @@ class SessionFigures:
     committed: int = 0
 
 
+def reference_bundles(mode: str, executor: Executor) -> bool:
+    """Whether this session's bundles list their inputs' paths rather than carry them: ``mode``
+    "reference", or "auto" on the local backend (workers on this machine read the dataset where it
+    is: no copy of every image into the stage and out again)."""
+    if mode not in BUNDLE_MODES:
+        raise InputError("bundles", f"{mode!r} is not one of {', '.join(BUNDLE_MODES)}")
+    if mode == "auto":
+        try:
+            return executor.describe().get("backend") == "local"
+        except Exception:  # an executor that cannot say: the safe choice
+            return False
+    return mode == "reference"
+
+
 class Driver:
     def __init__(self, ledger: Ledger, executor: Executor, stage: Stage, tail: TailPolicy, *, run_id: str,
                  settings: dict, session: int, todo: list[int], console=None):
@@ -91,7 +106,8 @@ class Driver:
         self.session = session
         self.console = console
         self.events: queue.Queue = queue.Queue()
-        self.bundler = Bundler(stage, self.events)
+        self.reference_bundles = reference_bundles(tail.bundles, executor)
+        self.bundler = Bundler(stage, self.events, reference=self.reference_bundles)
         self.todo = list(todo)
         self.open_jobs = set(todo)
         self.pending: list[int] = []               # staged, waiting for a slot
@@ -111,7 +127,7 @@ class Driver:
     def _queue_bundle(self, job_id: int, force: bool = False) -> None:
         job = self.ledger.job(job_id)
         items = [item_of(r) for r in self.ledger.job_images(job_id)]
-        self.bundler.put(job_id, bundle_name(self.run_id, job_id), items, staged=job if job["bundle"] else None,
+        self.bundler.put(job_id, bundle_name(self.run_id, job_id, self.reference_bundles), items, staged=job if job["bundle"] else None,
                          force=force)
 
     # -- workers ---------------------------------------------------------------------------

@@ -9,7 +9,6 @@ Metrics come from the ledger afterwards (:func:`medfeat.report.metrics.run_metri
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import os
 import posixpath
@@ -19,7 +18,7 @@ from pathlib import Path
 
 from medfeat import __version__
 from medfeat.errors import InputError
-from medfeat.extract import Settings
+from medfeat.settings import Settings
 from medfeat.production import plan as planning
 from medfeat.production.driver import Driver, SessionFigures
 from medfeat.production.executor import Executor
@@ -29,6 +28,7 @@ from medfeat.production.staging import Stage
 from medfeat.production.stores import check_stage_url
 
 FEATURES_FILE = "features.parquet"
+FOLDED = "results-folded"  # ledger event: the committed results now live in features.parquet only
 # Values per row group of features.parquet (the client holds one row group while assembling:
 # 8 M values, 64 MB of float64).
 ROW_GROUP_VALUES = 8 << 20
@@ -117,10 +117,33 @@ class Production:
         finally:
             self.ledger.unlock()
 
+    def _folded(self) -> bool:
+        """Whether the committed results were folded into features.parquet (and deleted) and the
+        table is still there: then it is the run's result and nothing is re-assembled."""
+        return (self.run_dir / FEATURES_FILE).exists() and any(e["kind"] == FOLDED for e in self.ledger.events())
+
+    def _fold_results(self) -> None:
+        """Once every job is committed and features.parquet holds every row, the job results in the
+        stage are copies of it: delete them, so the run folder holds the table and the ledger only."""
+        jobs = self.ledger.jobs()
+        if not jobs or any(j["state"] != "committed" for j in jobs):
+            return  # a resume will need the committed results to assemble the table again
+        for j in jobs:
+            self.stage.delete(j["result"])
+        # and what cancelled or discarded attempts left behind (a backup that finished as the run ended)
+        for folder in {posixpath.dirname(posixpath.dirname(j["result"])) for j in jobs}:
+            try:
+                strays = self.stage.fs.find(self.stage.path(folder))
+            except (FileNotFoundError, OSError):
+                continue
+            for p in strays:
+                self.stage.delete(posixpath.relpath(p, self.stage.root))
+        self.ledger.event(FOLDED, f"{len(jobs)} job results folded into {FEATURES_FILE} and deleted from the stage")
+
     def _check_results(self) -> None:
         """Committed results must still be in the stage; a job whose result is gone runs again."""
         committed = [j for j in self.ledger.jobs() if j["state"] == "committed"]
-        if not committed:
+        if not committed or self._folded():
             return
         present: set[str] = set()
         for folder in {posixpath.dirname(posixpath.dirname(j["result"])) for j in committed}:
@@ -152,7 +175,10 @@ class Production:
             driver = Driver(self.ledger, ex, self.stage, tail, run_id=self.run_id, settings=self.settings.to_dict(),
                             session=session, todo=todo, console=self.console)
             figures = driver.run()
-            self._assemble()
+            if not (self._folded() and not todo):  # a folded, complete run: its table stands
+                self._assemble()
+                if not tail.keep_results:
+                    self._fold_results()
             peak = self.ledger.peak_concurrency(session) if getattr(ex, "queues", False) else driver.peak_workers
             self.ledger.update_session_workers(session, peak)
             self.ledger.end_session(session, planning_s=self.planning_s + figures.bundling_s,
@@ -173,17 +199,18 @@ class Production:
         import pyarrow.csv as pacsv
         import pyarrow.parquet as pq
 
-        from medfeat.extract import single_slice_only_columns
+        from medfeat.columns import single_slice_only_columns
         from medfeat.production.job import result_table
+        from medfeat.production.results import read_result, read_result_schema
         from medfeat.tables import ImageResult, provenance, unused_columns, with_provenance
 
         def tables(schema_only: bool = False):
             for job in self.ledger.jobs():
                 if job["state"] == "committed" and schema_only:  # the file's footer, not its rows
                     with self.stage.fs.open(self.stage.path(job["result"]), "rb") as fh:
-                        yield pq.read_schema(fh).empty_table()
+                        yield read_result_schema(fh).empty_table()
                 elif job["state"] == "committed":
-                    yield pq.read_table(io.BytesIO(self.stage.get(job["result"])))
+                    yield read_result(self.stage.get(job["result"]))
                 elif job["state"] == "failed":
                     # every image of a failed job is accounted for, with the job's reason
                     images = self.ledger.job_images(job["job_id"])

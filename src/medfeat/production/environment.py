@@ -44,7 +44,7 @@ venv-pack (tar.gz)     20 s venv  305 MB      8.1 s untar (866 MB)    0.17 s    
                                                                                    ``--python-prefix``)
 =====================  =========  ==========  ======================  ===========  ================================
 
-Heavier imports (``medfeat.extract``, ``medfeat.production.job``, ``pyarrow.parquet``,
+Heavier imports (``medfeat.pipeline``, ``medfeat.production.job``, ``pyarrow.parquet``,
 ``scipy.ndimage``) after the first start: 0.26 s (wheelhouse, first import 0.46 s as it writes
 its ``.pyc`` lazily), 0.33-0.5 s (pex), 0.38 s (shiv), 0.33-0.41 s (venv-pack).
 

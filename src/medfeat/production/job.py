@@ -6,7 +6,6 @@ retry, a backup) is harmless; the client commits exactly one result per job.
 """
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
@@ -17,8 +16,9 @@ import time
 from pathlib import Path
 
 from medfeat.errors import InputError
+from medfeat.production.results import result_bytes
 from medfeat.production.spec import JobSpec, images_digest
-from medfeat.production.staging import BundleCorrupt, Stage, unpack_bundle
+from medfeat.production.staging import BundleCorrupt, Stage, check_in_place, content_sha256, unpack_bundle
 from medfeat.production.tuning import tune_malloc
 
 
@@ -80,9 +80,9 @@ def _scratch_root() -> str | None:
 
 def extract_items(manifest: dict, root: Path, settings, families, job_id: int):
     """Extract every item of an unpacked bundle; bad images give error rows, never an exception.
-    Masks are read by :func:`medfeat.extract.extract` itself, so a job reads them exactly as
+    Masks are read by :func:`medfeat.extract` itself, so a job reads them exactly as
     ``medfeat extract`` does: label images (with the item's ``label``) or an RTSTRUCT (its ``roi``)."""
-    from medfeat.extract import extract
+    from medfeat.pipeline import extract
     from medfeat.io import read_image
     from medfeat.tables import ImageResult
 
@@ -93,17 +93,32 @@ def extract_items(manifest: dict, root: Path, settings, families, job_id: int):
             results.append(ImageResult(name, item.get("sha256", ""), error=item["error"]))
             continue
         try:
-            img = read_image(root / item["image_member"])
+            if item.get("image_path"):  # a reference bundle: read in place, as planned
+                check_in_place(name, item["image_path"], item["image_stat"])
+                if item.get("mask_path"):
+                    check_in_place(item["mask"], item["mask_path"], item["mask_stat"])
+            img = read_image(item.get("image_path") or root / item["image_member"])
             img.source = name
-            mask = root / item["mask_member"] if item.get("mask_member") else None
+            if not item.get("sha256"):  # read in place: the file's hash as a copied bundle has it
+                item["sha256"] = img.sha256 if os.path.isfile(item["image_path"]) else \
+                    content_sha256(item["image_path"])
+            mask = (item.get("mask_path") or root / item["mask_member"]) if item.get("mask_member") or \
+                item.get("mask_path") else None
             notes: list[str] = []
             feats = extract(img, mask, settings, families=families, label=item.get("label"), roi=item.get("roi"),
                             notes=notes)
             results.append(ImageResult(name, item["sha256"], feats, note="; ".join(notes)))
         except InputError as exc:
+            if item.get("image_path") and not item.get("sha256"):
+                try:
+                    item["sha256"] = content_sha256(item["image_path"])
+                except OSError:
+                    pass
             # name the dataset's file, not the scratch copy
-            which = item["mask"] if exc.path and item.get("mask_member") and item["mask_member"] in exc.path else name
-            results.append(ImageResult(name, item["sha256"], error=f"{which}: {exc.reason}"))
+            mask_name = item.get("mask_member") or item.get("mask_path")
+            which = item["mask"] if exc.path and mask_name and (mask_name in exc.path or exc.path == item["mask"]) \
+                else name
+            results.append(ImageResult(name, item.get("sha256", ""), error=f"{which}: {exc.reason}"))
         except Exception as exc:  # a bug on one image must not lose the job's other images
             results.append(ImageResult(name, item["sha256"], error=f"{name}: internal error: {type(exc).__name__}: {exc}"))
     return results
@@ -115,7 +130,7 @@ def result_table(results, settings, families, job_id: int, items: list[dict] | N
     items as dicts, in the order of ``results``) give each row's mask, label, ROI and identifiers."""
     import pyarrow as pa
 
-    from medfeat.extract import feature_columns
+    from medfeat.columns import feature_columns
     from medfeat.tables import wide_table
 
     table = wide_table(results, feature_columns(settings, families))
@@ -145,9 +160,8 @@ def run_job(spec: JobSpec | dict, notes: bool = False) -> dict:
     With ``notes`` (a batch job that cannot call back), a "started" note and the report are also
     written to the stage, where the client looks for them.
     """
-    import pyarrow.parquet as pq
 
-    from medfeat.extract import Settings
+    from medfeat.settings import Settings
 
     if isinstance(spec, dict):
         spec = JobSpec(**spec)
@@ -170,10 +184,7 @@ def run_job(spec: JobSpec | dict, notes: bool = False) -> dict:
         results = extract_items(manifest, Path(scratch), settings, settings.families, spec.job_id)
         report["computed"] = time.time()
         table = result_table(results, settings, settings.families, spec.job_id, manifest["items"])
-        buf = io.BytesIO()
-        # statistics and dictionaries cost per column (thousands with gift) and help no reader here
-        pq.write_table(table, buf, write_statistics=False, use_dictionary=False)
-        out = buf.getvalue()
+        out = result_bytes(table)
         stage.put(spec.result, out)
         report["staged_out"] = time.time()
         report.update(result=spec.result, n_images=len(results), n_failed=sum(1 for r in results if r.error),

@@ -37,6 +37,8 @@ from typing import Any
 
 from medfeat.errors import InputError
 
+BUNDLE_MODES = ("auto", "copy", "reference")
+
 # Option names whose values never reach the ledger, logs or report.
 SECRET_WORDS = ("secret", "password", "token", "key_id", "access_key", "credential", "passphrase")
 
@@ -69,6 +71,14 @@ class TailPolicy:
     lookahead: int = 0                  # jobs handed to the executor beyond its free slots
     staging_retry_s: float = 60.0       # transient staging failures are retried for this long
     keep_bundles: bool = False          # keep a job's bundle in the stage after its result is committed
+    keep_results: bool = False          # keep the job results in the stage once features.parquet holds them all
+    bundles: str = "auto"               # "copy": bundles carry the inputs; "reference": they list local paths
+                                        # the workers read in place (a shared filesystem); "auto": reference
+                                        # on the local backend, copy elsewhere
+
+    def __post_init__(self):
+        if self.bundles not in BUNDLE_MODES:
+            raise InputError("bundles", f"{self.bundles!r} is not one of {', '.join(BUNDLE_MODES)}")
 
 
 @dataclass

@@ -7,7 +7,7 @@ write the result, the "started" note and the attempt's report. Names are relativ
 
     STAGE/RUN_ID/bundles/job-00003.tar
     STAGE/RUN_ID/specs/attempt-00017.json
-    STAGE/RUN_ID/results/job-00003/attempt-00017.parquet
+    STAGE/RUN_ID/results/job-00003/attempt-00017.arrow   (Arrow IPC: production.results)
     STAGE/RUN_ID/reports/attempt-00017.started.json     (written when the attempt begins)
     STAGE/RUN_ID/reports/attempt-00017.json             (its report: success or error)
 """
@@ -55,8 +55,9 @@ def run_prefix(run_id: str) -> str:
     return run_id or ""
 
 
-def bundle_name(run_id: str, job_id: int) -> str:
-    return posixpath.join(run_prefix(run_id), "bundles", f"job-{job_id:05d}.tar")
+def bundle_name(run_id: str, job_id: int, reference: bool = False) -> str:
+    """A job's bundle; ``reference``: one that lists its inputs' paths instead of carrying them."""
+    return posixpath.join(run_prefix(run_id), "bundles", f"job-{job_id:05d}{'.ref' if reference else ''}.tar")
 
 
 def spec_name(run_id: str, attempt: int) -> str:
@@ -64,7 +65,7 @@ def spec_name(run_id: str, attempt: int) -> str:
 
 
 def result_name(run_id: str, job_id: int, attempt: int) -> str:
-    return posixpath.join(run_prefix(run_id), "results", f"job-{job_id:05d}", f"attempt-{attempt:05d}.parquet")
+    return posixpath.join(run_prefix(run_id), "results", f"job-{job_id:05d}", f"attempt-{attempt:05d}.arrow")
 
 
 def report_name(run_id: str, attempt: int) -> str:

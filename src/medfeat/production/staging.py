@@ -192,11 +192,40 @@ class _Hashing:
         return self.n
 
 
-def write_bundle(fh, items) -> tuple[str, int, list[dict]]:
+def local_path(url: str) -> str | None:
+    """The absolute local path of ``url`` (a path or a ``file://`` URL), None for other stores."""
+    if "://" in url and not url.startswith("file://"):
+        return None
+    return os.path.abspath(url[len("file://"):] if url.startswith("file://") else url)
+
+
+def file_stats(path: str) -> list[list]:
+    """``[[relative name, size, mtime_ns], ...]`` of a file (one entry, name "") or of every file
+    under a folder (a DICOM series): what a reference bundle checks its inputs against."""
+    if os.path.isdir(path):
+        out = []
+        for folder, _, names in sorted(os.walk(path)):
+            for n in sorted(names):
+                p = os.path.join(folder, n)
+                _regular(fsspec.filesystem("file"), p, path)
+                st = os.stat(p)
+                out.append([os.path.relpath(p, path), st.st_size, st.st_mtime_ns])
+        return out
+    _regular(fsspec.filesystem("file"), path, path)
+    st = os.stat(path)
+    return [["", st.st_size, st.st_mtime_ns]]
+
+
+def write_bundle(fh, items, reference: bool = False) -> tuple[str, int, list[dict]]:
     """Pack ``items`` (plan Items) as a tar bundle into the open file ``fh``, one input file at a
     time (a bundle is never whole in memory), the manifest last. Returns the bundle's sha256 and
     size, hashed while written, and the manifest's item list. A file that cannot be read is
-    recorded in the manifest with its error, so the job reports it for that image and goes on."""
+    recorded in the manifest with its error, so the job reports it for that image and goes on.
+
+    ``reference``: local inputs are not packed; the manifest gives their path (``image_path``,
+    ``mask_path``) and each file's size and modification time (``image_stat``, ``mask_stat``), and
+    the job reads them in place after checking those (workers sharing the client's filesystem).
+    Inputs on other stores (S3, SFTP, ...) are packed as usual."""
     out = _Hashing(fh)
     manifest_items, files = [], {}
     now = time.time()
@@ -217,6 +246,21 @@ def write_bundle(fh, items) -> tuple[str, int, list[dict]]:
                     continue
                 base = posixpath.basename(url.rstrip("/")) or role
                 member = f"files/{idx:05d}-{role}-{base}"
+                path = local_path(url) if reference else None
+                if path is not None:
+                    try:
+                        entry[f"{role}_stat"] = file_stats(path)
+                    except FileNotFoundError:
+                        entry["error"] = f"{url}: file not found while building the job bundle"
+                        break
+                    except InputError as exc:
+                        entry["error"] = str(exc)
+                        break
+                    except OSError as exc:
+                        entry["error"] = f"{url}: cannot read: {exc.strerror or exc}"
+                        break
+                    entry[f"{role}_path"] = path
+                    continue
                 try:
                     parts = _read_source(url)
                 except (InputError, OSError) as exc:
@@ -249,10 +293,38 @@ def build_bundle(items) -> tuple[bytes, list[dict]]:
     return buf.getvalue(), manifest_items
 
 
-def stage_bundle(stage: "Stage", name: str, items) -> tuple[str, int]:
+def stage_bundle(stage: "Stage", name: str, items, reference: bool = False) -> tuple[str, int]:
     """Write ``items``' bundle straight into ``stage`` under ``name``; its sha256 and size."""
-    sha, n, _ = stage.put_with(name, lambda fh: write_bundle(fh, items))
+    sha, n, _ = stage.put_with(name, lambda fh: write_bundle(fh, items, reference))
     return sha, n
+
+
+def content_sha256(path: str) -> str:
+    """The sha256 a copied bundle gives an input: of a file's bytes, or of a folder's files' bytes in
+    the order the bundle packs them (streamed, 1 MiB at a time)."""
+    fs = fsspec.filesystem("file")
+    h = hashlib.sha256()
+    for p in (sorted(fs.find(path)) if os.path.isdir(path) else [path]):
+        with open(p, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def check_in_place(url: str, path: str, stats: list[list]) -> None:
+    """A reference bundle's input must be as planned: the same files, sizes and modification times
+    (``InputError`` naming the file otherwise), so a job never reads a file changed under the run."""
+    if not os.path.lexists(path):
+        raise InputError(url, "no longer there (removed since the run was planned)")
+    try:
+        now = file_stats(path)
+    except FileNotFoundError:
+        raise InputError(url, "no longer there (removed since the run was planned)") from None
+    except OSError as exc:
+        raise InputError(url, f"cannot read: {exc.strerror or exc}") from None
+    if now != [list(s) for s in stats]:
+        raise InputError(url, "changed since the run was planned (files, sizes or modification times); "
+                              "start a new run folder")
 
 
 def _safe_member(name: str) -> bool:

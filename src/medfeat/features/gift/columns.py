@@ -1,0 +1,123 @@
+"""The gift family's feature columns (medfeat's wide tables), and GIFT's sparse form rebuilt from a row."""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import TYPE_CHECKING, Mapping
+
+import numpy as np
+
+from medfeat.features.base import FeatureDef, column
+from medfeat.features.gift.constants import (
+    BLOCK_SIDES,
+    BLOCKS_PER_SCALE,
+    GREY_LEVELS,
+    N_BANDS,
+    N_BLOCKS,
+    N_CHROMATIC,
+    N_FILTERS,
+    N_GABOR_BLOCKS,
+    N_ORIENTATIONS,
+    N_SCALES,
+    SIZE,
+    check_grey_levels,
+)
+from medfeat.features.gift.feature_ids import sparse_from_parts
+
+if TYPE_CHECKING:
+    from medfeat.features.gift.feature_set import GiftFeatures
+
+
+@lru_cache(maxsize=None)
+def feature_defs(grey_levels: int = GREY_LEVELS) -> tuple[FeatureDef, ...]:
+    """The gift family's columns, in order (3698 for 4 greys).
+
+    ``gift.block.NNN`` (340): colour index of block NNN (GIFT's block number); ``gift.hist.CCC``
+    (``nc``): fraction of the pixels of colour CCC; ``gift.gabor.S.O.BBB`` (3072): band 0..9 of
+    filter (scale S, orientation O) in 16 x 16 block BBB; ``gift.gabor_hist.S.O.N`` (120):
+    fraction of the 256 blocks in band N. GIFT has no IBSI codes: the code is empty.
+    """
+    nc = N_CHROMATIC + check_grey_levels(grey_levels)
+    defs = []
+    for k in range(N_BLOCKS):
+        side, first = _block_scale(k)
+        defs.append(FeatureDef(f"gift.block.{k:03d}", "", f"colour of block {k} ({side}x{side} px, #{k - first})"))
+    for c in range(nc):
+        defs.append(FeatureDef(f"gift.hist.{c:03d}", "", f"fraction of pixels of colour {c}"))
+    for s in range(N_SCALES):
+        for o in range(N_ORIENTATIONS):
+            for b in range(N_GABOR_BLOCKS):
+                defs.append(FeatureDef(f"gift.gabor.{s}.{o}.{b:03d}", "",
+                                       f"Gabor band, scale {s}, orientation {45 * o} deg, block {b}"))
+    for s in range(N_SCALES):
+        for o in range(N_ORIENTATIONS):
+            for n in range(N_BANDS):
+                defs.append(FeatureDef(f"gift.gabor_hist.{s}.{o}.{n}", "",
+                                       f"fraction of blocks in Gabor band {n}, scale {s}, orientation {45 * o} deg"))
+    return tuple(defs)
+
+
+def _block_scale(k: int) -> tuple[int, int]:
+    first = 0
+    for side, n in zip(BLOCK_SIDES, BLOCKS_PER_SCALE):
+        if k < first + n:
+            return side, first
+        first += n
+    raise ValueError(k)
+
+
+FEATURES: tuple[FeatureDef, ...] = feature_defs(GREY_LEVELS)
+#: The columns by group, for listings (``medfeat families``).
+FEATURE_GROUPS: tuple[FeatureDef, ...] = (
+    FeatureDef("gift.block.NNN", "", "colour (0..165) of block NNN = 000..339: 256 of 16x16 px, 64 of 32x32, "
+               "16 of 64x64, 4 of 128x128"),
+    FeatureDef("gift.hist.CCC", "", "fraction of the pixels of colour CCC = 000..165 (162 + gift_grey_levels)"),
+    FeatureDef("gift.gabor.S.O.BBB", "", "Gabor band (0..9) of 16x16 block BBB = 000..255, scale S = 0..2, "
+               "orientation O = 0..3 (x 45 deg)"),
+    FeatureDef("gift.gabor_hist.S.O.N", "", "fraction of the 256 blocks in Gabor band N = 0..9, scale S, "
+               "orientation O"),
+)
+
+
+@lru_cache(maxsize=None)
+def column_names(grey_levels: int = GREY_LEVELS) -> tuple[str, ...]:
+    """Column names of :func:`feature_defs` (``gift_block_000``, ...)."""
+    return tuple(column(f.tag) for f in feature_defs(grey_levels))
+
+
+def feature_row(features: GiftFeatures) -> dict[str, float]:
+    """The features as ``{column: value}`` (see :func:`feature_defs`); :func:`features_of_row`
+    rebuilds GIFT's exact sparse form from it."""
+    values = np.concatenate([
+        features.block_colours.astype(np.float64),
+        features.colour_histogram,
+        features.gabor_bands.ravel().astype(np.float64),
+        features.gabor_histograms.ravel(),
+    ])
+    return dict(zip(column_names(features.grey_levels), values.tolist()))
+
+
+def features_of_row(row: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    """GIFT's ``(ids, values)`` from a row of gift columns (an :func:`medfeat.extract` result, or
+    a row of a features table); the number of ``gift_hist_*`` columns gives the grey levels.
+
+    Raises
+    ------
+    ValueError
+        Missing gift columns or missing values (an image that failed).
+    """
+    nc = sum(1 for k in row if k.startswith("gift_hist_"))
+    if nc <= N_CHROMATIC:
+        raise ValueError("the row has no gift_hist_* columns: not a gift-family row")
+    names = column_names(nc - N_CHROMATIC)
+    try:
+        vals = np.array([row[k] for k in names], dtype=np.float64)
+    except KeyError as exc:
+        raise ValueError(f"the row lacks gift column {exc.args[0]}") from None
+    except TypeError:
+        raise ValueError("the row has missing gift values (a failed image?)") from None
+    if not np.isfinite(vals).all():
+        raise ValueError("the row has missing gift values (a failed image?)")
+    blocks = vals[:N_BLOCKS]
+    counts = np.rint(vals[N_BLOCKS:N_BLOCKS + nc] * (SIZE * SIZE))
+    bands = vals[N_BLOCKS + nc:N_BLOCKS + nc + N_FILTERS * N_GABOR_BLOCKS]
+    return sparse_from_parts(blocks.astype(np.intp), counts, bands.astype(np.intp), nc)
