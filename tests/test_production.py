@@ -104,6 +104,7 @@ def test_local_cluster_run_and_report(tmp_path):
     assert (m["jobs"], m["images"], m["failed_images"], m["attempts"], m["workers"]) == (4, 14, 1, 4, 2)
     assert 0 < m["summed_running_time_s"] and 0 < m["user_waiting_time_s"]
     assert 0 < m["parallel_efficiency"] <= 1.0
+    assert 30 < m["client_peak_rss_mb"] < 4096  # this process ran the client: a Python process with numpy
     errors = (run_dir / "errors.csv").read_text().splitlines()
     assert len(errors) == 2 and "img-0005.pgm" in errors[1]
     # the CLI report prints the same metrics as JSON

@@ -20,6 +20,7 @@ from medfeat import __version__
 from medfeat.errors import InputError
 from medfeat.settings import Settings
 from medfeat.production import plan as planning
+from medfeat.production.job import peak_rss_mb
 from medfeat.production.driver import Driver, SessionFigures
 from medfeat.production.executor import Executor
 from medfeat.production.ledger import Ledger
@@ -182,7 +183,8 @@ class Production:
             peak = self.ledger.peak_concurrency(session) if getattr(ex, "queues", False) else driver.peak_workers
             self.ledger.update_session_workers(session, peak)
             self.ledger.end_session(session, planning_s=self.planning_s + figures.bundling_s,
-                                    submission_s=figures.submission_s, submitted_jobs=figures.submitted)
+                                    submission_s=figures.submission_s, submitted_jobs=figures.submitted,
+                                    client_rss_peak_mb=peak_rss_mb())
             self.planning_s = 0.0
         finally:
             if not isinstance(backend, Executor):
@@ -263,7 +265,8 @@ class Production:
                             for f in schema]
                     part = pa.Table.from_arrays(cols, schema=schema)
                 pending.append(part)
-                errors.append(part.filter(pc.not_equal(part["error"], "")).select(["image", "job", "error"]))
+                small = part.select(["image", "job", "error"])  # (filtering 3,700 columns first costs seconds)
+                errors.append(small.filter(pc.not_equal(small["error"], "")))
                 if sum(p.num_rows for p in pending) >= rows_per_group:
                     flush()
             flush()

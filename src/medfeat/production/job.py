@@ -58,7 +58,7 @@ def _signal_finished(spec: JobSpec, report: dict) -> None:
     _publish(FINISHED_TOPIC, {"attempt": spec.attempt, "report": report})
 
 
-def _peak_rss_mb() -> float | None:
+def peak_rss_mb() -> float | None:
     """The process's peak resident memory so far, in MiB (None where the OS does not say)."""
     try:
         import resource
@@ -193,7 +193,7 @@ def run_job(spec: JobSpec | dict, notes: bool = False) -> dict:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     report["cpu_s"] = time.thread_time() - cpu0  # this thread's: other jobs on the worker run in their own
-    report["rss_peak_mb"] = _peak_rss_mb()
+    report["rss_peak_mb"] = peak_rss_mb()
     report["finished"] = time.time()
     if notes:
         stage.put(spec.report, json.dumps({"ok": True, "report": report}).encode())

@@ -106,12 +106,14 @@ LEDGER_NAME = "ledger.sqlite"
 #   2: run.run_id (the run's prefix in the stage), the backend of each session, batch job ids
 #   3: each image's mask label, RTSTRUCT ROI name and cohort identifiers (JSON)
 #   4: each attempt's CPU time and its worker's peak resident memory
+#   5: each session's client peak resident memory (the `medfeat run` process)
 MIGRATIONS = (
     (1, (("attempts", "role", "TEXT"), ("attempts", "staging_retries", "INTEGER"))),
     (2, (("run", "run_id", "TEXT"), ("sessions", "backend", "TEXT"), ("sessions", "backend_options", "TEXT"),
          ("attempts", "batch_id", "TEXT"))),
     (3, (("images", "label", "INTEGER"), ("images", "roi", "TEXT"), ("images", "ids", "TEXT"))),
     (4, (("attempts", "cpu_s", "REAL"), ("attempts", "rss_peak_mb", "REAL"))),
+    (5, (("sessions", "client_rss_peak_mb", "REAL"),)),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -202,9 +204,11 @@ class Ledger:
                                                                     default=str)))
         return int(cur.lastrowid)
 
-    def end_session(self, session: int, *, planning_s: float, submission_s: float, submitted_jobs: int) -> None:
-        self.db.execute("UPDATE sessions SET ended = ?, planning_s = ?, submission_s = ?, submitted_jobs = ? "
-                        "WHERE session = ?", (time.time(), planning_s, submission_s, submitted_jobs, session))
+    def end_session(self, session: int, *, planning_s: float, submission_s: float, submitted_jobs: int,
+                    client_rss_peak_mb: float | None = None) -> None:
+        self.db.execute("UPDATE sessions SET ended = ?, planning_s = ?, submission_s = ?, submitted_jobs = ?, "
+                        "client_rss_peak_mb = ? WHERE session = ?",
+                        (time.time(), planning_s, submission_s, submitted_jobs, client_rss_peak_mb, session))
 
     def lock(self) -> None:
         """Hold the run folder for this process (released when it ends): a second ``medfeat run`` or
