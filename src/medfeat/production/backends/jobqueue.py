@@ -62,7 +62,7 @@ import shutil
 from typing import Any
 
 from medfeat.errors import InputError
-from medfeat.production.dask_executor import DaskExecutor
+from medfeat.production.dask_executor import DaskExecutor, one_task_per_thread
 
 CLUSTER_CLASSES = ("SLURMCluster", "PBSCluster", "SGECluster", "HTCondorCluster", "LSFCluster", "OARCluster",
                    "MoabCluster")
@@ -106,7 +106,8 @@ def workers_executor(name: str, cluster_class: str, spec, ctx, **defaults) -> Da
     _check_submit_command(where, cls)
     lo, hi = spec.size()
     try:
-        cluster = cls(**kwargs)
+        with one_task_per_thread():
+            cluster = cls(**kwargs)
     except (TypeError, ValueError) as exc:
         raise InputError(where, f"{cluster_class} refused the options: {_one_line(exc)}") from None
     except Exception as exc:  # the scheduler could not start (address taken, no such interface)

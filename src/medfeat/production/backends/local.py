@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from medfeat.production.backends import Backend
-from medfeat.production.dask_executor import DaskExecutor
+from medfeat.production.dask_executor import DaskExecutor, one_task_per_thread
 
 # A worker silent this long (frozen, cut off) is dropped and its jobs go elsewhere (Dask's default
 # waits 5 minutes). Option ``worker_ttl``; "" or None switches it off.
@@ -18,9 +18,10 @@ def make(spec, ctx) -> DaskExecutor:
     lo, hi = spec.size()
     n = hi or os.cpu_count() or 1
     ttl = spec.options.get("worker_ttl", WORKER_TTL)
-    cluster = LocalCluster(n_workers=n if lo == hi else (lo or 0), threads_per_worker=1, processes=True,
-                           dashboard_address=":0", silence_logs=40,
-                           **({"scheduler_kwargs": {"worker_ttl": ttl}} if ttl else {}))
+    with one_task_per_thread():
+        cluster = LocalCluster(n_workers=n if lo == hi else (lo or 0), threads_per_worker=1, processes=True,
+                               dashboard_address=":0", silence_logs=40,
+                               **({"scheduler_kwargs": {"worker_ttl": ttl}} if ttl else {}))
     return DaskExecutor.on_cluster(cluster, spec, "local", {"workers": spec.workers or n})
 
 
