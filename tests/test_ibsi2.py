@@ -207,3 +207,30 @@ def test_a_periodic_filter_near_the_image_edge_gets_the_whole_image():
     want = apply(normalize(spec), arr, (2.0, 1.0, 1.0))[mask.astype(bool)]
     assert row["wavelet-HLH__stat_mean"] == pytest.approx(want.mean(), rel=1e-12)
     assert row["wavelet-HLH__stat_max"] == pytest.approx(want.max(), rel=1e-12)
+
+
+def test_filters_of_different_reach_each_on_their_own_box_equal_whole_image_filtering():
+    # one settings file, filters reaching 1 voxel to the whole image: each runs on the ROI's box plus
+    # its own reach, and every feature equals that of filtering the whole image first
+    from medfeat import Image, Settings
+    from medfeat.filters.registry import label, normalize
+
+    rng = np.random.default_rng(12)
+    arr = rng.normal(100, 20, size=(30, 64, 60))
+    mask = np.zeros(arr.shape, np.uint8)
+    mask[12:17, 25:37, 22:35] = 1
+    spacing = (2.0, 0.9, 0.9)
+    specs = [{"type": "mean", "support": 3}, {"type": "pyradiomics_log", "sigma_mm": 1.0},
+             {"type": "pyradiomics_log", "sigma_mm": 3.0}, {"type": "pyradiomics_wavelet", "subband": "HLH"},
+             {"type": "pyradiomics_wavelet", "subband": "LLL"}, {"type": "gradient"}, {"type": "square"}]
+    settings = Settings.from_dict({"families": ["stat", "glcm"], "discretisation": "fbn", "bin_number": 16,
+                                   "filters": specs, "original": False})
+    row = medfeat.extract(Image(arr, spacing=spacing), mask, settings)
+    plain = settings.replace(filters=(), original=True)
+    for spec in specs:
+        spec = normalize(spec)
+        whole = apply(spec, arr, spacing)
+        want = medfeat.extract(Image(whole, spacing=spacing), mask, plain)
+        prefix = label(spec) + "__"
+        for k, v in want.items():
+            assert row[prefix + k] == pytest.approx(v, rel=1e-9, abs=1e-9, nan_ok=True), prefix + k

@@ -311,53 +311,64 @@ def _filtered_features(img: Image, whole_mask: np.ndarray, s: Settings, fams: tu
         spacing = tuple(s.interpolation_spacing)
         if len(spacing) == 2:
             spacing = (float(img.spacing[0]),) + spacing
-    # The ROI's box and as much around it as the filters reach: the ROI's responses are those of
-    # filtering the whole image (the box stops at the image's edge, where the padding is the
-    # same), at a fraction of the cost on a CT; filters that see the whole image get it all.
+    # Each filter runs on the ROI's box and as much around it as it reaches: the ROI's responses are
+    # those of filtering the whole image (the box stops at the image's edge, where the padding is
+    # the same), at a fraction of the cost on a CT. Filters that see the whole image get it all, and
+    # so does a periodic filter whose box would wrap at the image's edge. Filters with the same box
+    # share one copy of it (and PyRadiomics' wavelet sub-bands one decomposition).
     reaches = [registry.reach(spec, spacing) for spec in s.filters]
-    margin = None if any(r is None for r in reaches) else tuple(max(r[a] for r in reaches) for a in range(3))
-    periodic = any(registry.wraps(spec) for spec in s.filters)
-    if periodic and (s.interpolation_spacing is not None or margin is None or any(
-            b.start - m < 0 or b.stop + m > n
-            for b, m, n in zip(processing.bounding_box(whole_mask), margin, whole_mask.shape))):
-        margin = None  # a periodic filter's box would wrap at the image's edge: the whole image
+    ffams = filtered_families(fams)
+    plain = s.replace(resegment_min=None, resegment_max=None, outlier_sigma=None, round_intensities=False, filters=())
     if s.interpolation_spacing is not None:
         from medfeat.interpolation import interpolate_roi
 
+        margin = None if any(r is None for r in reaches) else tuple(max(r[a] for r in reaches) for a in range(3))
+        if any(registry.wraps(spec) for spec in s.filters):
+            margin = None  # the interpolated grid's edge is not the image's: a periodic filter gets it all
         source = img.intensity() if img.is_rgb else img.array
         source, mask, grid, _ = interpolate_roi(source, whole_mask, img.spacing, spacing, s.interpolation,
                                                 s.roi_interpolation, s.roi_partial_volume,
                                                 margin=1 << 30 if margin is None else margin)
         spacing = tuple(float(v) for v in grid.spacing)
+        groups = [(source, mask, list(s.filters))]
     else:
-        box = processing.bounding_box(whole_mask)
-        if margin is not None:
-            box = tuple(slice(max(b.start - m, 0), min(b.stop + m, n))
-                        for b, m, n in zip(box, margin, whole_mask.shape))
-        else:
-            box = tuple(slice(0, n) for n in whole_mask.shape)
-        source = (img.intensity() if img.is_rgb else img.array)[box].astype(np.float64)
-        mask = whole_mask[box]
-    if s.round_intensities:
-        source = np.round(source)
-    keep = mask
-    if s.resegment_min is not None or s.resegment_max is not None:
-        keep = processing.resegment_range(source, keep, s.resegment_min, s.resegment_max)
-    if s.outlier_sigma is not None:
-        keep = processing.resegment_outliers(source, keep, s.outlier_sigma)
-    plain = s.replace(resegment_min=None, resegment_max=None, outlier_sigma=None, round_intensities=False, filters=())
-    ffams = filtered_families(fams)
+        full = img.intensity() if img.is_rgb else img.array
+        roi_box = processing.bounding_box(whole_mask)
+        by_box: dict[tuple, list] = {}
+        for spec, r in zip(s.filters, reaches):
+            if r is not None and registry.wraps(spec) and any(
+                    b.start - m < 0 or b.stop + m > n for b, m, n in zip(roi_box, r, whole_mask.shape)):
+                r = None
+            box = tuple(slice(0, n) for n in whole_mask.shape) if r is None else tuple(
+                slice(max(b.start - m, 0), min(b.stop + m, n)) for b, m, n in zip(roi_box, r, whole_mask.shape))
+            by_box.setdefault(tuple((b.start, b.stop) for b in box), []).append(spec)
+        groups = [(full[tuple(slice(*b) for b in key)].astype(np.float64), whole_mask[tuple(slice(*b) for b in key)],
+                   specs) for key, specs in by_box.items()]
+    need = max((FAMILIES[f].min_voxels for f in ffams), default=1)
+    per_filter: dict[str, dict[str, float]] = {}
+    for source, mask, specs in groups:
+        if s.round_intensities:
+            source = np.round(source)
+        keep = mask
+        if s.resegment_min is not None or s.resegment_max is not None:
+            keep = processing.resegment_range(source, keep, s.resegment_min, s.resegment_max)
+        if s.outlier_sigma is not None:
+            keep = processing.resegment_outliers(source, keep, s.outlier_sigma)
+        cache: dict = {}
+        for spec in specs:
+            response = registry.apply(spec, source, spacing, cache)
+            roi = ROI(response, mask, plain, spacing, name, intensity_mask=keep)
+            n = int(np.count_nonzero(roi.mask))
+            if n < need:
+                raise InputError(name, f"the ROI leaves {n} voxel(s) after re-segmentation but {need} are needed")
+            prefix = registry.label(spec) + "__"
+            values: dict[str, float] = {}
+            for k, f in enumerate(ffams):
+                values.update({prefix + c: v for c, v in FAMILIES[f].compute(roi).items()})
+                roi.release(u for later in ffams[k + 1:] for u in FAMILIES[later].uses)
+            per_filter[prefix] = values
+        del source, mask, keep, cache
     out: dict[str, float] = {}
-    cache: dict = {}
-    for spec in s.filters:
-        response = registry.apply(spec, source, spacing, cache)
-        roi = ROI(response, mask, plain, spacing, name, intensity_mask=keep)
-        n = int(np.count_nonzero(roi.mask))
-        need = max((FAMILIES[f].min_voxels for f in ffams), default=1)
-        if n < need:
-            raise InputError(name, f"the ROI leaves {n} voxel(s) after re-segmentation but {need} are needed")
-        prefix = registry.label(spec) + "__"
-        for k, f in enumerate(ffams):
-            out.update({prefix + c: v for c, v in FAMILIES[f].compute(roi).items()})
-            roi.release(u for later in ffams[k + 1:] for u in FAMILIES[later].uses)
+    for spec in s.filters:  # in the settings' order
+        out.update(per_filter[registry.label(spec) + "__"])
     return out
