@@ -89,49 +89,52 @@ def coefficients(sigma_vox: float, order: int, scale: float = 1.0) -> np.ndarray
 
 
 @numba.njit(cache=True, nogil=True)
-def _recurse_lines(x, c, out, back):  # pragma: no cover - compiled
-    """Filter the columns of ``x`` (L, B) along L into ``out`` (float64; ``back``: float64 scratch of
-    the same shape).
-    The loops over B are independent lines side by side, so they vectorise; the first and last four
-    samples, where the edge value stands in for what lies beyond the border, are done apart."""
+def _recurse_lines(x, c, res, out, ring):  # pragma: no cover - compiled
+    """Filter the columns of ``x`` (L, B) along L into ``out`` (L, B; any float type). ``res``
+    (L, B float64) holds the causal pass; the anti-causal pass needs only its last four rows
+    (``ring``, 4 x B), and adds to ``res`` as it goes (ITK: ``outs[i] += scratch2[i]``). The loops
+    over B are independent lines side by side, so they vectorise; the first and last four samples,
+    where the edge value stands in for what lies beyond the border, are done apart."""
     n0, n1, n2, n3 = c[0, 0], c[0, 1], c[0, 2], c[0, 3]
     m1, m2, m3, m4 = c[1, 0], c[1, 1], c[1, 2], c[1, 3]
     d1, d2, d3, d4 = c[2, 0], c[2, 1], c[2, 2], c[2, 3]
     length, nb = x.shape
     head = min(4, length)
-    for i in range(head):  # causal start: x[<0] = x[0], out[<0] stands in through BN
+    for i in range(head):  # causal start: x[<0] = x[0], res[<0] stands in through BN
         for b in range(nb):
             f = x[0, b]
             v = n0 * x[i, b]
             v += n1 * (x[i - 1, b] if i >= 1 else f) + n2 * (x[i - 2, b] if i >= 2 else f)
             v += n3 * (x[i - 3, b] if i >= 3 else f)
-            v -= d1 * out[i - 1, b] if i >= 1 else c[3, 0] * f
-            v -= d2 * out[i - 2, b] if i >= 2 else c[3, 1] * f
-            v -= d3 * out[i - 3, b] if i >= 3 else c[3, 2] * f
+            v -= d1 * res[i - 1, b] if i >= 1 else c[3, 0] * f
+            v -= d2 * res[i - 2, b] if i >= 2 else c[3, 1] * f
+            v -= d3 * res[i - 3, b] if i >= 3 else c[3, 2] * f
             v -= c[3, 3] * f
-            out[i, b] = v
+            res[i, b] = v
     for i in range(4, length):
         for b in range(nb):
-            out[i, b] = (n0 * x[i, b] + n1 * x[i - 1, b] + n2 * x[i - 2, b] + n3 * x[i - 3, b]
-                         - d1 * out[i - 1, b] - d2 * out[i - 2, b] - d3 * out[i - 3, b] - d4 * out[i - 4, b])
+            res[i, b] = (n0 * x[i, b] + n1 * x[i - 1, b] + n2 * x[i - 2, b] + n3 * x[i - 3, b]
+                         - d1 * res[i - 1, b] - d2 * res[i - 2, b] - d3 * res[i - 3, b] - d4 * res[i - 4, b])
     tail = max(length - 4, 0)
     for i in range(length - 1, tail - 1, -1):  # anti-causal end: x[>=L] = x[L-1], back[>=L] through BM
+        s0, s1, s2, s3 = i % 4, (i + 1) % 4, (i + 2) % 4, (i + 3) % 4
         for b in range(nb):
             f = x[length - 1, b]
             v = m1 * (x[i + 1, b] if i + 1 < length else f) + m2 * (x[i + 2, b] if i + 2 < length else f)
             v += m3 * (x[i + 3, b] if i + 3 < length else f) + m4 * f
-            v -= d1 * back[i + 1, b] if i + 1 < length else c[4, 0] * f
-            v -= d2 * back[i + 2, b] if i + 2 < length else c[4, 1] * f
-            v -= d3 * back[i + 3, b] if i + 3 < length else c[4, 2] * f
+            v -= d1 * ring[s1, b] if i + 1 < length else c[4, 0] * f
+            v -= d2 * ring[s2, b] if i + 2 < length else c[4, 1] * f
+            v -= d3 * ring[s3, b] if i + 3 < length else c[4, 2] * f
             v -= c[4, 3] * f
-            back[i, b] = v
+            ring[s0, b] = v
+            out[i, b] = res[i, b] + v
     for i in range(tail - 1, -1, -1):
+        s0, s1, s2, s3 = i % 4, (i + 1) % 4, (i + 2) % 4, (i + 3) % 4  # back[i + 4] is in slot s0
         for b in range(nb):
-            back[i, b] = (m1 * x[i + 1, b] + m2 * x[i + 2, b] + m3 * x[i + 3, b] + m4 * x[i + 4, b]
-                          - d1 * back[i + 1, b] - d2 * back[i + 2, b] - d3 * back[i + 3, b] - d4 * back[i + 4, b])
-    for i in range(length):
-        for b in range(nb):
-            out[i, b] += back[i, b]
+            v = (m1 * x[i + 1, b] + m2 * x[i + 2, b] + m3 * x[i + 3, b] + m4 * x[i + 4, b]
+                 - d1 * ring[s1, b] - d2 * ring[s2, b] - d3 * ring[s3, b] - d4 * ring[s0, b])
+            ring[s0, b] = v
+            out[i, b] = res[i, b] + v
 
 
 @numba.njit(cache=True, nogil=True)
@@ -140,18 +143,14 @@ def _recurse_middle(x, c, out):  # pragma: no cover - compiled
     na, length, nb = x.shape
     width = min(nb, _LINES)
     res = np.empty((length, width))
-    back = np.empty((length, width))
+    ring = np.empty((4, width))
     for a in range(na):
         for b0 in range(0, nb, width):
             b1 = min(b0 + width, nb)
-            _recurse_lines(x[a, :, b0:b1], c, res[:, :b1 - b0], back[:, :b1 - b0])
-            o = out[a]
-            for i in range(length):
-                for b in range(b0, b1):
-                    o[i, b] = res[i, b - b0]  # rounded to out's type (float32 as ITK stores its passes)
+            _recurse_lines(x[a, :, b0:b1], c, res[:, :b1 - b0], out[a, :, b0:b1], ring[:, :b1 - b0])
 
 
-_LINES = 256  # lines filtered side by side along a strided axis (scratch: 2 x L x 256 doubles)
+_LINES = 256  # lines filtered side by side along a strided axis (scratch: L x 256 doubles)
 _BLOCK = 64  # lines of the contiguous axis filtered side by side (their transpose fits in cache)
 
 
@@ -161,16 +160,17 @@ def _recurse_last(x, c, out):  # pragma: no cover - compiled
     rows, length = x.shape
     buf = np.empty((length, _BLOCK))
     res = np.empty((length, _BLOCK))
-    back = np.empty((length, _BLOCK))
+    done = np.empty((length, _BLOCK))
+    ring = np.empty((4, _BLOCK))
     for r0 in range(0, rows, _BLOCK):
         nb = min(_BLOCK, rows - r0)
         for b in range(nb):
             for i in range(length):
                 buf[i, b] = x[r0 + b, i]
-        _recurse_lines(buf[:, :nb], c, res[:, :nb], back[:, :nb])
+        _recurse_lines(buf[:, :nb], c, res[:, :nb], done[:, :nb], ring[:, :nb])
         for b in range(nb):
             for i in range(length):
-                out[r0 + b, i] = res[i, b]
+                out[r0 + b, i] = done[i, b]
 
 
 def recursive_gaussian(x: np.ndarray, axis: int, sigma_vox: float, order: int = 0, scale: float = 1.0,
