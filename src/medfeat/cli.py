@@ -445,6 +445,23 @@ def _run_config(config, *, images_per_job=None, stage=None, label=None, roi=None
     return cfg
 
 
+def _preload_report_modules() -> None:
+    """Import what report.html needs (matplotlib, ~0.5 s) in a background thread while the workers
+    run: the client is mostly waiting then, and the page is written after the run."""
+    import threading
+
+    def load():
+        import importlib
+
+        try:
+            for name in ("matplotlib.figure", "matplotlib.backends.backend_svg"):
+                importlib.import_module(name)
+        except Exception:  # the page reports its own failure later
+            pass
+
+    threading.Thread(target=load, name="medfeat-preload", daemon=True).start()
+
+
 def _run_production(run_dir: Path, dataset, settings, families, cfg, quiet: bool) -> None:
     import shutil
     import sqlite3
@@ -471,6 +488,7 @@ def _run_production(run_dir: Path, dataset, settings, families, cfg, quiet: bool
                           console=None if quiet else console, workers_hint=cfg.backend.size()[1])
         ex = prod.executor(cfg.backend)  # connect (or start workers) before the first session
         started = True
+        _preload_report_modules()
         try:
             prod.run(ex, cfg.tail, since=t0)
         finally:
