@@ -207,10 +207,11 @@ class Production:
         from medfeat.tables import ImageResult, provenance, unused_columns, with_provenance
 
         def tables(schema_only: bool = False):
+            """Each job's table (``schema_only``: its schema, from the file's footer)."""
             for job in self.ledger.jobs():
-                if job["state"] == "committed" and schema_only:  # the file's footer, not its rows
+                if job["state"] == "committed" and schema_only:
                     with self.stage.fs.open(self.stage.path(job["result"]), "rb") as fh:
-                        yield read_result_schema(fh).empty_table()
+                        yield read_result_schema(fh)
                 elif job["state"] == "committed":
                     yield read_result(self.stage.get(job["result"]))
                 elif job["state"] == "failed":
@@ -219,7 +220,8 @@ class Production:
                     rows = [ImageResult(r["image"], "", error=f"{r['image']}: job failed: {job['error']}")
                             for r in images]
                     items = [{**r, "ids": json.loads(r["ids"]) if r.get("ids") else []} for r in images]
-                    yield result_table(rows, self.settings, self.families, job["job_id"], items)
+                    table = result_table(rows, self.settings, self.families, job["job_id"], items)
+                    yield table.schema if schema_only else table
 
         # pass 1 (schemas only, and which columns some row fills): the table's one schema
         fields: dict[str, pa.Field] = {}
@@ -227,12 +229,17 @@ class Production:
         volume_only, slice_only = single_slice_only_columns(self.settings)
         optional = volume_only | slice_only
         any_ok = False
+        last = None
         for t in tables(schema_only=not optional):
-            for f in t.schema:
-                if f.name not in fields:
-                    fields[f.name] = f
-                elif fields[f.name].type != f.type and pa.types.is_null(fields[f.name].type):
-                    fields[f.name] = f
+            schema = t.schema if optional else t
+            # results of one run nearly always share one schema: its 3,700 fields are walked once
+            if last is None or not schema.equals(last):
+                last = schema
+                for f in schema:
+                    if f.name not in fields:
+                        fields[f.name] = f
+                    elif fields[f.name].type != f.type and pa.types.is_null(fields[f.name].type):
+                        fields[f.name] = f
             if optional:
                 filled |= {c for c in optional & set(t.column_names) if t[c].null_count < t.num_rows}
                 any_ok = any_ok or bool(pc.any(pc.equal(t["error"], "")).as_py())
