@@ -146,7 +146,9 @@ from medfeat.features.gift import (
     column_names,
     gift_features,
     gift_rgb,
+    grey_levels_of_row,
     id_layout,
+    parts_of_row,
 )
 
 __all__ = ["DEFAULT_GREY_LEVELS", "DEFAULT_METHOD", "METHODS", "Index", "SearchResult"]
@@ -785,27 +787,16 @@ class Index:
         """The query's features, from any accepted kind of query (see :meth:`search`)."""
         if isinstance(query, _Query):
             return query
-        nc = self.layout.n_colours
         if isinstance(query, GiftFeatures):
             if query.grey_levels != self.grey_levels:
                 raise ValueError(f"query features have {query.grey_levels} grey levels, the index "
                                  f"{self.grey_levels}")
             return self._arrays_query(query.block_colours, query.colour_counts, query.gabor_bands)
         if isinstance(query, Mapping):
-            g = sum(1 for k in query if str(k).startswith("gift_hist_")) - N_CHROMATIC
+            g = grey_levels_of_row(query)
             if g != self.grey_levels:
                 raise ValueError(f"the row has {max(g, 0)} grey levels' gift columns, the index {self.grey_levels}")
-            names = column_names(g)
-            try:
-                v = np.array([query[k] for k in names], dtype=np.float64)
-            except KeyError as exc:
-                raise ValueError(f"the row lacks gift column {exc.args[0]}") from None
-            except TypeError:
-                raise ValueError("the row has missing gift values (a failed image?)") from None
-            if not np.isfinite(v).all():
-                raise ValueError("the row has missing gift values (a failed image?)")
-            return self._arrays_query(v[:N_BLOCKS], np.rint(v[N_BLOCKS:N_BLOCKS + nc] * (SIZE * SIZE)),
-                                      v[N_BLOCKS + nc:N_BLOCKS + nc + N_GABOR])
+            return self._arrays_query(*parts_of_row(query))
         if isinstance(query, tuple) and len(query) == 2 and not isinstance(query[0], (str, os.PathLike)):
             return self._sparse_query(*query)
         if isinstance(query, (str, os.PathLike)):

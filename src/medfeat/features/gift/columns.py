@@ -96,28 +96,45 @@ def feature_row(features: GiftFeatures) -> dict[str, float]:
     return dict(zip(column_names(features.grey_levels), values.tolist()))
 
 
-def features_of_row(row: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
-    """GIFT's ``(ids, values)`` from a row of gift columns (an :func:`medfeat.extract` result, or
-    a row of a features table); the number of ``gift_hist_*`` columns gives the grey levels.
+def grey_levels_of_row(row: Mapping[str, float]) -> int:
+    """The grey levels of a row of gift columns: its ``gift_hist_*`` columns beyond the chromatic
+    ones (0 or less: no gift columns)."""
+    return sum(1 for k in row if str(k).startswith("gift_hist_")) - N_CHROMATIC
+
+
+def parts_of_row(row: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """GIFT's parts from a row of gift columns (an :func:`medfeat.extract` result, or a row of a
+    features table), as float64: the block colours, the colour counts (pixels) and the Gabor bands.
 
     Raises
     ------
     ValueError
         Missing gift columns or missing values (an image that failed).
     """
-    nc = sum(1 for k in row if k.startswith("gift_hist_"))
-    if nc <= N_CHROMATIC:
+    grey = grey_levels_of_row(row)
+    if grey <= 0:
         raise ValueError("the row has no gift_hist_* columns: not a gift-family row")
-    names = column_names(nc - N_CHROMATIC)
+    nc = N_CHROMATIC + grey
     try:
-        vals = np.array([row[k] for k in names], dtype=np.float64)
+        vals = np.array([row[k] for k in column_names(grey)], dtype=np.float64)
     except KeyError as exc:
         raise ValueError(f"the row lacks gift column {exc.args[0]}") from None
     except TypeError:
         raise ValueError("the row has missing gift values (a failed image?)") from None
     if not np.isfinite(vals).all():
         raise ValueError("the row has missing gift values (a failed image?)")
-    blocks = vals[:N_BLOCKS]
-    counts = np.rint(vals[N_BLOCKS:N_BLOCKS + nc] * (SIZE * SIZE))
-    bands = vals[N_BLOCKS + nc:N_BLOCKS + nc + N_FILTERS * N_GABOR_BLOCKS]
-    return sparse_from_parts(blocks.astype(np.intp), counts, bands.astype(np.intp), nc)
+    return (vals[:N_BLOCKS], np.rint(vals[N_BLOCKS:N_BLOCKS + nc] * (SIZE * SIZE)),
+            vals[N_BLOCKS + nc:N_BLOCKS + nc + N_FILTERS * N_GABOR_BLOCKS])
+
+
+def features_of_row(row: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    """GIFT's ``(ids, values)`` from a row of gift columns (see :func:`parts_of_row`); the number
+    of ``gift_hist_*`` columns gives the grey levels.
+
+    Raises
+    ------
+    ValueError
+        Missing gift columns or missing values (an image that failed).
+    """
+    blocks, counts, bands = parts_of_row(row)
+    return sparse_from_parts(blocks.astype(np.intp), counts, bands.astype(np.intp), len(counts))
