@@ -30,7 +30,7 @@ are on the image's grid).
 How it is computed
 ------------------
 ``stat``, ``ih`` and ``glcm`` (every aggregation method the settings ask for) are computed by the
-compiled sliding-window sweep of :mod:`medfeat.features._sliding`: the kernel slides one voxel at
+compiled sliding-window sweep of :mod:`medfeat.features.sliding_window`: the kernel slides one voxel at
 a time along each row of ROI voxels, and its intensity histogram, grey-level histogram and
 co-occurrence counts are updated incrementally -- the plane of voxels leaving the kernel is taken
 out and the plane entering it put in -- instead of being recounted; the features of each kernel
@@ -172,11 +172,11 @@ def _stat_row(values: np.ndarray) -> dict[str, float]:
     """The intensity statistics of ``values``, feature by feature: a kernel of two distinct values
     has no value within [P10, P90], and its robust mean absolute deviation is NaN (not an error)."""
     from medfeat.features.base import column
-    from medfeat.features.intensity_statistics import _TABLE, Summary
+    from medfeat.features.intensity_statistics import FEATURE_FUNCTIONS, Summary
 
     s = Summary(values)
     row = {}
-    for tag, _, _, fn in _TABLE:
+    for tag, fn in FEATURE_FUNCTIONS:
         try:
             row[column(tag)] = fn(s)
         except ZeroDivisionError:
@@ -290,8 +290,8 @@ def compute_maps(image, mask, settings=None, families: Iterable[str] | str = ("s
 
 
 def _sweep(values, usable, levels, n_levels, centres, rows, radii, s, fams, at, out) -> None:
-    """The incremental families, by the compiled sweep of :mod:`medfeat.features._sliding`."""
-    from medfeat.features import _sliding as sw
+    """The incremental families, by the compiled sweep of :mod:`medfeat.features.sliding_window`."""
+    from medfeat.features import sliding_window as sw
     from medfeat.features.base import column, directions_3d
     from medfeat.features.glcm import FEATURES as GLCM
     from medfeat.features.intensity_histogram import FEATURES as IH
@@ -342,7 +342,7 @@ def _sweep(values, usable, levels, n_levels, centres, rows, radii, s, fams, at, 
     sw.sweep(np.ascontiguousarray(usable), gidx, uidx, rows, box, row_lo, row_hi, np.array(radii, np.int64),
              int(s.distance), offs, odir, opos, inpl, glev_int.astype(np.float64), uvals, int(n_levels), lvl2idx,
              want_stat, "ih" in fams, int(off_stat), int(off_ih), offs_agg, agg_ptr, group_ptr, members, lg, wd,
-             sw._Q, sw._KS, out)
+             sw.STAT_QUANTILES, sw.IH_QUANTILES, out)
 
 
 def feature_maps(image, mask, settings=None, families: Iterable[str] | str = ("stat", "glcm"), radius: int = 1,

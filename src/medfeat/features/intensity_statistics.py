@@ -302,6 +302,8 @@ _TABLE = (
     ("stat.rms", "5ZWQ", "Root mean square intensity", root_mean_square),
 )
 FEATURES: tuple[FeatureDef, ...] = tuple(FeatureDef(t, c, n) for t, c, n, _ in _TABLE)
+#: ``(tag, function of a Summary)`` per feature, in column order (feature maps compute them one by one).
+FEATURE_FUNCTIONS: tuple = tuple((t, fn) for t, _, _, fn in _TABLE)
 
 
 def statistics_features(values: np.ndarray) -> dict[str, float]:

@@ -165,7 +165,8 @@ def feature_defs(autocorrelation: bool = True) -> tuple[FeatureDef, ...]:
     return FEATURES if autocorrelation else tuple(f for f in FEATURES if f.tag not in AUTOCORRELATION)
 
 
-def _ratio(num: float, den: float) -> float:
+def ratio(num: float, den: float) -> float:
+    """``num / den``, NaN when the denominator is not a positive finite number (a flat or empty ROI)."""
     return float(num / den) if den > 0 and np.isfinite(den) else float("nan")
 
 
@@ -355,7 +356,7 @@ def _monotone_chain(xs, ys, order, m, chain) -> int:  # pragma: no cover - compi
 
 
 @numba.njit(cache=True, nogil=True)
-def _hull_2d_indices(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+def hull_2d_indices(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
     """Indices of the convex hull vertices of the points ``(xs, ys)``, counter-clockwise, collinear
     points dropped (Andrew's monotone chain; exact for integer coordinates)."""
     n = xs.shape[0]
@@ -530,7 +531,7 @@ def _min_area_rectangle(pts: np.ndarray) -> tuple[float, float, float, float]:
     One side of the optimal rectangle lies on a convex hull edge, so trying each edge's
     direction (modulo a quarter turn) is exact.
     """
-    hull = pts[_hull_2d_indices(pts[:, 0].copy(), pts[:, 1].copy())]
+    hull = pts[hull_2d_indices(pts[:, 0].copy(), pts[:, 1].copy())]
     h = hull.shape[0]
     best = (np.inf, 0.0, 0.0, 0.0)
     for e in range(h):
@@ -802,12 +803,12 @@ def morphology_features(morph_mask: np.ndarray, image: np.ndarray, intensity_mas
         "morph.vol": vol,
         "morph.approx.vol": float(np.count_nonzero(morph_mask) * np.prod(sp)),
         "morph.area": area,
-        "morph.av": _ratio(area, vol),
-        "morph.comp.1": _ratio(vol, math.sqrt(math.pi) * area ** 1.5),
-        "morph.comp.2": _ratio(36.0 * math.pi * vol ** 2, area ** 3),
-        "morph.sph.dispr": _ratio(area, (36.0 * math.pi * vol ** 2) ** (1 / 3)),
-        "morph.sphericity": _ratio((36.0 * math.pi * vol ** 2) ** (1 / 3), area),
-        "morph.asphericity": _ratio(area ** 3, 36.0 * math.pi * vol ** 2) ** (1 / 3) - 1.0,
+        "morph.av": ratio(area, vol),
+        "morph.comp.1": ratio(vol, math.sqrt(math.pi) * area ** 1.5),
+        "morph.comp.2": ratio(36.0 * math.pi * vol ** 2, area ** 3),
+        "morph.sph.dispr": ratio(area, (36.0 * math.pi * vol ** 2) ** (1 / 3)),
+        "morph.sphericity": ratio((36.0 * math.pi * vol ** 2) ** (1 / 3), area),
+        "morph.asphericity": ratio(area ** 3, 36.0 * math.pi * vol ** 2) ** (1 / 3) - 1.0,
     }
 
     n_vox, centre, cov = voxel_moments(morph_mask, sp)
@@ -838,20 +839,20 @@ def morphology_features(morph_mask: np.ndarray, image: np.ndarray, intensity_mas
     out["morph.pca.flatness"] = math.sqrt(least / major) if major > 0 else nan
 
     ext = candidates.max(axis=0) - candidates.min(axis=0)
-    out["morph.v.dens.aabb"] = _ratio(vol, float(np.prod(ext)))
-    out["morph.a.dens.aabb"] = _ratio(area, _box_area(ext))
+    out["morph.v.dens.aabb"] = ratio(vol, float(np.prod(ext)))
+    out["morph.a.dens.aabb"] = ratio(area, _box_area(ext))
     obb = oriented_bounding_box(hull_pts)
-    out["morph.v.dens.ombb"] = _ratio(vol, float(np.prod(obb)))
-    out["morph.a.dens.ombb"] = _ratio(area, _box_area(obb))
+    out["morph.v.dens.ombb"] = ratio(vol, float(np.prod(obb)))
+    out["morph.a.dens.ombb"] = ratio(area, _box_area(obb))
 
     a, b, c = 2.0 * np.sqrt(lam)
-    out["morph.v.dens.aee"] = _ratio(vol, 4.0 * math.pi * a * b * c / 3.0)
-    out["morph.a.dens.aee"] = _ratio(area, ellipsoid_area(a, b, c))
+    out["morph.v.dens.aee"] = ratio(vol, 4.0 * math.pi * a * b * c / 3.0)
+    out["morph.a.dens.aee"] = ratio(area, ellipsoid_area(a, b, c))
     ma, mb, mc = mvee_axes(hull_pts)
-    out["morph.v.dens.mvee"] = _ratio(vol, 4.0 * math.pi * ma * mb * mc / 3.0)
-    out["morph.a.dens.mvee"] = _ratio(area, ellipsoid_area(ma, mb, mc))
-    out["morph.v.dens.conv.hull"] = _ratio(vol, hull_vol)
-    out["morph.a.dens.conv.hull"] = _ratio(area, hull_area)
+    out["morph.v.dens.mvee"] = ratio(vol, 4.0 * math.pi * ma * mb * mc / 3.0)
+    out["morph.a.dens.mvee"] = ratio(area, ellipsoid_area(ma, mb, mc))
+    out["morph.v.dens.conv.hull"] = ratio(vol, hull_vol)
+    out["morph.a.dens.conv.hull"] = ratio(area, hull_area)
 
     out["morph.integ.int"] = vol * float(values.mean()) if values.size else nan
     if autocorrelation:

@@ -38,7 +38,7 @@ import numba
 import numpy as np
 
 from medfeat.features.base import FeatureDef
-from medfeat.features.morphology import _ratio, max_diameter
+from medfeat.features.morphology import max_diameter, ratio
 
 FAMILY = "morph2d"
 
@@ -129,7 +129,7 @@ def _slice_census(m):  # pragma: no cover - compiled
 
 def slice_features(mask2d: np.ndarray, spacing2d) -> dict[str, float]:
     """The 2D shape features of one slice (``mask2d`` (y, x), ``spacing2d`` (dy, dx) in mm)."""
-    from medfeat.features.morphology import _hull_2d_indices
+    from medfeat.features.morphology import hull_2d_indices
 
     sp = np.asarray(spacing2d, dtype=np.float64)
     dy, dx = float(sp[0]), float(sp[1])
@@ -139,7 +139,7 @@ def slice_features(mask2d: np.ndarray, spacing2d) -> dict[str, float]:
     perimeter = float(counts @ (_CELL_H * 0.5 * math.hypot(dx, dy) + _CELL_DX * dx + _CELL_DY * dy))
     ky, kx = ky.astype(np.float64), kx.astype(np.float64)
     pts = np.stack([(ky - 2) * (dy / 2), (kx - 2) * (dx / 2)], axis=1)  # mm, pixel centres at 0, d, ...
-    hull_pts = pts[_hull_2d_indices(kx, ky)]
+    hull_pts = pts[hull_2d_indices(kx, ky)]
     hull_area = _polygon_area(hull_pts) if len(hull_pts) > 2 else 0.0
     ext = pts.max(axis=0) - pts.min(axis=0)
     count, cov = _pixel_moments(mask2d, sp, row_n[1:-1], row_x[1:-1] - row_n[1:-1])
@@ -148,14 +148,14 @@ def slice_features(mask2d: np.ndarray, spacing2d) -> dict[str, float]:
         "morph.2d.area": area,
         "morph.2d.approx.area": float(count * dy * dx),
         "morph.2d.perimeter": perimeter,
-        "morph.2d.pa": _ratio(perimeter, area),
-        "morph.2d.circularity": _ratio(4.0 * math.pi * area, perimeter ** 2),
+        "morph.2d.pa": ratio(perimeter, area),
+        "morph.2d.circularity": ratio(4.0 * math.pi * area, perimeter ** 2),
         "morph.2d.diam": max_diameter(hull_pts),
         "morph.2d.pca.major": 4.0 * math.sqrt(lam[0]),
         "morph.2d.pca.minor": 4.0 * math.sqrt(lam[1]),
         "morph.2d.pca.elongation": math.sqrt(lam[1] / lam[0]) if lam[0] > 0 else float("nan"),
-        "morph.2d.a.dens.aabb": _ratio(area, float(np.prod(ext))),
-        "morph.2d.a.dens.conv.hull": _ratio(area, hull_area),
+        "morph.2d.a.dens.aabb": ratio(area, float(np.prod(ext))),
+        "morph.2d.a.dens.conv.hull": ratio(area, hull_area),
     }
 
 

@@ -61,7 +61,7 @@ METRICS = (
 )
 
 
-def _percentile(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: float) -> float:
     """Linear-interpolation percentile (numpy's default) without importing numpy."""
     if not values:
         return 0.0
@@ -125,8 +125,8 @@ def run_metrics(run_dir: str | Path) -> dict:
         "workers": workers,
         "parallel_efficiency": running / (workers * waiting) if workers and waiting else 0.0,
         "sessions": len(sessions),
-        "job_time_p50_s": _percentile(job_times, 50),
-        "job_time_p95_s": _percentile(job_times, 95),
+        "job_time_p50_s": percentile(job_times, 50),
+        "job_time_p95_s": percentile(job_times, 95),
         "job_time_max_s": max(job_times, default=0.0),
         "tail_ratio": waiting / (running / workers) if running and workers else 0.0,
         "backups_launched": sum(1 for a in attempts if a.get("role") == "backup"),

@@ -266,8 +266,8 @@ class _Attempt:
         self.released = False
 
 
-def _percentile(values: list[float], q: float) -> float:
-    from medfeat.report.metrics import _percentile as pct
+def percentile(values: list[float], q: float) -> float:
+    from medfeat.report.metrics import percentile as pct
 
     return pct(values, q)
 
@@ -645,8 +645,8 @@ def simulate(measured: Measured, workers: int, *, jobs: int | None = None, slow_
         "parallel_efficiency": running_sum / (N * waiting) if waiting > 0 else 0.0,
         "makespan_s": last_end,
         "summed_running_time_s": running_sum,
-        "job_time_p50_s": _percentile(job_time, 50),
-        "job_time_p95_s": _percentile(job_time, 95),
+        "job_time_p50_s": percentile(job_time, 50),
+        "job_time_p95_s": percentile(job_time, 95),
         "job_time_max_s": max(job_time, default=0.0),
         **counts,
         "slow_workers_avoided": len(avoided),

@@ -37,8 +37,8 @@ from medfeat.features.base import AGGREGATIONS
 N_STAT, N_IH, N_GLCM = 18, 23, 25
 # IBSI aggregation methods, in the order of medfeat.features.base.AGGREGATIONS
 AGG_ORDER = tuple(AGGREGATIONS)
-_Q = np.true_divide(np.array([10, 25, 50, 75, 90]), 100)  # numpy.percentile's quantiles (stat)
-_KS = np.array([10, 25, 50, 75, 90], dtype=np.float64) / 100.0  # the histogram's (ih)
+STAT_QUANTILES = np.true_divide(np.array([10, 25, 50, 75, 90]), 100)  # numpy.percentile's quantiles (stat)
+IH_QUANTILES = np.array([10, 25, 50, 75, 90], dtype=np.float64) / 100.0  # the histogram's (ih)
 
 
 def offsets(directions: np.ndarray):
