@@ -12,6 +12,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from medfeat.production.spec import is_reference_bundle
 from medfeat.production.staging import Stage, stage_bundle
 
 
@@ -77,7 +78,7 @@ class Bundler:
     def _one(self, job_id, name, items, staged, force) -> BundleReady:
         if staged and staged.get("bundle"):
             # an earlier session's bundle serves if it is still there and of this session's kind
-            same_kind = staged["bundle"].endswith(".ref.tar") == self.reference
+            same_kind = is_reference_bundle(staged["bundle"]) == self.reference
             if not force and same_kind and self.stage.exists(staged["bundle"]):
                 return BundleReady(job_id, staged["bundle"], staged["bundle_sha256"], staged["bundle_bytes"] or 0)
             if force or not same_kind:

@@ -36,11 +36,10 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from medfeat.errors import InputError
 from medfeat.production.bundler import BundleFailed, BundleReady, Bundler
 from medfeat.production.executor import Executor, Failed, Finished, Started
 from medfeat.production.ledger import Ledger
-from medfeat.production.options import BUNDLE_MODES, TailPolicy
+from medfeat.production.options import TailPolicy
 from medfeat.production.plan import item_of
 from medfeat.production.progress import Progress
 from medfeat.production.spec import JobSpec, bundle_name, images_digest, make_spec
@@ -82,10 +81,9 @@ class SessionFigures:
 
 def reference_bundles(mode: str, executor: Executor) -> bool:
     """Whether this session's bundles list their inputs' paths rather than carry them: ``mode``
-    "reference", or "auto" on the local backend (workers on this machine read the dataset where it
-    is: no copy of every image into the stage and out again)."""
-    if mode not in BUNDLE_MODES:
-        raise InputError("bundles", f"{mode!r} is not one of {', '.join(BUNDLE_MODES)}")
+    (one of ``options.BUNDLE_MODES``, checked by :class:`TailPolicy`) "reference", or "auto" on the
+    local backend (workers on this machine read the dataset where it is: no copy of every image
+    into the stage and out again)."""
     if mode == "auto":
         try:
             return executor.describe().get("backend") == "local"

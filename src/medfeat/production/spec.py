@@ -55,9 +55,17 @@ def run_prefix(run_id: str) -> str:
     return run_id or ""
 
 
+REFERENCE_SUFFIX = ".ref.tar"  # a bundle that lists its inputs' paths instead of carrying them
+
+
 def bundle_name(run_id: str, job_id: int, reference: bool = False) -> str:
     """A job's bundle; ``reference``: one that lists its inputs' paths instead of carrying them."""
-    return posixpath.join(run_prefix(run_id), "bundles", f"job-{job_id:05d}{'.ref' if reference else ''}.tar")
+    return posixpath.join(run_prefix(run_id), "bundles",
+                          f"job-{job_id:05d}" + (REFERENCE_SUFFIX if reference else ".tar"))
+
+
+def is_reference_bundle(name: str) -> bool:
+    return name.endswith(REFERENCE_SUFFIX)
 
 
 def spec_name(run_id: str, attempt: int) -> str:

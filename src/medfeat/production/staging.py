@@ -136,9 +136,10 @@ class Stage:
 MAX_INPUT_BYTES = 8 << 30
 
 
-def _regular(fs, path: str, url: str) -> None:
+def _regular(fs, path: str, url: str) -> os.stat_result | None:
     """Refuse what is not a regular file before opening it: a FIFO blocks the reader forever, a
-    device is read until memory runs out, a broken or looping link has nothing to read."""
+    device is read until memory runs out, a broken or looping link has nothing to read. Returns
+    the file's stat on a local filesystem (None on other stores)."""
     if getattr(fs, "protocol", None) in ("file", ("file", "local"), "local") or isinstance(fs.protocol, tuple) \
             and "file" in fs.protocol:
         import stat
@@ -153,10 +154,11 @@ def _regular(fs, path: str, url: str) -> None:
             raise InputError(url, "not a regular file (a FIFO, a device or a socket); refused")
         size = st.st_size
     else:
-        size = int(fs.info(path).get("size") or 0)
+        st, size = None, int(fs.info(path).get("size") or 0)
     if size > MAX_INPUT_BYTES:
         raise InputError(url, f"file of {size / 2**30:.1f} GiB is larger than the {MAX_INPUT_BYTES >> 30} GiB "
                               "a job bundle takes")
+    return st
 
 
 def _read_source(url: str) -> list[tuple[str, bytes]]:
@@ -202,17 +204,16 @@ def local_path(url: str) -> str | None:
 def file_stats(path: str) -> list[list]:
     """``[[relative name, size, mtime_ns], ...]`` of a file (one entry, name "") or of every file
     under a folder (a DICOM series): what a reference bundle checks its inputs against."""
+    fs = fsspec.filesystem("file")
     if os.path.isdir(path):
         out = []
         for folder, _, names in sorted(os.walk(path)):
             for n in sorted(names):
                 p = os.path.join(folder, n)
-                _regular(fsspec.filesystem("file"), p, path)
-                st = os.stat(p)
+                st = _regular(fs, p, path)
                 out.append([os.path.relpath(p, path), st.st_size, st.st_mtime_ns])
         return out
-    _regular(fsspec.filesystem("file"), path, path)
-    st = os.stat(path)
+    st = _regular(fs, path, path)
     return [["", st.st_size, st.st_mtime_ns]]
 
 
