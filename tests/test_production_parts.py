@@ -311,6 +311,38 @@ def test_ctrl_c_finishes_the_ledger_and_says_how_to_resume(tmp_path):
     check_run(run_dir, paths, compare=4)
 
 
+def test_an_interrupt_during_a_submission_leaves_no_attempt_running(tmp_path, monkeypatch):
+    """Ctrl-C can land between an attempt's ledger row and its hand-over to the executor: the
+    session still ends every attempt it started, and a resume completes the run."""
+    from medfeat.production.dask_executor import DaskExecutor
+    from test_production import check_run, produce
+
+    paths = make_images(tmp_path / "data", 8)
+    real_submit, calls = DaskExecutor.submit, []
+
+    def interrupted_third_submit(self, spec, *args, **kwargs):
+        calls.append(spec.attempt)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_submit(self, spec, *args, **kwargs)
+
+    monkeypatch.setattr(DaskExecutor, "submit", interrupted_third_submit)
+    prod = plan(tmp_path / "run", tmp_path / "data", 1)
+    with pytest.raises(KeyboardInterrupt):
+        produce(prod, workers=1)
+    led = Ledger(tmp_path / "run")
+    try:
+        attempts = {a["attempt_id"]: a for a in led.attempts()}
+        assert attempts[calls[2]]["outcome"] == "cancelled" and attempts[calls[2]]["key"] is None
+        assert not [a for a in attempts.values() if a["outcome"] == "running"]
+        assert led.check_consistency() == []
+    finally:
+        led.close()
+    monkeypatch.setattr(DaskExecutor, "submit", real_submit)
+    produce(plan(tmp_path / "run", None, 1), workers=1)
+    check_run(tmp_path / "run", paths, compare=2)
+
+
 def test_feature_tables_carry_their_provenance(tmp_path):
     from medfeat.tables import read_provenance
     from test_production import produce

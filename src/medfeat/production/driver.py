@@ -476,5 +476,13 @@ class Driver:
             self.bundler.stop()
             for a in list(self.live.values()):
                 self._drop(a, "cancelled", "the session ended")
+            # an interrupt between an attempt's ledger row and its hand-over leaves it out of
+            # ``live``: the ledger, not memory, says what this session left running
+            for attempt_id in self.ledger.running_attempts(self.session):
+                self.ledger.stop_attempt(attempt_id, "cancelled", "the session ended")
+                try:
+                    self.ex.cancel(attempt_id)
+                except Exception:
+                    pass
             self.figures.bundling_s = self.bundler.busy_s
         return self.figures

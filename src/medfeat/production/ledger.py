@@ -292,6 +292,11 @@ class Ledger:
                         "WHERE attempt_id = ? AND outcome = 'running'",
                         (outcome, reason, time.time(), worker, attempt_id))
 
+    def running_attempts(self, session: int) -> list[int]:
+        """Attempts of ``session`` still 'running' in the ledger."""
+        return [r[0] for r in self.db.execute("SELECT attempt_id FROM attempts WHERE session = ? AND outcome = 'running' "
+                                              "ORDER BY attempt_id", (session,))]
+
     def attempts(self, job_id: int | None = None) -> list[dict]:
         q = "SELECT * FROM attempts" + (" WHERE job_id = ?" if job_id is not None else "") + " ORDER BY attempt_id"
         return [dict(r) for r in self.db.execute(q, (job_id,) if job_id is not None else ())]
