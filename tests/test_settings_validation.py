@@ -198,3 +198,16 @@ def test_to_toml_escapes_descriptions(tmp_path):
     path = tmp_path / "s.toml"
     path.write_text(s.to_toml(), encoding="utf-8")
     assert Settings.from_file(path).description == s.description
+
+
+def test_single_slice_settings_are_resolved_once_and_follow_their_inputs():
+    s = Settings.preset("auto")
+    first, fams = s.single_slice_settings(("stat", "morph", "glcm"))
+    assert fams == ("stat", "glcm") and first.name == s.single_slice
+    assert s.single_slice_settings(("stat", "morph", "glcm"))[0] is first  # asked per image: resolved once
+    fresh = Settings.preset(s.single_slice).replace(families=fams, geometry_tolerance=s.geometry_tolerance,
+                                                    resample_mask=s.resample_mask)
+    assert first == fresh
+    s.geometry_tolerance = 0.25  # settings are mutable: a changed input gives a new answer
+    assert s.single_slice_settings(("stat", "morph", "glcm"))[0].geometry_tolerance == 0.25
+    assert s.replace(single_slice=None).single_slice_settings(("stat",)) is None

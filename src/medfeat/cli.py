@@ -25,6 +25,9 @@ def _version(value: bool) -> None:
 def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                        help="Print medfeat's version and exit.")) -> None:
     """Fast, IBSI-validated feature extraction from medical images."""
+    from medfeat.production.tuning import freeze_at_exit
+
+    freeze_at_exit()  # the command's exit skips a final collection (~0.4 s); see medfeat.production.tuning
 
 
 def _fail(message: str, code: int = 2) -> None:

@@ -19,7 +19,7 @@ from medfeat.errors import InputError
 from medfeat.production.results import result_bytes
 from medfeat.production.spec import JobSpec, images_digest
 from medfeat.production.staging import BundleCorrupt, Stage, check_in_place, content_sha256, unpack_bundle
-from medfeat.production.tuning import tune_malloc
+from medfeat.production.tuning import freeze_at_exit, tune_malloc
 
 
 def _worker_name() -> str:
@@ -167,6 +167,7 @@ def run_job(spec: JobSpec | dict, notes: bool = False) -> dict:
         spec = JobSpec(**spec)
     started, cpu0 = time.time(), time.thread_time()
     tune_malloc()  # once per process; see medfeat.production.tuning
+    freeze_at_exit()
     report = {"worker": _worker_name(), "host": socket.gethostname(), "pid": os.getpid(), "started": started,
               "attempt": spec.attempt, "job_id": spec.job_id}
     stage = Stage(spec.stage_url, spec.staging_retry_s)

@@ -1,4 +1,4 @@
-"""Process-level tuning of a worker before its first job.
+"""Process-level tuning of a worker before its first job (and of the ``medfeat`` process's exit).
 
 Dask's nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536`` (to give memory back to the OS
 quickly). Setting any glibc malloc threshold switches off glibc's *dynamic* mmap threshold, so
@@ -10,8 +10,10 @@ straight back to the OS.
 """
 from __future__ import annotations
 
+import atexit
 import ctypes
 import ctypes.util
+import gc
 import sys
 
 M_TRIM_THRESHOLD = -1
@@ -21,6 +23,7 @@ MMAP_THRESHOLD = 32 * 1024 * 1024   # glibc's own ceiling for its dynamic thresh
 TRIM_THRESHOLD = 64 * 1024 * 1024   # keep at most this much free heap before trimming
 
 _done = False
+_exit_registered = False
 
 
 def tune_malloc() -> bool:
@@ -41,3 +44,19 @@ def tune_malloc() -> bool:
     ok = mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
     ok = (mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1) and ok
     return ok
+
+
+def freeze_at_exit() -> None:
+    """Skip the final garbage collection of a process that is about to end.
+
+    After a run, a worker (numba, scipy, nibabel loaded) spent ~0.4 s collecting garbage at exit and
+    its nanny waited for it: closing a 2-worker LocalCluster took 0.47-0.71 s instead of 0.07 s
+    (measured here); the ``medfeat`` command itself lost ~0.4 s the same way. ``gc.freeze()`` as the
+    last exit handler (registered first, atexit runs last-in first-out) leaves every object alive to
+    the end: the operating system takes the memory back. Other exit handlers still run, and every
+    file medfeat writes is closed by ``with`` before the process ends, not by the collector.
+    """
+    global _exit_registered
+    if not _exit_registered:
+        _exit_registered = True
+        atexit.register(gc.freeze)
