@@ -482,3 +482,22 @@ def test_a_complete_run_folds_its_results_into_the_table_and_a_resume_keeps_it(t
     m = produce(plan(run_dir, None, 2), workers=1)
     assert m["attempts"] == 6 and m["committed_jobs"] == 3
     assert sorted(pq.read_table(run_dir / "features.parquet")["image"].to_pylist()) == sorted(str(p) for p in paths)
+
+
+def test_wide_table_keeps_each_value_in_its_column_whatever_the_row_order():
+    from medfeat.columns import Column
+    from medfeat.tables import ImageResult, wide_table
+
+    cols = [Column(name, "", "", "") for name in ("a", "b", "c")]
+    rows = [ImageResult("in-order", "h1", {"a": 1.0, "b": 2.0, "c": 3.0}),
+            ImageResult("reordered", "h2", {"c": 6.0, "a": 4.0, "b": 5.0}),
+            ImageResult("with-none", "h3", {"a": 7.0, "b": None, "c": 9.0}),
+            ImageResult("lacks-c", "h4", {"a": 10.0, "b": 11.0}),
+            ImageResult("extra", "h5", {"a": 12.0, "b": 13.0, "z": 99.0}),
+            ImageResult("failed", "", error="failed: unreadable")]
+    t = wide_table(rows, cols)
+    assert t.column_names == ["image", "sha256", "error", "note", "a", "b", "c"]
+    assert t["a"].to_pylist() == [1.0, 4.0, 7.0, 10.0, 12.0, None]
+    assert t["b"].to_pylist() == [2.0, 5.0, None, 11.0, 13.0, None]
+    assert t["c"].to_pylist() == [3.0, 6.0, 9.0, None, None, None]
+    assert t["error"].to_pylist() == ["", "", "", "", "", "failed: unreadable"]

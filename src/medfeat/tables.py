@@ -58,21 +58,27 @@ def wide_table(results: list[ImageResult], columns: list[Column]) -> pa.Table:
         if r.error:
             missing[i] = True
             continue
-        get = r.features.get
-        try:
-            values[i] = np.fromiter((get(k, _MISSING) for k in names), dtype=np.float64, count=m)
-        except TypeError:  # a None value: the slow path keeps it null
+        feats = r.features
+        if len(feats) == m and list(feats) == names:
+            # a row in the columns' own order (the usual case): its values as they are, at C speed
+            # (a lookup per column cost 0.4 ms per 3,700-column gift row, 5% of its extraction)
+            row = list(feats.values())
+        else:
+            get = feats.get
             row = [get(k, _MISSING) for k in names]
-            values[i] = [np.nan if v is None else v for v in row]
-            missing[i] = [v is None for v in row]
-        if not r.features.keys() >= name_set:
-            missing[i] |= [k not in r.features for k in names]
+            if not feats.keys() >= name_set:
+                missing[i] = [k not in feats for k in names]
+        if None in row:  # an undefined feature is null, not NaN (numpy would make None a NaN)
+            missing[i] |= [v is None for v in row]
+            row = [np.nan if v is None else v for v in row]
+        values[i] = row
     arrays = [pa.array([text(r.image) for r in results], pa.string()), pa.array([r.sha256 for r in results], pa.string()),
               pa.array([text(r.error) for r in results], pa.string()), pa.array([r.note for r in results], pa.string())]
     values = np.asfortranarray(values)  # contiguous columns
+    has_missing = missing.any(axis=0)
     for j in range(m):
         col = values[:, j]
-        arrays.append(pa.array(col, pa.float64(), mask=missing[:, j]) if missing[:, j].any() else pa.array(col))
+        arrays.append(pa.array(col, pa.float64(), mask=missing[:, j]) if has_missing[j] else pa.array(col))
     schema = pa.schema([("image", pa.string()), ("sha256", pa.string()), ("error", pa.string()), ("note", pa.string())]
                        + [(k, pa.float64()) for k in names])
     return pa.Table.from_arrays(arrays, schema=schema)
