@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
@@ -16,6 +17,7 @@ import medfeat
 from medfeat.cli import app
 from medfeat.features import gift
 from medfeat.io.netpbm import write_netpbm
+from medfeat.tables import ImageResult, pack_gift_codes, unpack_gift_codes, wide_table
 
 from conftest import SHARED, require_shared
 
@@ -329,6 +331,49 @@ def test_cli_bad_images_and_exit_status(tmp_path):
     assert r.exit_code == 2 and "would overwrite" in r.output
 
 
+def test_packed_codes_are_the_block_colours_then_the_gabor_bands():
+    rng = np.random.default_rng(21)
+    images = [rng.integers(0, 256, (256, 256, 3), dtype=np.uint8) for _ in range(3)]
+    feats = [gift.gift_features(im, grey_levels=8) for im in images]
+    s = medfeat.Settings.preset("default-2d").replace(gift_grey_levels=8)
+    cols = medfeat.feature_columns(s, ["stat", "gift"])
+    results = [ImageResult(f"im{i}", "", medfeat.extract(im[np.newaxis], settings=s, families=["stat", "gift"]))
+               for i, im in enumerate(images)]
+    results.insert(1, ImageResult("bad.ppm", "", error="bad.ppm: truncated"))
+    nan_row = dict(results[0].features, gift_gabor_1_2_017=float("nan"))  # a code that is not a value
+    results.append(ImageResult("nan.ppm", "", nan_row))
+    wide = wide_table(results, cols)
+    packed = wide_table(results, cols, pack_gift=True)
+    # one column of 3,412 bytes where gift_block_000 was; the histograms stay float columns
+    assert packed.num_columns == wide.num_columns - 3412 + 1
+    assert packed.column_names.index("gift_codes") == wide.column_names.index("gift_block_000")
+    assert [c for c in packed.column_names if c != "gift_codes"] == \
+        [c for c in wide.column_names if c not in set(gift.code_column_names())]
+    codes = packed["gift_codes"].to_pylist()
+    assert codes[1] is None and codes[4] is None  # the failed row, and the row with a NaN code
+    for k, i in ((0, 0), (2, 1), (3, 2)):
+        expected = np.concatenate([feats[i].block_colours, feats[i].gabor_bands.ravel()]).astype(np.uint8)
+        assert np.array_equal(np.frombuffer(codes[k], np.uint8), expected)
+        ids, values = gift.features_of_row(packed.slice(k, 1).to_pylist()[0])
+        assert np.array_equal(ids, feats[i].to_sparse()[0]) and same_float32(values, feats[i].to_sparse()[1])
+    # the Arrow-level packing gives the same table; unpacking gives the wide table back, value for value
+    assert pack_gift_codes(wide).equals(packed)
+    assert pack_gift_codes(packed) is packed
+    back = unpack_gift_codes(packed)
+    assert back.column_names == wide.column_names
+    code_names = set(gift.code_column_names())
+    for name in wide.column_names:
+        if name in code_names:  # the row with a NaN code has none of its codes (a row is whole or null)
+            assert back[name].slice(0, 4).equals(wide[name].slice(0, 4)) and back[name][4].as_py() is None, name
+        else:
+            assert back[name].equals(wide[name]), name
+    assert unpack_gift_codes(back) is back
+    with pytest.raises(ValueError, match="missing gift values"):
+        gift.features_of_row(packed.slice(1, 1).to_pylist()[0])
+    with pytest.raises(ValueError, match="holds 10 codes, not 3412"):
+        gift.parts_of_row({**packed.slice(0, 1).to_pylist()[0], "gift_codes": b"\x00" * 10})
+
+
 def test_production_run_with_gift(tmp_path):
     from medfeat.production.engine import Production
     from medfeat.production.options import BackendSpec, PlanOptions
@@ -345,17 +390,71 @@ def test_production_run_with_gift(tmp_path):
     Production(run_dir, str(data), "default-2d", ("gift",), PlanOptions(images_per_job=2)).run(
         BackendSpec("local", workers=1))
     table = pq.read_table(run_dir / "features.parquet")
-    assert table.num_columns == 8 + 3698  # image, sha256, job, mask, label, roi, error, note + features
+    # image, sha256, job, mask, label, roi, error, note + gift_codes + 166 + 120 histogram columns
+    assert table.num_columns == 8 + 1 + 166 + 120
+    assert table.schema.field("gift_codes").type == pa.binary(3412)
     rows = {r["image"]: r for r in table.to_pylist()}
-    assert sorted(rows) == sorted(str(p) for p in paths)
+    wide = {r["image"]: r for r in unpack_gift_codes(table).to_pylist()}
+    assert sorted(rows) == sorted(wide) == sorted(str(p) for p in paths)
     for p in paths:
         row = rows[str(p)]
         assert row["error"] == ""
         expected = medfeat.extract(p, families=["gift"])
-        assert all(row[k] == v for k, v in expected.items())
-        ids, values = gift.features_of_row(row)
+        assert all(wide[str(p)][k] == v for k, v in expected.items())
+        assert np.array_equal(np.frombuffer(row["gift_codes"], np.uint8),
+                              [expected[k] for k in gift.code_column_names()])
+        ids, values = gift.features_of_row(row)  # the packed row as it is
         exp_ids, exp_values = gift.features_of_row(expected)
         assert np.array_equal(ids, exp_ids) and same_float32(values, exp_values)
+
+
+def test_an_earlier_results_wide_gift_columns_are_packed_when_the_table_is_assembled(tmp_path):
+    """A run folder resumed by this medfeat may hold job results written with the 3,698 wide gift
+    columns (medfeat before the packed codes): the table is still one schema, packed."""
+    from medfeat.production.engine import Production
+    from medfeat.production.options import BackendSpec, PlanOptions, TailPolicy
+    from medfeat.production.results import read_result, result_bytes
+
+    rng = np.random.default_rng(12)
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(4):
+        write_netpbm(data / f"im{i}.ppm", rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    run_dir = tmp_path / "run"
+    prod = Production(run_dir, str(data), "default-2d", ("gift",), PlanOptions(images_per_job=2))
+    prod.run(BackendSpec("local", workers=1), TailPolicy(keep_results=True))
+    first = pq.read_table(run_dir / "features.parquet")
+    job = prod.ledger.jobs()[0]
+    wide = unpack_gift_codes(read_result(prod.stage.get(job["result"])))
+    assert "gift_block_000" in wide.column_names
+    prod.stage.put(job["result"], result_bytes(wide))   # as an earlier medfeat wrote it
+    (run_dir / "features.parquet").unlink()
+    Production(run_dir).run(BackendSpec("local", workers=1), TailPolicy(keep_results=True))
+    again = pq.read_table(run_dir / "features.parquet")
+    assert again.schema.remove_metadata().equals(first.schema.remove_metadata())
+    assert again.to_pylist() == first.to_pylist()
+
+
+def test_extract_to_parquet_packs_the_codes_and_csv_keeps_them_wide(tmp_path):
+    rng = np.random.default_rng(13)
+    image = tmp_path / "a.ppm"
+    write_netpbm(image, rng.integers(0, 256, (256, 256, 3), dtype=np.uint8))
+    runner = CliRunner()
+    for out in ("f.parquet", "f.csv"):
+        r = runner.invoke(app, ["extract", str(image), "--families", "gift", "-o", str(tmp_path / out)])
+        assert r.exit_code == 0, r.output
+    packed = pq.read_table(tmp_path / "f.parquet")
+    assert packed.num_columns == 4 + 1 + 166 + 120 and "gift_block_000" not in packed.column_names
+    import pyarrow.csv as pacsv
+
+    wide = pacsv.read_csv(tmp_path / "f.csv")
+    assert wide.num_columns == 4 + 3698
+    expected = medfeat.extract(image, families=["gift"])
+    back = unpack_gift_codes(packed).to_pylist()[0]
+    assert all(back[k] == v for k, v in expected.items())
+    assert all(wide[k][0].as_py() == pytest.approx(v, rel=1e-15) for k, v in expected.items())
+    ids, values = gift.features_of_row(packed.to_pylist()[0])
+    assert np.array_equal(ids, gift.features_of_row(expected)[0]) and same_float32(values, gift.features_of_row(expected)[1])
 
 
 def test_families_lists_gift_by_group():

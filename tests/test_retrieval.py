@@ -24,6 +24,7 @@ from medfeat.errors import InputError
 from medfeat.features import gift
 from medfeat.io.netpbm import write_netpbm
 from medfeat.retrieval import DEFAULT_GREY_LEVELS, DEFAULT_METHOD, METHODS, Index
+from medfeat.tables import ImageResult, unpack_gift_codes, wide_table
 
 from conftest import require_shared
 
@@ -366,6 +367,36 @@ def test_index_from_production_table_equals_index_from_images(tmp_path):
         for name in from_images.names:
             assert dict(from_table.search(name, top=10, method=method)) == \
                 pytest.approx(dict(from_images.search(name, top=10, method=method)), rel=1e-12, abs=1e-15)
+    # the production packs the codes in one column; the same table with 3,698 gift columns indexes the same
+    packed = pq.read_table(table)
+    assert "gift_codes" in packed.column_names and "gift_block_000" not in packed.column_names
+    wide = tmp_path / "wide.parquet"
+    pq.write_table(unpack_gift_codes(packed), wide)
+    from_wide = Index.from_table(wide, gift_parts=True)
+    assert from_wide.names == from_table.names and from_wide.skipped == from_table.skipped
+    assert np.array_equal(from_wide.vectors, from_table.vectors)
+    assert (from_wide.matrix != from_table.matrix).nnz == 0 and np.array_equal(from_wide.codes, from_table.codes)
+
+
+def test_from_table_refuses_packed_codes_no_gift_image_has(tmp_path):
+    import pyarrow as pa
+
+    rgb = make_image("rings", seed=3)
+    row = medfeat.extract(rgb[np.newaxis], families=["gift"])
+    good = wide_table([ImageResult("a.ppm", "", row)], medfeat.feature_columns(None, ["gift"]), pack_gift=True)
+    pq.write_table(good, tmp_path / "good.parquet")
+    assert Index.from_table(tmp_path / "good.parquet").names == ["a.ppm"]
+    codes = bytearray(good["gift_codes"][0].as_py())
+    codes[5] = 200                                   # a block colour beyond GIFT's 166
+    bad = good.set_column(good.column_names.index("gift_codes"), "gift_codes",
+                          pa.array([bytes(codes)], pa.binary(3412)))
+    pq.write_table(bad, tmp_path / "bad.parquet")
+    with pytest.raises(InputError, match="block colours outside 0..165"):
+        Index.from_table(tmp_path / "bad.parquet")
+    short = good.set_column(good.column_names.index("gift_codes"), "gift_codes", pa.array([b"\x00" * 10], pa.binary(10)))
+    pq.write_table(short, tmp_path / "short.parquet")
+    with pytest.raises(InputError, match="not 3412 bytes per row"):
+        Index.from_table(tmp_path / "short.parquet")
 
 
 def test_from_table_refuses_tables_without_gift_features(tmp_path):

@@ -120,6 +120,10 @@ def extract(
         from medfeat.tables import drop_unused_columns
 
         table = drop_unused_columns(table, s, fams)
+        if output is not None and output.suffix.lower() == ".parquet":
+            from medfeat.tables import pack_gift_codes
+
+            table = pack_gift_codes(table)  # as in a production's features.parquet; CSV and JSON stay wide
     if names == "pyradiomics" and layout == "wide":
         from medfeat.pyradiomics import pyradiomics_column
 

@@ -133,6 +133,7 @@ import scipy.sparse as sp
 
 from medfeat.errors import InputError
 from medfeat.features.gift import (
+    CODES_COLUMN,
     FREQ_MAX,
     MAX_GREY_LEVELS,
     N_BANDS,
@@ -166,7 +167,7 @@ GABOR_WEIGHT = 2.0
 GIFT_METHODS = ("gift", "intersection")
 
 N_GABOR = N_FILTERS * N_GABOR_BLOCKS      # 3072 (filter, block) pairs
-N_CODES = N_BLOCKS + N_GABOR              # 3412 dense codes per image
+N_CODES = N_BLOCKS + N_GABOR              # 3412 dense codes per image (= medfeat.features.gift.N_CODES)
 N_GABOR_HIST = N_FILTERS * N_BANDS        # 120
 _CHUNK = 4096                             # rows per chunk when building
 _SCAN_TOP = 4096                          # larger `top`: score everything, then sort
@@ -546,13 +547,20 @@ class Index:
         grey_levels = nc - N_CHROMATIC
         if grey_levels > MAX_GREY_LEVELS:
             raise InputError(path, f"{nc} gift_hist_* columns: more than GIFT's 256 colours")
+        packed = CODES_COLUMN in cols  # a production's table: the 3,412 codes in one column
+        n_block_end, n_hist_end = N_BLOCKS, N_BLOCKS + nc
+        n_gab_end = n_hist_end + N_GABOR
         gift_cols = list(column_names(grey_levels))
+        if packed:
+            gift_cols = [CODES_COLUMN] + gift_cols[n_block_end:n_hist_end]
+            if pf.schema_arrow.field(CODES_COLUMN).type != pa.binary(N_CODES):
+                raise InputError(path, f"{CODES_COLUMN} is {pf.schema_arrow.field(CODES_COLUMN).type}, "
+                                       f"not {N_CODES} bytes per row")
+        else:
+            gift_cols = gift_cols[:n_gab_end]           # GIFT's Gabor histograms follow from the bands
         missing = [c for c in gift_cols if c not in cols]
         if missing:
             raise InputError(path, f"incomplete gift columns ({len(missing)} missing, e.g. {missing[0]})")
-        n_block_end, n_hist_end = N_BLOCKS, N_BLOCKS + nc
-        n_gab_end = n_hist_end + N_GABOR
-        gift_cols = gift_cols[:n_gab_end]           # GIFT's Gabor histograms follow from the bands
         want = ["image"] + (["error"] if "error" in cols else []) + gift_cols
         names, parts, skipped = [], [], []
         # without GIFT's parts, the descriptors go straight into one array (no chunks to join)
@@ -569,16 +577,24 @@ class Index:
                     for i, e in enumerate(err):
                         if e:
                             bad[i], reasons[i] = True, str(e)
-                values = np.empty((len(gift_cols), batch.num_rows), dtype=np.float64).T  # filled by columns
                 first = len(want) - len(gift_cols)
-                for k in range(len(gift_cols)):
+                values = np.empty((len(gift_cols) - packed, batch.num_rows), dtype=np.float64).T  # filled by columns
+                for k in range(packed, len(gift_cols)):
                     col = batch.column(first + k)  # by position: a name is looked up among 3,700
                     if col.null_count:
                         nulls = np.asarray(pc.is_null(col))
                         for i in np.flatnonzero(nulls & ~bad):
                             bad[i], reasons[i] = True, "missing gift values"
                         col = pc.fill_null(col, 0.0)
-                    values[:, k] = np.asarray(col, dtype=np.float64)
+                    values[:, k - packed] = np.asarray(col, dtype=np.float64)
+                if packed:
+                    codes_col = batch.column(first)
+                    if codes_col.null_count:
+                        for i in np.flatnonzero(np.asarray(pc.is_null(codes_col)) & ~bad):
+                            bad[i], reasons[i] = True, "missing gift values"
+                    codes = np.frombuffer(codes_col.buffers()[1], np.uint8,
+                                          count=(codes_col.offset + batch.num_rows) * N_CODES
+                                          ).reshape(-1, N_CODES)[codes_col.offset:]
                 nonfinite = ~np.isfinite(values).all(axis=1) & ~bad
                 for i in np.flatnonzero(nonfinite):
                     bad[i], reasons[i] = True, "missing gift values"
@@ -588,11 +604,16 @@ class Index:
                 if not good.any():
                     continue
                 v = values[good] if not good.all() else values
-                blocks = v[:, :n_block_end]
-                counts = np.rint(v[:, n_block_end:n_hist_end] * (SIZE * SIZE))
-                bands = v[:, n_hist_end:n_gab_end]
-                if (blocks != np.rint(blocks)).any() or (bands != np.rint(bands)).any():
-                    raise InputError(path, "gift block colours or Gabor bands that are not whole numbers")
+                if packed:
+                    c = codes[good] if not good.all() else codes
+                    blocks, bands = c[:, :N_BLOCKS], c[:, N_BLOCKS:]
+                    counts = np.rint(v * (SIZE * SIZE))
+                else:
+                    blocks = v[:, :n_block_end]
+                    counts = np.rint(v[:, n_block_end:n_hist_end] * (SIZE * SIZE))
+                    bands = v[:, n_hist_end:n_gab_end]
+                    if (blocks != np.rint(blocks)).any() or (bands != np.rint(bands)).any():
+                        raise InputError(path, "gift block colours or Gabor bands that are not whole numbers")
                 _check_arrays(blocks, counts, bands, nc, path)
                 p = _assemble(np.ascontiguousarray(blocks, dtype=np.int32), counts.astype(np.int64),
                               np.ascontiguousarray(bands, dtype=np.uint8), nc, gift_parts)

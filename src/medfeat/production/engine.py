@@ -204,16 +204,20 @@ class Production:
         from medfeat.columns import single_slice_only_columns
         from medfeat.production.job import result_table
         from medfeat.production.results import read_result, read_result_schema
-        from medfeat.tables import ImageResult, provenance, unused_columns, with_provenance
+        from medfeat.tables import GIFT_CODES, ImageResult, pack_gift_codes, provenance, unused_columns, with_provenance
 
         def tables(schema_only: bool = False):
             """Each job's table (``schema_only``: its schema, from the file's footer)."""
             for job in self.ledger.jobs():
                 if job["state"] == "committed" and schema_only:
                     with self.stage.fs.open(self.stage.path(job["result"]), "rb") as fh:
-                        yield read_result_schema(fh)
+                        schema = read_result_schema(fh)
+                    if "gift_block_000" in schema.names:  # an earlier medfeat's result: its packed schema
+                        schema = pack_gift_codes(read_result(self.stage.get(job["result"]))).schema
+                    yield schema
                 elif job["state"] == "committed":
-                    yield read_result(self.stage.get(job["result"]))
+                    # (an earlier medfeat's result has the gift codes in 3,412 columns: packed as the others)
+                    yield pack_gift_codes(read_result(self.stage.get(job["result"])))
                 elif job["state"] == "failed":
                     # every image of a failed job is accounted for, with the job's reason
                     images = self.ledger.job_images(job["job_id"])
@@ -228,6 +232,8 @@ class Production:
         filled: set[str] = set()
         volume_only, slice_only = single_slice_only_columns(self.settings)
         optional = volume_only | slice_only
+        if optional & {"gift_block_000"}:  # the gift codes are packed in one column
+            optional |= {GIFT_CODES}
         any_ok = False
         last = None
         for t in tables(schema_only=not optional):

@@ -126,14 +126,15 @@ def extract_items(manifest: dict, root: Path, settings, families, job_id: int):
 
 def result_table(results, settings, families, job_id: int, items: list[dict] | None = None):
     """The job's rows as an Arrow table: ``image, sha256, job, mask, label, roi``, the cohort's
-    identifier columns, ``error`` and the feature columns. ``items`` (manifest entries or plan
+    identifier columns, ``error`` and the feature columns (the gift family's codes packed in one
+    ``gift_codes`` column, see :func:`medfeat.tables.pack_gift_codes`). ``items`` (manifest entries or plan
     items as dicts, in the order of ``results``) give each row's mask, label, ROI and identifiers."""
     import pyarrow as pa
 
     from medfeat.columns import feature_columns
     from medfeat.tables import wide_table
 
-    table = wide_table(results, feature_columns(settings, families))
+    table = wide_table(results, feature_columns(settings, families), pack_gift=True)
     n = len(results)
     items = items or [{}] * n
     table = table.add_column(2, pa.field("job", pa.int32()), pa.array([job_id] * n, pa.int32()))

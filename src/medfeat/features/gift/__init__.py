@@ -103,7 +103,11 @@ from __future__ import annotations
 
 from medfeat.features.gift.colour import colour_block_counts, colour_luts, quantize_colours, rgb_to_hsv
 from medfeat.features.gift.columns import (
+    CODES_COLUMN,
     FEATURE_GROUPS,
+    N_CODES,
+    code_column_names,
+    codes_of_value,
     FEATURES,
     column_names,
     feature_defs,
@@ -150,12 +154,12 @@ from medfeat.features.gift.prepare import gift_rgb, resize_to_gift, to_uint8
 FAMILY = "gift"
 
 __all__ = [
-    "BAND_LIMITS", "BLOCKS_PER_SCALE", "BLOCK_SIDES", "FAMILY", "FEATURES", "FEATURE_GROUPS", "FREQ_MAX",
+    "BAND_LIMITS", "BLOCKS_PER_SCALE", "BLOCK_SIDES", "CODES_COLUMN", "FAMILY", "FEATURES", "FEATURE_GROUPS", "FREQ_MAX",
     "GABOR_BLOCK", "GREY_LEVELS", "KERNEL_SIZES", "MAX_GREY_LEVELS", "N_BANDS", "N_BLOCKS", "N_CHROMATIC",
-    "N_COLOURS", "N_FILTERS", "N_GABOR_BLOCKS", "N_HUES", "N_ORIENTATIONS", "N_SATURATIONS", "N_SCALES",
+    "N_CODES", "N_COLOURS", "N_FILTERS", "N_GABOR_BLOCKS", "N_HUES", "N_ORIENTATIONS", "N_SATURATIONS", "N_SCALES",
     "N_VALUES", "SIZE",
     "GiftFeatures", "IdLayout",
-    "check_grey_levels", "colour_block_counts", "colour_luts", "column_names", "dense_vector", "energy_bands",
+    "check_grey_levels", "code_column_names", "codes_of_value", "colour_block_counts", "colour_luts", "column_names", "dense_vector", "energy_bands",
     "exact_block_energies", "feature_defs", "feature_row", "features_of_row", "grey_levels_of_row", "parts_of_row", "fts_bytes", "gabor_energies",
     "gabor_filter_exact", "gabor_kernels", "gift_features", "gift_rgb", "id_layout", "quantize_colours",
     "read_fts", "resize_to_gift", "rgb_to_hsv", "sparse_from_parts", "to_sparse", "to_uint8", "write_fts",

@@ -102,9 +102,47 @@ def grey_levels_of_row(row: Mapping[str, float]) -> int:
     return sum(1 for k in row if str(k).startswith("gift_hist_")) - N_CHROMATIC
 
 
+#: The column of a stored table that holds a row's 3,412 GIFT codes as one fixed-size binary value
+#: of 3,412 bytes (uint8): the 340 block colours (``gift_block_000`` ... ``gift_block_339``), then the
+#: 3,072 Gabor bands in ``gift_gabor_S_O_BBB`` order. Parquet feature tables and job results store
+#: the codes so (see :func:`medfeat.tables.pack_gift_codes`); the colour and Gabor histograms stay
+#: float columns.
+CODES_COLUMN = "gift_codes"
+N_CODES = N_BLOCKS + N_FILTERS * N_GABOR_BLOCKS  # 3412; every code fits a byte (colours < 256, bands < 10)
+
+
+@lru_cache(maxsize=None)
+def code_column_names() -> tuple[str, ...]:
+    """The names of the 3,412 columns :data:`CODES_COLUMN` packs, in the order of its bytes (the
+    same for every number of grey levels)."""
+    names = column_names(GREY_LEVELS)
+    first_gabor = N_BLOCKS + N_CHROMATIC + GREY_LEVELS
+    return names[:N_BLOCKS] + names[first_gabor:first_gabor + N_FILTERS * N_GABOR_BLOCKS]
+
+
+def codes_of_value(value) -> np.ndarray:
+    """A :data:`CODES_COLUMN` value (bytes, or any buffer) as its 3,412 uint8 codes.
+
+    Raises
+    ------
+    ValueError
+        A missing value (an image that failed) or one of another size.
+    """
+    if value is None:
+        raise ValueError("the row has missing gift values (a failed image?)")
+    try:
+        codes = np.frombuffer(value, dtype=np.uint8)
+    except TypeError:
+        codes = np.asarray(value, dtype=np.uint8)
+    if codes.shape != (N_CODES,):
+        raise ValueError(f"{CODES_COLUMN} holds {codes.size} codes, not {N_CODES}")
+    return codes
+
+
 def parts_of_row(row: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """GIFT's parts from a row of gift columns (an :func:`medfeat.extract` result, or a row of a
-    features table), as float64: the block colours, the colour counts (pixels) and the Gabor bands.
+    features table, wide or with the codes packed in :data:`CODES_COLUMN`), as float64: the block
+    colours, the colour counts (pixels) and the Gabor bands.
 
     Raises
     ------
@@ -115,8 +153,20 @@ def parts_of_row(row: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray, np.n
     if grey <= 0:
         raise ValueError("the row has no gift_hist_* columns: not a gift-family row")
     nc = N_CHROMATIC + grey
+    names = column_names(grey)
+    if CODES_COLUMN in row:
+        codes = codes_of_value(row[CODES_COLUMN]).astype(np.float64)
+        try:
+            hist = np.array([row[k] for k in names[N_BLOCKS:N_BLOCKS + nc]], dtype=np.float64)
+        except KeyError as exc:
+            raise ValueError(f"the row lacks gift column {exc.args[0]}") from None
+        except TypeError:
+            raise ValueError("the row has missing gift values (a failed image?)") from None
+        if not np.isfinite(hist).all():
+            raise ValueError("the row has missing gift values (a failed image?)")
+        return codes[:N_BLOCKS], np.rint(hist * (SIZE * SIZE)), codes[N_BLOCKS:]
     try:
-        vals = np.array([row[k] for k in column_names(grey)], dtype=np.float64)
+        vals = np.array([row[k] for k in names], dtype=np.float64)
     except KeyError as exc:
         raise ValueError(f"the row lacks gift column {exc.args[0]}") from None
     except TypeError:
