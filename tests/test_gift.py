@@ -356,6 +356,13 @@ def test_packed_codes_are_the_block_colours_then_the_gabor_bands():
         assert np.array_equal(np.frombuffer(codes[k], np.uint8), expected)
         ids, values = gift.features_of_row(packed.slice(k, 1).to_pylist()[0])
         assert np.array_equal(ids, feats[i].to_sparse()[0]) and same_float32(values, feats[i].to_sparse()[1])
+    # rows packed at the source (what production jobs extract) give the same table
+    at_source = [ImageResult(r.image, "", error=r.error) if r.error else
+                 ImageResult(r.image, "", medfeat.extract(images[int(r.image[2:])][np.newaxis], settings=s,
+                                                          families=["stat", "gift"], pack_gift=True))
+                 for r in results[:4]]
+    assert len(at_source[0].features) == len(results[0].features) - 3412 + 1
+    assert wide_table(at_source, cols, pack_gift=True).equals(packed.slice(0, 4))
     # the Arrow-level packing gives the same table; unpacking gives the wide table back, value for value
     assert pack_gift_codes(wide).equals(packed)
     assert pack_gift_codes(packed) is packed

@@ -144,11 +144,12 @@ def _li(roi: ROI) -> dict[str, float]:
     return {column(tag): v for tag, v in out.items()}
 
 def _gift(roi: ROI) -> dict[str, float]:
-    from medfeat.features.gift import feature_row, gift_features, gift_rgb
+    from medfeat.features.gift import feature_row, gift_features, gift_rgb, packed_feature_row
 
     # GIFT works on the whole picture (the ROI's box), in colour, forced to 256 x 256
     rgb = gift_rgb(roi.pixels if roi.pixels is not None else roi.image, roi.source)
-    return feature_row(gift_features(rgb, grey_levels=roi.settings.gift_grey_levels))
+    features = gift_features(rgb, grey_levels=roi.settings.gift_grey_levels)
+    return packed_feature_row(features) if roi.pack_gift else feature_row(features)
 
 
 def _gift_defs(settings: Settings) -> tuple[FeatureDef, ...]:

@@ -215,7 +215,7 @@ def extract(image: Image | str | os.PathLike | np.ndarray,
             mask: Image | str | os.PathLike | np.ndarray | None = None,
             settings: Settings | str | os.PathLike | None = None,
             *, families: Iterable[str] | None = None, label: int | None = None,
-            roi: str | None = None, notes: list[str] | None = None) -> dict[str, float]:
+            roi: str | None = None, notes: list[str] | None = None, pack_gift: bool = False) -> dict[str, float]:
     """Extract features from one image.
 
     Parameters
@@ -241,6 +241,10 @@ def extract(image: Image | str | os.PathLike | np.ndarray,
         Receives one line per thing the row's reader should know: the preset a single-slice image
         got (``single_slice`` settings) or 3D settings on a single slice, a mask resampled onto the
         image grid, irregular slice spacing in a DICOM series.
+    pack_gift : bool, optional
+        The gift family's 3,412 block and Gabor codes as one ``gift_codes`` value (3,412 bytes,
+        see :func:`medfeat.tables.pack_gift_codes`) instead of 3,412 columns: what production jobs
+        store, ~0.4 ms per image cheaper.
 
     Returns
     -------
@@ -281,6 +285,7 @@ def extract(image: Image | str | os.PathLike | np.ndarray,
         intensities, morph, spacing = interpolate_around_roi(img, morph, s, name, around="li" in fams)
         n_roi = int(np.count_nonzero(morph))
     roi = ROI(intensities, morph, s, spacing, name, pixels=pixels)
+    roi.pack_gift = pack_gift
     n = int(np.count_nonzero(roi.mask))
     need = max((FAMILIES[f].min_voxels for f in fams), default=1)
     if n < need:

@@ -27,6 +27,7 @@ class ROI:
         self.spacing = spacing
         self.source = source
         self.pixels = pixels  # the image's ROI box as read (colour kept), for the gift family
+        self.pack_gift = False  # the gift family's codes as one value (see medfeat.pipeline.extract)
         box = processing.bounding_box(morph_mask)
         self._around, self._box = intensities, box  # what the ROI box was cut from (local intensity)
         self.image = intensities[box]  # float64, or the image's own integer type

@@ -106,7 +106,7 @@ def extract_items(manifest: dict, root: Path, settings, families, job_id: int):
                 item.get("mask_path") else None
             notes: list[str] = []
             feats = extract(img, mask, settings, families=families, label=item.get("label"), roi=item.get("roi"),
-                            notes=notes)
+                            notes=notes, pack_gift=True)
             results.append(ImageResult(name, item["sha256"], feats, note="; ".join(notes)))
         except InputError as exc:
             if item.get("image_path") and not item.get("sha256"):

@@ -114,6 +114,7 @@ from medfeat.features.gift.columns import (
     feature_row,
     features_of_row,
     grey_levels_of_row,
+    packed_feature_row,
     parts_of_row,
 )
 from medfeat.features.gift.constants import (
@@ -160,7 +161,7 @@ __all__ = [
     "N_VALUES", "SIZE",
     "GiftFeatures", "IdLayout",
     "check_grey_levels", "code_column_names", "codes_of_value", "colour_block_counts", "colour_luts", "column_names", "dense_vector", "energy_bands",
-    "exact_block_energies", "feature_defs", "feature_row", "features_of_row", "grey_levels_of_row", "parts_of_row", "fts_bytes", "gabor_energies",
+    "exact_block_energies", "feature_defs", "feature_row", "features_of_row", "grey_levels_of_row", "packed_feature_row", "parts_of_row", "fts_bytes", "gabor_energies",
     "gabor_filter_exact", "gabor_kernels", "gift_features", "gift_rgb", "id_layout", "quantize_colours",
     "read_fts", "resize_to_gift", "rgb_to_hsv", "sparse_from_parts", "to_sparse", "to_uint8", "write_fts",
 ]
