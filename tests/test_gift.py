@@ -331,6 +331,35 @@ def test_cli_bad_images_and_exit_status(tmp_path):
     assert r.exit_code == 2 and "would overwrite" in r.output
 
 
+def test_gift_fts_from_a_features_table_writes_the_images_own_files(tmp_path):
+    rng = np.random.default_rng(31)
+    data = tmp_path / "data"
+    data.mkdir()
+    write_netpbm(data / "a.ppm", rng.integers(0, 256, (256, 256, 3), dtype=np.uint8))
+    write_netpbm(data / "b.pgm", rng.integers(0, 256, (120, 90), dtype=np.uint8))  # resized as GIFT does
+    (data / "c.pgm").write_bytes(b"P5\n4 4\n255\n\x00")                           # truncated
+    images = [str(data / n) for n in ("a.ppm", "b.pgm", "c.pgm")]
+    runner = CliRunner()
+    r = runner.invoke(app, ["extract", *images, "--families", "gift", "-o", str(tmp_path / "t.parquet")])
+    assert r.exit_code == 2                                                            # c.pgm failed
+    r = runner.invoke(app, ["gift-fts", *images[:2], "-o", str(tmp_path / "from-images")])
+    assert r.exit_code == 0, r.output
+    pq.write_table(unpack_gift_codes(pq.read_table(tmp_path / "t.parquet")), tmp_path / "wide.parquet")
+    for table in ("t.parquet", "wide.parquet"):
+        out = tmp_path / f"from-{table}"
+        r = runner.invoke(app, ["gift-fts", str(tmp_path / table), "-o", str(out)])
+        assert r.exit_code == 2
+        errors = [line for line in r.output.splitlines() if line.startswith("medfeat: error:")]
+        assert len(errors) == 1 and "c.pgm" in errors[0] and "truncated" in errors[0]
+        assert sorted(p.name for p in out.iterdir()) == ["a.fts", "b.fts"]
+        for name in ("a.fts", "b.fts"):  # byte for byte the files made from the images
+            assert (out / name).read_bytes() == (tmp_path / "from-images" / name).read_bytes()
+    r = runner.invoke(app, ["gift-fts", str(tmp_path / "t.parquet"), "--grey-levels", "8", "-o", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "4 grey levels, not --grey-levels 8" in r.output
+    r = runner.invoke(app, ["gift-fts", str(tmp_path / "missing.parquet"), "-o", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "missing.parquet: no such file" in r.output
+
+
 def test_packed_codes_are_the_block_colours_then_the_gabor_bands():
     rng = np.random.default_rng(21)
     images = [rng.integers(0, 256, (256, 256, 3), dtype=np.uint8) for _ in range(3)]

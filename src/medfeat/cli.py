@@ -214,18 +214,21 @@ def maps_cmd(
 
 @app.command("gift-fts")
 def gift_fts(
-    images: List[str] = typer.Argument(..., help="Image files or DICOM series folders."),
+    images: List[str] = typer.Argument(..., help="Image files or DICOM series folders, or features tables (.parquet: "
+                                                 "a production's features.parquet, `medfeat extract --families gift`)."),
     output: Path = typer.Option(..., "--output", "-o", help="Folder for the .fts files (created if needed)."),
-    grey_levels: int = typer.Option(4, "--grey-levels",
-                                    help="Grey bins: 4 is GIFT's; any other value (1..94) is not GIFT-compatible."),
+    grey_levels: Optional[int] = typer.Option(None, "--grey-levels",
+                                              help="Grey bins: 4 (the default) is GIFT's; any other value (1..94) is not "
+                                                   "GIFT-compatible. A table brings its own."),
 ) -> None:
     """Write GNU GIFT 0.1.15a feature files, OUTPUT/<stem>.fts per image, as gift-extract-features
-    writes them for the image forced to 256x256. A bad image gets a one-line error; the others are
-    still written, and the exit status is then 2."""
-    from medfeat.features.gift import MAX_GREY_LEVELS, gift_features, gift_rgb, write_fts
+    writes them for the image forced to 256x256. A features table gives one file per row, from the
+    stored codes (no image is read again). A bad image (or a failed row) gets a one-line error; the
+    others are still written, and the exit status is then 2."""
+    from medfeat.features.gift import GREY_LEVELS, MAX_GREY_LEVELS, gift_features, gift_rgb, write_fts
     from medfeat.io import read_image
 
-    if not 1 <= grey_levels <= MAX_GREY_LEVELS:
+    if grey_levels is not None and not 1 <= grey_levels <= MAX_GREY_LEVELS:
         _fail(f"--grey-levels must be in 1..{MAX_GREY_LEVELS}, not {grey_levels}")
     try:
         output.mkdir(parents=True, exist_ok=True)
@@ -233,13 +236,15 @@ def gift_fts(
         _fail(f"{output}: cannot create the output folder: {exc.strerror or exc}")
     worst = 0
     written: dict[str, str] = {}
-    for path in images:
+
+    def write(path: str, make) -> None:
+        """Write ``path``'s feature file from ``make()`` -> (ids, values); one error line if it fails."""
+        nonlocal worst
         target = output / (Path(path.rstrip("/\\") or path).stem + ".fts")  # GIFT cuts at the last dot too
         try:
             if str(target) in written:
                 raise InputError(path, f"its feature file {target} would overwrite that of {written[str(target)]}")
-            rgb = gift_rgb(read_image(path), path)
-            write_fts(target, *gift_features(rgb, grey_levels=grey_levels).to_sparse())
+            write_fts(target, *make())
             written[str(target)] = path
         except InputError as exc:
             typer.echo(f"medfeat: error: {exc}", err=True)
@@ -250,8 +255,60 @@ def gift_fts(
         except Exception as exc:  # a bug must not cost the other images their files
             typer.echo(f"medfeat: error: {path}: internal error: {type(exc).__name__}: {exc}", err=True)
             worst = max(worst, 1)
+
+    for path in images:
+        if path.lower().endswith(".parquet"):
+            try:
+                for image, make in _fts_rows_of_table(path, grey_levels):
+                    write(image, make)
+            except InputError as exc:
+                typer.echo(f"medfeat: error: {exc}", err=True)
+                worst = max(worst, 2)
+            continue
+        write(path, lambda: gift_features(gift_rgb(read_image(path), path),
+                                          grey_levels=grey_levels or GREY_LEVELS).to_sparse())
     if worst:
         raise typer.Exit(worst)
+
+
+def _fts_rows_of_table(path: str, grey_levels: int | None):
+    """(image, make) for each row of a features table, ``make()`` giving the row's GIFT ``(ids,
+    values)`` from its stored gift columns (packed or wide), or raising the row's one-line error."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from medfeat.features.gift import features_of_row, grey_levels_of_row
+    from medfeat.tables import pack_gift_codes
+
+    try:
+        pf = pq.ParquetFile(path)
+    except FileNotFoundError:
+        raise InputError(path, "no such file") from None
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(path, f"not a readable Parquet features table ({exc})") from None
+    cols = pf.schema_arrow.names
+    g = grey_levels_of_row(dict.fromkeys(cols))
+    if "image" not in cols or g <= 0:
+        raise InputError(path, "not a features table with gift features (no image or gift_hist_* columns)")
+    if grey_levels is not None and g != grey_levels:
+        raise InputError(path, f"its gift features have {g} grey levels, not --grey-levels {grey_levels}")
+    want = [c for c in cols if c in ("image", "error") or c.startswith("gift_")]
+    try:
+        for batch in pf.iter_batches(batch_size=256, columns=want):
+            for row in pack_gift_codes(pa.Table.from_batches([batch])).to_pylist():
+                image = str(row["image"])
+
+                def make(row=row, image=image):
+                    if row.get("error"):
+                        raise InputError(image, f"no features in {path}: {row['error']}")
+                    try:
+                        return features_of_row(row)
+                    except ValueError as exc:
+                        raise InputError(image, f"its row in {path}: {exc}") from None
+
+                yield image, make
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(path, f"cannot read the table ({exc})") from None
 
 
 @app.command("index")
