@@ -233,13 +233,16 @@ def test_a_job_that_always_hangs_fails_after_its_last_move(tmp_path):
 
 
 def test_uneven_jobs_do_not_get_a_healthy_worker_avoided(tmp_path):
-    # equal workers, every third job six times longer: the long jobs strike whoever runs them,
-    # but no worker is slower than its peers on average, so none is put aside
+    # equal workers, a third of each one's attempts six times longer: the long jobs strike whoever
+    # runs them, but no worker is slower than its peers on average, so none is put aside. (Long by
+    # job number instead, a loaded machine's timing could hand one worker most of the long jobs:
+    # then it is rightly the slow one -- this failed once so under a full suite beside other work.)
     class Uneven(FakeExecutor):
         def _place(self):
             super()._place()
             for attempt, (w, end, spec, started) in list(self.running.items()):
-                if spec.job_id % 3 == 0:  # the end of a long job's attempt, whenever it started
+                nth = [p[2] for p in self.placed if p[3] == w].index(attempt)
+                if nth % 3 == 1:  # the worker's 2nd, 5th, 8th ... attempt, whenever it started
                     self.running[attempt] = (w, started + 6 * self.base * self.speed[w], spec, started)
 
     ex = Uneven({"w1": 1.0, "w2": 1.0, "w3": 1.0})
