@@ -2,8 +2,10 @@
 
 A production's ``features.parquet`` (``medfeat run DATASET --families gift`` with
 ``gift_grey_levels = 8``) is simulated: one row per image with the columns a production writes
-(``image``, ``sha256``, ``job``, ``error``, then the 3,702 ``gift_*`` columns as float64), in row
-groups of 4,096 rows. The rows are synthetic but real GIFT feature sets: ``--bases`` (default 200)
+(``image``, ``sha256``, ``job``, ``error``, then the gift columns: ``gift_codes``, the 3,412 block
+and Gabor codes packed in 3,412 bytes, and the 290 histogram columns as float64 -- or with
+``--layout wide`` the 3,702 ``gift_*`` float64 columns of earlier medfeat versions), in row groups of
+4,096 rows. The rows are synthetic but real GIFT feature sets: ``--bases`` (default 200)
 synthetic grey pictures -- smooth random fields of random grain, contrast and noise on a black
 background of random extent -- are described by :func:`medfeat.features.gift.gift_features`, and
 every row is one of them perturbed (about 5% of the block colours and of the Gabor block bands moved
@@ -103,11 +105,12 @@ def perturbed(bases, n: int, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return blocks, counts, bands.astype(np.uint8)
 
 
-def write_table(path: Path, rows: int, bases: int, seed: int) -> dict:
+def write_table(path: Path, rows: int, bases: int, seed: int, layout: str = "packed") -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from medfeat.features.gift import N_BANDS, N_FILTERS, N_GABOR_BLOCKS, column_names
+    from medfeat.tables import pack_gift_codes
 
     t0 = time.perf_counter()
     feats = base_features(bases, seed)
@@ -126,11 +129,13 @@ def write_table(path: Path, rows: int, bases: int, seed: int) -> dict:
                   pa.array(np.full(n, start // BATCH, np.int64)), pa.array([""] * n)]
         arrays += [pa.array(values[:, k]) for k in range(values.shape[1])]
         table = pa.Table.from_arrays(arrays, names=["image", "sha256", "job", "error", *cols])
+        if layout == "packed":
+            table = pack_gift_codes(table)
         if writer is None:
             writer = pq.ParquetWriter(path, table.schema)
         writer.write_table(table)
     writer.close()
-    return {"rows": rows, "columns": 4 + len(cols), "write_s": time.perf_counter() - t0,
+    return {"rows": rows, "layout": layout, "columns": len(writer.schema), "write_s": time.perf_counter() - t0,
             "table_gb": path.stat().st_size / 1e9}
 
 
@@ -196,6 +201,8 @@ def main(argv=None) -> int:
     ap.add_argument("--bases", type=int, default=200)
     ap.add_argument("--queries", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--layout", choices=("packed", "wide"), default="packed",
+                    help="the gift codes as a production writes them (packed) or in 3,412 float columns (wide)")
     ap.add_argument("--work", type=Path, default=None,
                     help="folder for the table and the index (default: a temporary one)")
     ap.add_argument("--phase", choices=("all", "write", "build", "serve"), default="all", help=argparse.SUPPRESS)
@@ -203,17 +210,18 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.phase != "all":
         table, index_path = args.work / "features.parquet", args.work / "index.npz"
-        res = (write_table(table, args.rows, args.bases, args.seed) if args.phase == "write" else
+        res = (write_table(table, args.rows, args.bases, args.seed, args.layout) if args.phase == "write" else
                build(table, index_path) if args.phase == "build" else
                serve(index_path, args.queries, args.bases, args.seed))
         print(json.dumps(res))
         return 0
-    result: dict = {"rows": args.rows, "grey_levels": GREY_LEVELS, "cpu_count": os.cpu_count(),
+    result: dict = {"rows": args.rows, "layout": args.layout, "grey_levels": GREY_LEVELS, "cpu_count": os.cpu_count(),
                     "targets": {"query_ms": TARGET_MS, "rss_gb": TARGET_GB}}
     with tempfile.TemporaryDirectory(prefix="medfeat-scale-", dir=args.work) as tmp:
         for phase in ("write", "build", "serve"):
             cmd = [sys.executable, __file__, "--phase", phase, "--work", tmp, "--rows", str(args.rows),
-                   "--bases", str(args.bases), "--queries", str(args.queries), "--seed", str(args.seed)]
+                   "--bases", str(args.bases), "--queries", str(args.queries), "--seed", str(args.seed),
+                   "--layout", args.layout]
             r = subprocess.run(cmd, capture_output=True, text=True)
             if r.returncode:
                 print(r.stdout, r.stderr, file=sys.stderr)
