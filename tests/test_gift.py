@@ -293,6 +293,31 @@ def test_extract_family_on_grey_and_rgb():
         medfeat.extract(rng.integers(0, 256, (3, 32, 32), dtype=np.uint8), families=["gift"])
 
 
+def test_gift_alone_never_converts_a_colour_image_to_grey(monkeypatch):
+    """gift reads the colours only: with no grey family, filter, re-segmentation or interpolation
+    the luma conversion is skipped (its features are the same); with one it still happens."""
+    from medfeat.image import Image
+
+    rng = np.random.default_rng(4)
+    rgb = rng.integers(0, 256, (1, 256, 256, 3), dtype=np.uint8)
+    expected = medfeat.extract(rgb, families=["gift"])
+    both = medfeat.extract(rgb, settings="default-2d", families=["stat", "gift"])
+    calls = []
+    real = Image.intensity
+    monkeypatch.setattr(Image, "intensity", lambda self: calls.append(1) or real(self))
+    assert medfeat.extract(rgb, families=["gift"]) == expected and calls == []
+    assert medfeat.extract(rgb, settings="default-2d", families=["stat", "gift"]) == both and calls == [1]
+    s = medfeat.Settings.preset("default-2d").replace(resegment_min=10.0)
+    medfeat.extract(rgb, settings=s, families=["gift"])
+    assert calls == [1, 1]                        # re-segmentation reads grey values
+    # a float colour image with a NaN: the same one-line refusal either way
+    bad = rgb.astype(np.float64)
+    bad[0, 5, 7, 1] = np.nan
+    for fams in (["gift"], ["stat", "gift"]):
+        with pytest.raises(medfeat.InputError, match="1 NaN/inf voxel"):
+            medfeat.extract(bad, settings="default-2d", families=fams)
+
+
 def test_gift_rgb_conversions():
     a16 = np.array([[0, 257, 65535]], dtype=np.uint16)
     assert gift.to_uint8(a16, 65535).tolist() == [[0, 1, 255]]

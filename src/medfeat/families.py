@@ -33,6 +33,7 @@ class Family:
     features_for: Callable[[Settings], tuple[FeatureDef, ...]] | None = None  # when columns depend on settings
     undirected: bool = False  # matrices without directions: IBSI's "2D", "2.5D", "3D" methods
     uses: tuple[str, ...] = ()  # the ROI's cached arrays it reads (the others are released early)
+    reads_grey: bool = True  # reads the ROI's grey intensities (gift reads the colour pixels only)
 
     @property
     def key(self) -> str:
@@ -202,7 +203,7 @@ FAMILIES = FamilyRegistry((
     Family("medfeat.features.ngldm", _ngldm, textured=True, undirected=True, uses=_LEVELS),
     Family("medfeat.features.glszm", _glszm, textured=True, undirected=True, uses=_LEVELS),
     Family("medfeat.features.gldzm", _gldzm, textured=True, undirected=True, uses=_LEVELS),
-    Family("medfeat.features.gift", _gift, textured=False, features_for=_gift_defs),
+    Family("medfeat.features.gift", _gift, textured=False, features_for=_gift_defs, reads_grey=False),
     Family("medfeat.features.morphology", _morph, textured=False, features_for=_morph_defs),
     Family("medfeat.features.morphology_2d", _morph2d, textured=False),
     Family("medfeat.features.local_intensity", _li, textured=False),

@@ -268,12 +268,22 @@ def extract(image: Image | str | os.PathLike | np.ndarray,
     box = processing.bounding_box(morph)
     pixels = Image(img.array[box] if not img.is_rgb else img.array[box + (slice(None),)],
                    spacing=img.spacing, source=name, meta=img.meta)  # as read, colour kept (gift)
+    # No grey values read: only colour families (gift reads roi.pixels), and no filter,
+    # re-segmentation or interpolation. A colour image's luma is then not computed (0.47 ms of a
+    # 256 x 256 RGB picture's ~8 ms of gift); the ROI crops a stand-in of zeros that nothing reads.
+    grey_unread = (pixels.is_rgb and not s.filters and s.interpolation_spacing is None
+                   and s.resegment_min is None and s.resegment_max is None and s.outlier_sigma is None
+                   and not any(FAMILIES[f].reads_grey for f in fams))
     # integer intensities stay as read (a view, no float64 copy of the box: a 65 M-voxel CT box
     # would take 520 MB); the ROI's values are converted when taken (ROI.values)
-    intensities = pixels.array if pixels.array.dtype.kind in "iu" and not pixels.is_rgb else pixels.intensity()
+    if grey_unread:
+        intensities = np.zeros(pixels.array.shape[:-1], np.uint8)
+    else:
+        intensities = pixels.array if pixels.array.dtype.kind in "iu" and not pixels.is_rgb else pixels.intensity()
     n_roi = int(np.count_nonzero(morph[box]))
     if pixels.array.dtype.kind == "f":  # integer images hold no NaN/inf
-        bad = n_roi - int(np.count_nonzero(np.isfinite(intensities) & morph[box]))
+        finite = np.isfinite(pixels.array).all(axis=-1) if grey_unread else np.isfinite(intensities)
+        bad = n_roi - int(np.count_nonzero(finite & morph[box]))
         if bad:
             raise InputError(name, f"image has {bad} NaN/inf voxel(s) inside the region of interest")
     spacing = img.spacing
