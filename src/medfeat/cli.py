@@ -300,7 +300,8 @@ def _fts_rows_of_table(path: str, grey_levels: int | None):
 
                 def make(row=row, image=image):
                     if row.get("error"):
-                        raise InputError(image, f"no features in {path}: {row['error']}")
+                        reason = str(row["error"]).removeprefix(f"{image}: ")
+                        raise InputError(image, f"its row in {path} has no features ({reason})")
                     try:
                         return features_of_row(row)
                     except ValueError as exc:
