@@ -385,6 +385,32 @@ def test_gift_fts_from_a_features_table_writes_the_images_own_files(tmp_path):
     assert r.exit_code == 2 and "missing.parquet: no such file" in r.output
 
 
+def test_rows_no_gift_image_has_are_refused_not_turned_into_other_ids(tmp_path):
+    rng = np.random.default_rng(8)
+    row = medfeat.extract(rng.integers(0, 256, (1, 256, 256, 3), dtype=np.uint8), families=["gift"], pack_gift=True)
+    codes = bytearray(row["gift_codes"])
+    for k, value, reason in ((3, 166, "block colours outside 0..165"), (340 + 7, 10, "Gabor bands outside 0..9")):
+        bad = bytearray(codes)
+        bad[k] = value
+        with pytest.raises(ValueError, match=reason):
+            gift.features_of_row({**row, "gift_codes": bytes(bad)})
+    with pytest.raises(ValueError, match="not of 256 x 256 pixels"):
+        gift.features_of_row({**row, "gift_hist_000": row["gift_hist_000"] + 0.5})
+    wide = medfeat.extract(rng.integers(0, 256, (1, 256, 256, 3), dtype=np.uint8), families=["gift"])
+    with pytest.raises(ValueError, match="not whole numbers"):
+        gift.features_of_row({**wide, "gift_block_010": 2.5})
+    # gift-fts from such a table: one line for that row, the others written
+    good = wide_table([ImageResult("a.ppm", "", row)], medfeat.feature_columns(None, ["gift"]), pack_gift=True)
+    bad = bytearray(codes)
+    bad[3] = 200
+    broken = good.set_column(good.column_names.index("gift_codes"), "gift_codes",
+                             pa.array([bytes(bad)], pa.binary(3412))).set_column(0, "image", pa.array(["b.ppm"]))
+    pq.write_table(pa.concat_tables([good, broken]), tmp_path / "t.parquet")
+    r = CliRunner().invoke(app, ["gift-fts", str(tmp_path / "t.parquet"), "-o", str(tmp_path / "out")])
+    assert r.exit_code == 2 and "b.ppm" in r.output and "outside 0..165" in r.output
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["a.fts"]
+
+
 def test_packed_codes_are_the_block_colours_then_the_gabor_bands():
     rng = np.random.default_rng(21)
     images = [rng.integers(0, 256, (256, 256, 3), dtype=np.uint8) for _ in range(3)]

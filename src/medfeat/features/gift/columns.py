@@ -177,7 +177,7 @@ def parts_of_row(row: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray, np.n
             raise ValueError("the row has missing gift values (a failed image?)") from None
         if not np.isfinite(hist).all():
             raise ValueError("the row has missing gift values (a failed image?)")
-        return codes[:N_BLOCKS], np.rint(hist * (SIZE * SIZE)), codes[N_BLOCKS:]
+        return _checked(codes[:N_BLOCKS], np.rint(hist * (SIZE * SIZE)), codes[N_BLOCKS:], nc)
     try:
         vals = np.array([row[k] for k in names], dtype=np.float64)
     except KeyError as exc:
@@ -186,8 +186,23 @@ def parts_of_row(row: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray, np.n
         raise ValueError("the row has missing gift values (a failed image?)") from None
     if not np.isfinite(vals).all():
         raise ValueError("the row has missing gift values (a failed image?)")
-    return (vals[:N_BLOCKS], np.rint(vals[N_BLOCKS:N_BLOCKS + nc] * (SIZE * SIZE)),
-            vals[N_BLOCKS + nc:N_BLOCKS + nc + N_FILTERS * N_GABOR_BLOCKS])
+    return _checked(vals[:N_BLOCKS], np.rint(vals[N_BLOCKS:N_BLOCKS + nc] * (SIZE * SIZE)),
+                    vals[N_BLOCKS + nc:N_BLOCKS + nc + N_FILTERS * N_GABOR_BLOCKS], nc)
+
+
+def _checked(blocks: np.ndarray, counts: np.ndarray, bands: np.ndarray, nc: int):
+    """The parts, refused (ValueError) when no GIFT feature set has them -- a corrupt or foreign
+    table would otherwise give ids of other features: colours outside ``0..nc-1``, bands outside
+    ``0..9``, codes that are not whole numbers, a histogram that is not of 256 x 256 pixels."""
+    if (blocks != np.rint(blocks)).any() or (bands != np.rint(bands)).any():
+        raise ValueError("gift block colours or Gabor bands that are not whole numbers")
+    if blocks.min() < 0 or blocks.max() >= nc:
+        raise ValueError(f"gift block colours outside 0..{nc - 1}")
+    if bands.min() < 0 or bands.max() >= N_BANDS:
+        raise ValueError(f"gift Gabor bands outside 0..{N_BANDS - 1}")
+    if counts.min() < 0 or counts.sum() != SIZE * SIZE:
+        raise ValueError("a gift colour histogram that is not of 256 x 256 pixels")
+    return blocks, counts, bands
 
 
 def features_of_row(row: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
