@@ -169,15 +169,15 @@ def parts_of_row(row: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray, np.n
     names = column_names(grey)
     if CODES_COLUMN in row:
         codes = codes_of_value(row[CODES_COLUMN]).astype(np.float64)
-        try:
-            hist = np.array([row[k] for k in names[N_BLOCKS:N_BLOCKS + nc]], dtype=np.float64)
-        except KeyError as exc:
-            raise ValueError(f"the row lacks gift column {exc.args[0]}") from None
-        except TypeError:
-            raise ValueError("the row has missing gift values (a failed image?)") from None
-        if not np.isfinite(hist).all():
-            raise ValueError("the row has missing gift values (a failed image?)")
+        hist = _finite_values(row, names[N_BLOCKS:N_BLOCKS + nc])
         return _checked(codes[:N_BLOCKS], np.rint(hist * (SIZE * SIZE)), codes[N_BLOCKS:], nc)
+    vals = _finite_values(row, names)
+    return _checked(vals[:N_BLOCKS], np.rint(vals[N_BLOCKS:N_BLOCKS + nc] * (SIZE * SIZE)),
+                    vals[N_BLOCKS + nc:N_BLOCKS + nc + N_FILTERS * N_GABOR_BLOCKS], nc)
+
+
+def _finite_values(row: Mapping[str, float], names) -> np.ndarray:
+    """The row's values of columns ``names`` as float64; ValueError if one is absent or missing."""
     try:
         vals = np.array([row[k] for k in names], dtype=np.float64)
     except KeyError as exc:
@@ -186,8 +186,7 @@ def parts_of_row(row: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray, np.n
         raise ValueError("the row has missing gift values (a failed image?)") from None
     if not np.isfinite(vals).all():
         raise ValueError("the row has missing gift values (a failed image?)")
-    return _checked(vals[:N_BLOCKS], np.rint(vals[N_BLOCKS:N_BLOCKS + nc] * (SIZE * SIZE)),
-                    vals[N_BLOCKS + nc:N_BLOCKS + nc + N_FILTERS * N_GABOR_BLOCKS], nc)
+    return vals
 
 
 def _checked(blocks: np.ndarray, counts: np.ndarray, bands: np.ndarray, nc: int):
