@@ -79,7 +79,12 @@ def _cancel(system: str, batch_id: str, env: dict) -> None:
         cmd = ["qdel", job] + (["-t", task] if task else [])
     else:
         cmd = ["qdel", batch_id]
-    subprocess.run(cmd, capture_output=True, env=env, timeout=30, check=True)
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=30)
+    # the job may have ended between the listing and the cancel (a 2-image job lasts ~2 s): the
+    # command then fails, and the loop cancels another; a refusal of a job still running is a failure
+    still = _running_ids(system, env) if r.returncode else {}
+    if batch_id in set(still) | set(still.values()):
+        raise AssertionError(f"{' '.join(cmd)} failed on a running job: {(r.stderr or r.stdout).strip()}")
 
 
 @pytest.mark.parametrize("system", sorted(SYSTEMS))

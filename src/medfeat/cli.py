@@ -94,6 +94,9 @@ def extract(
     except InputError as exc:
         _fail(str(exc))
     fams = tuple(dict.fromkeys(c.family for c in columns))
+    # a wide Parquet table stores the gift codes packed (as a production's features.parquet does):
+    # the rows are extracted so, ~0.4 ms per image cheaper; CSV, JSON and the long layout stay wide
+    packed = layout == "wide" and output is not None and output.suffix.lower() == ".parquet"
 
     results = []
     worst = 0
@@ -104,7 +107,7 @@ def extract(
 
             img = read_image(path)
             notes: list[str] = []
-            feats = extract_one(img, m, s, families=fams, label=label, roi=roi, notes=notes)
+            feats = extract_one(img, m, s, families=fams, label=label, roi=roi, notes=notes, pack_gift=packed)
             results.append(ImageResult(path, img.sha256, feats, note="; ".join(notes)))
         except InputError as exc:
             results.append(ImageResult(path, _file_sha256(path), error=str(exc)))
@@ -115,15 +118,11 @@ def extract(
             results.append(ImageResult(path, _file_sha256(path), error=msg))
             typer.echo(f"medfeat: error: {msg}", err=True)
             worst = max(worst, 1)
-    table = (wide_table if layout == "wide" else long_table)(results, columns)
+    table = wide_table(results, columns, pack_gift=packed) if layout == "wide" else long_table(results, columns)
     if layout == "wide":
         from medfeat.tables import drop_unused_columns
 
         table = drop_unused_columns(table, s, fams)
-        if output is not None and output.suffix.lower() == ".parquet":
-            from medfeat.tables import pack_gift_codes
-
-            table = pack_gift_codes(table)  # as in a production's features.parquet; CSV and JSON stay wide
     if names == "pyradiomics" and layout == "wide":
         from medfeat.pyradiomics import pyradiomics_column
 
