@@ -211,3 +211,23 @@ def test_single_slice_settings_are_resolved_once_and_follow_their_inputs():
     s.geometry_tolerance = 0.25  # settings are mutable: a changed input gives a new answer
     assert s.single_slice_settings(("stat", "morph", "glcm"))[0].geometry_tolerance == 0.25
     assert s.replace(single_slice=None).single_slice_settings(("stat",)) is None
+
+
+def test_family_keys_are_their_modules_family_and_checking_them_imports_no_feature_module():
+    """The registry names each family without importing it (a production's client checks settings
+    and plans; only its workers extract), and every name is its module's own ``FAMILY``."""
+    import importlib
+    import subprocess
+    import sys
+
+    from medfeat.families import FAMILIES
+
+    for key, fam in FAMILIES.items():
+        assert importlib.import_module(fam.module).FAMILY == key == fam.key
+    code = ("import sys; from medfeat.settings import Settings; from medfeat.families import check_families; "
+            "s = Settings.resolve('default-3d'); check_families(['glcm', 'gift', 'morph'], s); "
+            "Settings.resolve('default-2d').replace(families=('gift', 'stat')); "
+            "print(sorted(m for m in sys.modules if m.startswith('medfeat.features.') and m != 'medfeat.features.base'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

@@ -26,6 +26,7 @@ SHAPE_FAMILIES = ("morph", "morph2d", "li", "gift")
 class Family:
     """A feature family: its module (FAMILY, FEATURES, docs), how it is computed from a ROI, what it needs."""
 
+    key: str  # its name in settings and column prefixes: the module's ``FAMILY`` (a test checks they agree)
     module: str
     compute: Callable[[ROI], dict[str, float]]
     textured: bool  # per-aggregation features
@@ -34,11 +35,6 @@ class Family:
     undirected: bool = False  # matrices without directions: IBSI's "2D", "2.5D", "3D" methods
     uses: tuple[str, ...] = ()  # the ROI's cached arrays it reads (the others are released early)
     reads_grey: bool = True  # reads the ROI's grey intensities (gift reads the colour pixels only)
-
-    @property
-    def key(self) -> str:
-        """The family's name in settings and column prefixes: its module's ``FAMILY``."""
-        return importlib.import_module(self.module).FAMILY
 
     @cached_property
     def features(self) -> tuple[FeatureDef, ...]:
@@ -162,9 +158,10 @@ def _gift_defs(settings: Settings) -> tuple[FeatureDef, ...]:
 _LEVELS = ("levels", "n_levels")
 
 class FamilyRegistry(Mapping[str, Family]):
-    """Families by key (:attr:`Family.key`, the module's ``FAMILY``), in the order given. The feature
-    modules are imported when the registry is first read, not by ``import medfeat``: they import
-    numba and scipy (about a second), which a command that extracts nothing need not pay."""
+    """Families by key (:attr:`Family.key`, the module's ``FAMILY``), in the order given. A feature
+    module is imported only when a family computes or lists its features, not to check a family's
+    name: they import numba and scipy (~0.4 s), which the client of a production (it plans, checks
+    settings and assembles; its workers extract) and a command that extracts nothing need not pay."""
 
     def __init__(self, families: Iterable[Family]):
         self._families = tuple(families)
@@ -194,19 +191,19 @@ class FamilyRegistry(Mapping[str, Family]):
 
 
 FAMILIES = FamilyRegistry((
-    Family("medfeat.features.intensity_statistics", _stat, textured=False, uses=("values",)),
-    Family("medfeat.features.intensity_histogram", _ih, textured=False, uses=("level_values",)),
-    Family("medfeat.features.intensity_volume_histogram", _ivh, textured=False, uses=("values",)),
-    Family("medfeat.features.glcm", _glcm, textured=True, min_voxels=2, uses=_LEVELS),
-    Family("medfeat.features.glrlm", _glrlm, textured=True, uses=_LEVELS),
-    Family("medfeat.features.ngtdm", _ngtdm, textured=True, min_voxels=2, undirected=True, uses=_LEVELS),
-    Family("medfeat.features.ngldm", _ngldm, textured=True, undirected=True, uses=_LEVELS),
-    Family("medfeat.features.glszm", _glszm, textured=True, undirected=True, uses=_LEVELS),
-    Family("medfeat.features.gldzm", _gldzm, textured=True, undirected=True, uses=_LEVELS),
-    Family("medfeat.features.gift", _gift, textured=False, features_for=_gift_defs, reads_grey=False),
-    Family("medfeat.features.morphology", _morph, textured=False, features_for=_morph_defs),
-    Family("medfeat.features.morphology_2d", _morph2d, textured=False),
-    Family("medfeat.features.local_intensity", _li, textured=False),
+    Family("stat", "medfeat.features.intensity_statistics", _stat, textured=False, uses=("values",)),
+    Family("ih", "medfeat.features.intensity_histogram", _ih, textured=False, uses=("level_values",)),
+    Family("ivh", "medfeat.features.intensity_volume_histogram", _ivh, textured=False, uses=("values",)),
+    Family("glcm", "medfeat.features.glcm", _glcm, textured=True, min_voxels=2, uses=_LEVELS),
+    Family("glrlm", "medfeat.features.glrlm", _glrlm, textured=True, uses=_LEVELS),
+    Family("ngtdm", "medfeat.features.ngtdm", _ngtdm, textured=True, min_voxels=2, undirected=True, uses=_LEVELS),
+    Family("ngldm", "medfeat.features.ngldm", _ngldm, textured=True, undirected=True, uses=_LEVELS),
+    Family("glszm", "medfeat.features.glszm", _glszm, textured=True, undirected=True, uses=_LEVELS),
+    Family("gldzm", "medfeat.features.gldzm", _gldzm, textured=True, undirected=True, uses=_LEVELS),
+    Family("gift", "medfeat.features.gift", _gift, textured=False, features_for=_gift_defs, reads_grey=False),
+    Family("morph", "medfeat.features.morphology", _morph, textured=False, features_for=_morph_defs),
+    Family("morph2d", "medfeat.features.morphology_2d", _morph2d, textured=False),
+    Family("li", "medfeat.features.local_intensity", _li, textured=False),
 ))
 
 
