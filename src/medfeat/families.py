@@ -164,27 +164,20 @@ class FamilyRegistry(Mapping[str, Family]):
     settings and assembles; its workers extract) and a command that extracts nothing need not pay."""
 
     def __init__(self, families: Iterable[Family]):
-        self._families = tuple(families)
-        self._by_key: dict[str, Family] | None = None
-
-    def _table(self) -> dict[str, Family]:
-        if self._by_key is None:
-            table: dict[str, Family] = {}
-            for fam in self._families:
-                if fam.key in table:
-                    raise RuntimeError(f"feature family {fam.key!r} of {fam.module} is also {table[fam.key].module}'s")
-                table[fam.key] = fam
-            self._by_key = table
-        return self._by_key
+        self._by_key: dict[str, Family] = {}
+        for fam in families:
+            if fam.key in self._by_key:
+                raise RuntimeError(f"feature family {fam.key!r} of {fam.module} is also {self._by_key[fam.key].module}'s")
+            self._by_key[fam.key] = fam
 
     def __getitem__(self, key: str) -> Family:
-        return self._table()[key]
+        return self._by_key[key]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._table())
+        return iter(self._by_key)
 
     def __len__(self) -> int:
-        return len(self._table())
+        return len(self._by_key)
 
     def __repr__(self) -> str:
         return f"FamilyRegistry({list(self)})"

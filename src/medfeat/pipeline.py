@@ -294,8 +294,7 @@ def extract(image: Image | str | os.PathLike | np.ndarray,
     else:  # IBSI 2.4: interpolate image and ROI before re-segmentation (and before rounding)
         intensities, morph, spacing = interpolate_around_roi(img, morph, s, name, around="li" in fams)
         n_roi = int(np.count_nonzero(morph))
-    roi = ROI(intensities, morph, s, spacing, name, pixels=pixels)
-    roi.pack_gift = pack_gift
+    roi = ROI(intensities, morph, s, spacing, name, pixels=pixels, pack_gift=pack_gift)
     n = int(np.count_nonzero(roi.mask))
     need = max((FAMILIES[f].min_voxels for f in fams), default=1)
     if n < need:

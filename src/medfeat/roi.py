@@ -22,12 +22,12 @@ class ROI:
 
     def __init__(self, intensities: np.ndarray, morph_mask: np.ndarray, settings: Settings,
                  spacing: tuple[float, float, float], source: str, pixels: Image | None = None,
-                 intensity_mask: np.ndarray | None = None):
+                 intensity_mask: np.ndarray | None = None, pack_gift: bool = False):
         self.settings = settings
         self.spacing = spacing
         self.source = source
         self.pixels = pixels  # the image's ROI box as read (colour kept), for the gift family
-        self.pack_gift = False  # the gift family's codes as one value (see medfeat.pipeline.extract)
+        self.pack_gift = pack_gift  # the gift family's codes as one value (see medfeat.pipeline.extract)
         box = processing.bounding_box(morph_mask)
         self._around, self._box = intensities, box  # what the ROI box was cut from (local intensity)
         self.image = intensities[box]  # float64, or the image's own integer type

@@ -7,7 +7,6 @@ import math
 import os
 import sys
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +52,8 @@ def wide_table(results: list[ImageResult], columns: list[Column], pack_gift: boo
     gives them packed)."""
     names = [c.name for c in columns]
     at = _gift_code_positions(names) if pack_gift else None
-    floats = names if at is None else [k for k in names if k not in _code_set()]
+    keep = None if at is None else sorted(set(range(len(names))) - set(at))  # the float columns
+    floats = names if keep is None else [names[j] for j in keep]
     # a packed row's keys: the floats, with GIFT_CODES where the first code was
     packed_keys = None if at is None else floats[:at[0]] + [GIFT_CODES] + floats[at[0]:]
     n, m = len(results), len(floats)
@@ -85,7 +85,6 @@ def wide_table(results: list[ImageResult], columns: list[Column], pack_gift: boo
                 no_codes[i] = True
             else:
                 codes[i] = _whole_codes(code_values)
-            keep = _float_positions(tuple(names))
             row = [row[j] for j in keep]
             lacking = None if lacking is None else [lacking[j] for j in keep]
         else:
@@ -128,12 +127,12 @@ _MISSING = float("nan")
 
 # -- the gift family's codes, packed -----------------------------------------------------------------
 GIFT_CODES = "gift_codes"  # = medfeat.features.gift.CODES_COLUMN (not imported: it loads the whole family)
-_FIRST_GIFT_CODE = "gift_block_000"
+FIRST_GIFT_CODE = "gift_block_000"  # a table with this column holds the codes wide
 
 
 def _gift_code_positions(names: list[str]) -> list[int] | None:
     """Where the gift codes are among ``names``, in the order of their bytes; None without them."""
-    if _FIRST_GIFT_CODE not in names:
+    if FIRST_GIFT_CODE not in names:
         return None
     from medfeat.features.gift.columns import code_column_names
 
@@ -142,19 +141,6 @@ def _gift_code_positions(names: list[str]) -> list[int] | None:
         return [where[k] for k in code_column_names()]
     except KeyError:
         return None
-
-
-@lru_cache(maxsize=None)
-def _code_set() -> frozenset[str]:
-    from medfeat.features.gift.columns import code_column_names
-
-    return frozenset(code_column_names())
-
-
-@lru_cache(maxsize=8)
-def _float_positions(names: tuple[str, ...]) -> list[int]:
-    codes = _code_set()
-    return [j for j, k in enumerate(names) if k not in codes]
 
 
 def _whole_codes(codes: np.ndarray) -> np.ndarray:
@@ -206,6 +192,17 @@ def pack_gift_codes(table: pa.Table) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=table.schema.metadata))
 
 
+def gift_codes_matrix(col: pa.Array) -> np.ndarray:
+    """A ``gift_codes`` array (``fixed_size_binary[3412]``) as an (n, 3412) uint8 matrix, without a
+    copy (a null row's bytes are whatever the buffer holds); ValueError for another type."""
+    width = col.type.byte_width if pa.types.is_fixed_size_binary(col.type) else 0
+    if width != 3412:
+        raise ValueError(f"{GIFT_CODES} is {col.type}, not fixed_size_binary[3412]")
+    n = len(col)
+    data = np.frombuffer(col.buffers()[1], np.uint8, count=(col.offset + n) * width)
+    return data.reshape(-1, width)[col.offset:]
+
+
 def unpack_gift_codes(table: pa.Table) -> pa.Table:
     """The wide form of a table :func:`pack_gift_codes` packed (a production's ``features.parquet``,
     ``medfeat extract -o F.parquet``): the 340 ``gift_block_NNN`` float columns where ``gift_codes``
@@ -217,11 +214,7 @@ def unpack_gift_codes(table: pa.Table) -> pa.Table:
     from medfeat.features.gift.columns import N_BLOCKS, N_CODES, code_column_names
 
     col = table[GIFT_CODES].combine_chunks()
-    n = len(col)
-    if col.type != pa.binary(N_CODES):
-        raise ValueError(f"{GIFT_CODES} is {col.type}, not fixed_size_binary[{N_CODES}]")
-    data = col.buffers()[1]
-    codes = np.frombuffer(data, np.uint8, count=(col.offset + n) * N_CODES).reshape(-1, N_CODES)[col.offset:]
+    codes = gift_codes_matrix(col)
     nulls = np.asarray(col.is_null()) if col.null_count else None
     code_names = code_column_names()
 
@@ -253,7 +246,7 @@ def unused_columns(settings, families, filled: set[str], any_ok: bool) -> set[st
 
     volume_only, slice_only = single_slice_only_columns(settings, families)
     drop = (slice_only - filled) | ((volume_only - filled) if any_ok else set())
-    if _FIRST_GIFT_CODE in drop and GIFT_CODES not in filled:  # the packed codes go with the columns they pack
+    if FIRST_GIFT_CODE in drop and GIFT_CODES not in filled:  # the packed codes go with the columns they pack
         drop.add(GIFT_CODES)
     return drop
 

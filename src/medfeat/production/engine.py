@@ -204,7 +204,7 @@ class Production:
         from medfeat.columns import single_slice_only_columns
         from medfeat.production.job import result_table
         from medfeat.production.results import read_result, read_result_schema
-        from medfeat.tables import GIFT_CODES, ImageResult, pack_gift_codes, provenance, unused_columns, with_provenance
+        from medfeat.tables import FIRST_GIFT_CODE, GIFT_CODES, ImageResult, pack_gift_codes, provenance, unused_columns, with_provenance
 
         def tables(schema_only: bool = False):
             """Each job's table (``schema_only``: its schema, from the file's footer)."""
@@ -212,7 +212,7 @@ class Production:
                 if job["state"] == "committed" and schema_only:
                     with self.stage.fs.open(self.stage.path(job["result"]), "rb") as fh:
                         schema = read_result_schema(fh)
-                    if "gift_block_000" in schema.names:  # an earlier medfeat's result: its packed schema
+                    if FIRST_GIFT_CODE in schema.names:  # an earlier medfeat's result: its packed schema
                         schema = pack_gift_codes(read_result(self.stage.get(job["result"]))).schema
                     yield schema
                 elif job["state"] == "committed":
@@ -232,7 +232,7 @@ class Production:
         filled: set[str] = set()
         volume_only, slice_only = single_slice_only_columns(self.settings)
         optional = volume_only | slice_only
-        if optional & {"gift_block_000"}:  # the gift codes are packed in one column
+        if FIRST_GIFT_CODE in optional:  # the gift codes are packed in one column
             optional |= {GIFT_CODES}
         any_ok = False
         last = None

@@ -170,10 +170,10 @@ def parts_of_row(row: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray, np.n
     if CODES_COLUMN in row:
         codes = codes_of_value(row[CODES_COLUMN]).astype(np.float64)
         hist = _finite_values(row, names[N_BLOCKS:N_BLOCKS + nc])
-        return _checked(codes[:N_BLOCKS], np.rint(hist * (SIZE * SIZE)), codes[N_BLOCKS:], nc)
+        return check_parts(codes[:N_BLOCKS], np.rint(hist * (SIZE * SIZE)), codes[N_BLOCKS:], nc)
     vals = _finite_values(row, names)
-    return _checked(vals[:N_BLOCKS], np.rint(vals[N_BLOCKS:N_BLOCKS + nc] * (SIZE * SIZE)),
-                    vals[N_BLOCKS + nc:N_BLOCKS + nc + N_FILTERS * N_GABOR_BLOCKS], nc)
+    return check_parts(vals[:N_BLOCKS], np.rint(vals[N_BLOCKS:N_BLOCKS + nc] * (SIZE * SIZE)),
+                       vals[N_BLOCKS + nc:N_BLOCKS + nc + N_FILTERS * N_GABOR_BLOCKS], nc)
 
 
 def _finite_values(row: Mapping[str, float], names) -> np.ndarray:
@@ -189,18 +189,20 @@ def _finite_values(row: Mapping[str, float], names) -> np.ndarray:
     return vals
 
 
-def _checked(blocks: np.ndarray, counts: np.ndarray, bands: np.ndarray, nc: int):
-    """The parts, refused (ValueError) when no GIFT feature set has them -- a corrupt or foreign
-    table would otherwise give ids of other features: colours outside ``0..nc-1``, bands outside
-    ``0..9``, codes that are not whole numbers, a histogram that is not of 256 x 256 pixels."""
-    if (blocks != np.rint(blocks)).any() or (bands != np.rint(bands)).any():
-        raise ValueError("gift block colours or Gabor bands that are not whole numbers")
-    if blocks.min() < 0 or blocks.max() >= nc:
+def check_parts(blocks: np.ndarray, counts: np.ndarray, bands: np.ndarray, nc: int):
+    """GIFT's parts (one image's, or one row per image), refused (ValueError) when no GIFT feature
+    set has them -- a corrupt or foreign table would otherwise give ids of other features: codes
+    that are not whole numbers, colours outside ``0..nc-1``, bands outside ``0..9``, a colour
+    histogram that is not of 256 x 256 pixels. Returns them as they are."""
+    for part in (blocks, bands):
+        if part.dtype.kind == "f" and (part != np.rint(part)).any():
+            raise ValueError("gift block colours or Gabor bands that are not whole numbers")
+    if blocks.size and (blocks.min() < 0 or blocks.max() >= nc):
         raise ValueError(f"gift block colours outside 0..{nc - 1}")
-    if bands.min() < 0 or bands.max() >= N_BANDS:
+    if bands.size and (bands.min() < 0 or bands.max() >= N_BANDS):
         raise ValueError(f"gift Gabor bands outside 0..{N_BANDS - 1}")
-    if counts.min() < 0 or counts.sum() != SIZE * SIZE:
-        raise ValueError("a gift colour histogram that is not of 256 x 256 pixels")
+    if counts.size and (counts.min() < 0 or (counts.sum(axis=-1) != SIZE * SIZE).any()):
+        raise ValueError("gift colour histograms that are not of 256 x 256 pixels")
     return blocks, counts, bands
 
 
