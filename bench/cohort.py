@@ -27,6 +27,13 @@ run`` resumes an existing one). Both outputs are checked: 30 rows, no failed ima
     .venv/bin/python bench/cohort.py --repeats 1
     .venv/bin/python bench/cohort.py --images-per-job 15   # extra medfeat run option (exploration)
 
+Also measured, ``--repeats`` times after the commands, two floors (``bench/_cohort_floor.py``), printed
+against the target's budget (PyRadiomics' mean / 3): ``dask`` -- interpreter, distributed's imports, a
+LocalCluster of 2 worker processes, each worker's medfeat imports, numba's first use and the run's cached
+kernels on a tiny synthetic volume, the cluster closed (no file read, no ledger, table or report);
+``pool`` -- no Dask: a spawned 2-process multiprocessing pool mapping ``medfeat.extract`` over the
+cohort's rows (files read) and the rows written as one Parquet table (no ledger, bundles or report).
+
 Writes ``bench/out/cohort/`` (CSVs, params, converted settings, logs, ``results.json``). Exits 0 with a
 reason when ``../shared`` is absent; 1 when PyRadiomics cannot be installed or an output is short.
 """
@@ -104,6 +111,33 @@ def medfeat_rows(run: Path) -> tuple[int, int]:
     return pq.read_metadata(run / "features.parquet").num_rows, failed
 
 
+def floors(families: list[str], repeats: int) -> dict[str, list[dict]]:
+    """``bench/_cohort_floor.py`` ``repeats`` times per runner, alternating: for each run the wall seconds of
+    the whole process (``wall``) and its steps; for ``dask`` also when its cluster was warm (``warm``) and
+    the workers' mean warm-up (``warmup``)."""
+    out: dict[str, list[dict]] = {"dask": [], "pool": []}
+    for _ in range(repeats):
+        for runner in out:
+            cmd = [sys.executable, str(BENCH / "_cohort_floor.py"), runner, "converted.toml", ",".join(families),
+                   "--workers", str(JOBS), "--csv", "cohort_medfeat.csv", "--output", "floor.parquet"]
+            t0 = time.perf_counter()
+            done = subprocess.run(cmd, capture_output=True, text=True, env=USER_ENV, cwd=OUT)
+            wall = time.perf_counter() - t0
+            if done.returncode != 0:
+                print(f"floor measurement ({runner}) failed ({done.returncode}): {done.stderr.strip()[-300:]}")
+                return {}
+            steps = json.loads(done.stdout.strip().splitlines()[-1])
+            run = {"wall": wall, "steps": steps}
+            if runner == "dask":
+                run |= {"warm": steps["warm"], "warmup": sum(steps["worker_warmup_s"]) / len(steps["worker_warmup_s"])}
+            out[runner].append(run)
+    return out
+
+
+def _mean(runs: list[dict], key: str) -> float:
+    return sum(r[key] for r in runs) / len(runs)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=2,
@@ -166,16 +200,27 @@ def main(argv: list[str] | None = None) -> int:
         times[tool].append(wall)
         print(f"  {tool:<12} run {k + 1}: {wall:6.2f} s, exit {rc}, {n} rows{'' if good else '  <-- CHECK FAILED'}")
     mean = {t: sum(v) / len(v) for t, v in times.items()}
+    floor = floors(families, args.repeats)
     ratio = mean["pyradiomics"] / mean["medfeat"]
     ratio_conv = mean["pyradiomics"] / (mean["medfeat"] + convert_s)
     print(f"\nwall time of the whole command, mean of {args.repeats}: PyRadiomics {mean['pyradiomics']:.2f} s, "
           f"medfeat {mean['medfeat']:.2f} s (+ {convert_s:.2f} s for the one-off settings conversion)")
     print(f"ratio PyRadiomics / medfeat: {ratio:.2f}x (target >= {TARGET_RATIO:g}x: "
           f"{'yes' if ratio >= TARGET_RATIO else 'NO'}); with the conversion counted: {ratio_conv:.2f}x")
+    budget = mean["pyradiomics"] / TARGET_RATIO
+    if floor:
+        d, p = floor["dask"], floor["pool"]
+        print(f"floors (bench/_cohort_floor.py, mean of {len(d)}; the target's budget is PyRadiomics / "
+              f"{TARGET_RATIO:g} = {budget:.2f} s):")
+        print(f"  dask: a {JOBS}-worker LocalCluster whose workers each extract a tiny synthetic volume with these "
+              f"settings is warm {_mean(d, 'warm'):.2f} s after its interpreter starts (each worker's warm-up "
+              f"{_mean(d, 'warmup'):.2f} s, in parallel), closed at {_mean(d, 'wall'):.2f} s; no file read")
+        print(f"  pool: no Dask, a spawned {JOBS}-process pool mapping medfeat.extract over the CSV's rows (files "
+              f"read) and one Parquet table: {_mean(p, 'wall'):.2f} s; no ledger, bundles, retries or report")
     result = {"pairs": len(rows), "jobs": JOBS, "commands": {"pyradiomics": pyr_cmd, "medfeat": mf_cmd},
               "params": xs.E2E_PARAMS, "families": families, "order": order, "wall_s": times, "mean_s": mean,
               "convert_s": convert_s, "ratio": ratio, "ratio_with_conversion": ratio_conv, "target": TARGET_RATIO,
-              "checks": checks, "cpus": os.cpu_count(), "load_average_after": list(os.getloadavg())}
+              "checks": checks, "budget_s": budget, "floors": floor, "cpus": os.cpu_count(), "load_average_after": list(os.getloadavg())}
     (OUT / "results.json").write_text(json.dumps(result, indent=1))
     print(f"wrote {(OUT / 'results.json').relative_to(xs.ROOT)}")
     return 0 if ok else 1

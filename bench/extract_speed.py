@@ -43,7 +43,10 @@ cache load / JIT, reported as the first call):
   Per-image wall time (best of the interleaved rounds) and, as a load-insensitive check, CPU time;
   per-patient ratios and their median per modality, for two halves fixed up front (patient ids
   sorted, alternating: 0, 2, 4, ... tune -- every optimisation decision was made on them -- and 1,
-  3, 5, ... are held out) and for all ten. ``--e2e-only`` runs just this case (~1.5 min).
+  3, 5, ... are held out) and for all ten. ``--e2e-only`` runs just this case (~1.5 min). Also per
+  image, to show what the target leaves for the features: the target's budget (PyRadiomics' time / 20
+  or / 8), medfeat's reading of the two files alone, and inflating their gzip bytes alone in memory
+  with the fastest inflate installed (python-isal), no parsing.
 
 The medfeat variants are interleaved round after round, so a burst of load from other processes
 slows one round of each rather than every call of one variant. All tools run with one BLAS /
@@ -556,6 +559,11 @@ def bench_e2e(rounds: int, medfeat_calls: int) -> dict:
     from medfeat.io import read_image
     from medfeat.pyradiomics import settings_from_pyradiomics
 
+    try:  # the inflate medfeat's reader uses where it is installed (python-isal), else zlib
+        from isal.isal_zlib import decompress as inflate
+    except ImportError:
+        from zlib import decompress as inflate
+
     folders = {f.name: f for f in sorted((SHARED / "sts" / "nifti").glob("STS_*"))}
     halves = patient_halves(list(folders))
     out_dir = OUT / "e2e"
@@ -583,10 +591,25 @@ def bench_e2e(rounds: int, medfeat_calls: int) -> dict:
         row = medfeat.extract(image, mask, settings, families=families, label=1)
         return (time.perf_counter() - t0) * 1e3, (time.process_time() - c0) * 1e3, len(row)
 
+    def read_call(image: Path, mask: Path) -> float:
+        """medfeat's reading of both files alone (what ``extract`` spends before any feature)."""
+        t0 = time.perf_counter()
+        read_image(image)
+        read_image(mask)
+        return (time.perf_counter() - t0) * 1e3
+
+    def inflate_call(data: list[bytes]) -> float:
+        """Decompressing both files' bytes alone (in memory, the fastest inflate installed), no parsing."""
+        t0 = time.perf_counter()
+        for d in data:
+            inflate(d, wbits=31)
+        return (time.perf_counter() - t0) * 1e3
+
     cases = [(mod, pid, folders[pid] / f"{mod}_image.nii.gz", folders[pid] / f"{mod}_mask.nii.gz")
              for mod in E2E_TARGETS for pid in folders]
-    times = {(mod, pid): {"medfeat": [], "pyradiomics": [], "medfeat_cpu": [], "pyradiomics_cpu": []}
-             for mod, pid, _, _ in cases}
+    times = {(mod, pid): {"medfeat": [], "pyradiomics": [], "medfeat_cpu": [], "pyradiomics_cpu": [], "read": [],
+                          "inflate": []} for mod, pid, _, _ in cases}
+    compressed = {(mod, pid): [image.read_bytes(), mask.read_bytes()] for mod, pid, image, mask in cases}
     columns = {}
     try:
         for mod, pid, image, mask in cases:  # warm-up: numba caches, imports, the files in the page cache
@@ -598,6 +621,8 @@ def bench_e2e(rounds: int, medfeat_calls: int) -> dict:
                     wall, cpu, _ = medfeat_call(image, mask)
                     times[mod, pid]["medfeat"].append(wall)
                     times[mod, pid]["medfeat_cpu"].append(cpu)
+                times[mod, pid]["read"].append(read_call(image, mask))
+                times[mod, pid]["inflate"].append(inflate_call(compressed[mod, pid]))
                 answer = pyradiomics_call(image, mask, 1)
                 times[mod, pid]["pyradiomics"] += answer["times_ms"]
                 times[mod, pid]["pyradiomics_cpu"] += answer["cpu_ms"]
@@ -613,7 +638,9 @@ def bench_e2e(rounds: int, medfeat_calls: int) -> dict:
         half = next(h for h, ids in halves.items() if pid in ids)
         per_image.append({"modality": mod, "patient": pid, "half": half, "voxels": voxels, "medfeat_ms": mf,
                           "pyradiomics_ms": pyr, "ratio": pyr / mf, "medfeat_cpu_ms": mf_cpu,
-                          "pyradiomics_cpu_ms": pyr_cpu, "cpu_ratio": pyr_cpu / mf_cpu, "times_ms": t})
+                          "pyradiomics_cpu_ms": pyr_cpu, "cpu_ratio": pyr_cpu / mf_cpu,
+                          "budget_ms": pyr / E2E_TARGETS[mod], "read_ms": min(t["read"]),
+                          "inflate_ms": min(t["inflate"]), "times_ms": t})
     summary = {}
     for mod, target in E2E_TARGETS.items():
         for half in ("tuning", "held-out", "all"):
@@ -622,7 +649,12 @@ def bench_e2e(rounds: int, medfeat_calls: int) -> dict:
                 "median_ratio": float(np.median([r["ratio"] for r in rows])), "target": target,
                 "median_cpu_ratio": float(np.median([r["cpu_ratio"] for r in rows])),
                 "median_medfeat_ms": float(np.median([r["medfeat_ms"] for r in rows])),
-                "median_pyradiomics_ms": float(np.median([r["pyradiomics_ms"] for r in rows]))}
+                "median_pyradiomics_ms": float(np.median([r["pyradiomics_ms"] for r in rows])),
+                "median_budget_ms": float(np.median([r["budget_ms"] for r in rows])),
+                "median_read_ms": float(np.median([r["read_ms"] for r in rows])),
+                "median_inflate_ms": float(np.median([r["inflate_ms"] for r in rows])),
+                "median_inflate_share": float(np.median([r["inflate_ms"] / r["budget_ms"] for r in rows])),
+                "median_features_ms": float(np.median([r["medfeat_ms"] - r["read_ms"] for r in rows]))}
     result = {"params": E2E_PARAMS, "families": families, "halves": halves, "rounds": rounds,
               "medfeat_calls_per_round": medfeat_calls, "columns": columns, "pyradiomics": hello["pyradiomics"],
               "pyradiomics_classes": hello["classes"], "images": per_image, "summary": summary}
@@ -651,6 +683,13 @@ def print_e2e(result: dict) -> None:
               f"ratio {s['median_cpu_ratio']:.1f}x")
     print("  (ratio: wall time, the target's measure; CPU time (process_time, both tools on one thread) is printed as a"
           " check that is less sensitive to other processes' load)")
+    print("  The target's budget per image (PyRadiomics' time / target) against what reading the two files takes:")
+    for key, s in result["summary"].items():
+        if "median_budget_ms" in s:
+            print(f"  {key:<13} median budget {s['median_budget_ms']:6.2f} ms; medfeat's reading {s['median_read_ms']:6.2f} ms,"
+                  f" inflating the .gz bytes alone {s['median_inflate_ms']:6.2f} ms ({s['median_inflate_share']:.0%} of"
+                  f" the budget); left for the features {s['median_budget_ms'] - s['median_read_ms']:6.2f} ms,"
+                  f" medfeat's features now {s['median_features_ms']:6.2f} ms")
 
 
 GIFT_C_MS = 150.0      # GNU GIFT 0.1.15a's C extractor, one core, per 256x256 image (measured by the issue)
