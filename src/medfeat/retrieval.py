@@ -133,8 +133,8 @@ import scipy.sparse as sp
 
 from medfeat.errors import InputError
 from medfeat.features.gift import (
+    quantised_frequencies,
     CODES_COLUMN,
-    FREQ_MAX,
     MAX_GREY_LEVELS,
     N_BANDS,
     N_BLOCKS,
@@ -196,12 +196,6 @@ class _Query:
 # ---------------------------------------------------------------------------------------------
 # the descriptor, and GIFT's sparse and dense forms, from GIFT's per-image arrays
 # ---------------------------------------------------------------------------------------------
-def _quantised(count: np.ndarray, total: int) -> np.ndarray:
-    """GIFT's stored frequencies ``(float)rint(255 n / total) / (float)255`` (float32), and ``rint``."""
-    q = np.rint(FREQ_MAX * count.astype(np.float64) / float(total))
-    return q.astype(np.float32) / np.float32(FREQ_MAX), q
-
-
 def _descriptors(blocks: np.ndarray, counts: np.ndarray, bands: np.ndarray) -> np.ndarray:
     """The ``"hellinger"`` descriptors (uint8, ``(n, nc - 1 + 120)``) of ``n`` images from their block
     colours ``(n, 340)``, colour counts ``(n, nc)`` and Gabor bands ``(n, 3072)``; see the module
@@ -250,11 +244,11 @@ def _assemble(blocks: np.ndarray, counts: np.ndarray, bands: np.ndarray, n_colou
         return out
     lay = IdLayout(n_colours)
     n = blocks.shape[0]
-    col_vals, col_q = _quantised(np.asarray(counts), SIZE * SIZE)
+    col_vals, col_q = quantised_frequencies(np.asarray(counts), SIZE * SIZE)
     offsets = (np.arange(N_GABOR) // N_GABOR_BLOCKS) * N_BANDS
     key = bands.astype(np.int64) + offsets + (np.arange(n, dtype=np.int64) * N_GABOR_HIST)[:, None]
     band_counts = np.bincount(key.ravel(), minlength=n * N_GABOR_HIST).reshape(n, N_GABOR_HIST)
-    gh_vals, _ = _quantised(band_counts, N_GABOR_BLOCKS)
+    gh_vals, _ = quantised_frequencies(band_counts, N_GABOR_BLOCKS)
     col_keep = col_q != 0
     gh_keep = band_counts != 0                                   # GIFT: n != 0 (not its rint)
     lengths = (N_BLOCKS + np.count_nonzero(col_keep, axis=1) + np.count_nonzero(bands, axis=1)

@@ -113,6 +113,7 @@ import numba
 import numpy as np
 
 from medfeat.features.base import FeatureDef
+from medfeat.processing import bounding_box
 
 FAMILY = "morph"
 
@@ -856,16 +857,7 @@ def morphology_features(morph_mask: np.ndarray, image: np.ndarray, intensity_mas
 
     out["morph.integ.int"] = vol * float(values.mean()) if values.size else nan
     if autocorrelation:
-        box = _bounding_box(intensity_mask)
+        box = bounding_box(intensity_mask) if values.size else None
         out["morph.moran.i"], out["morph.geary.c"] = (
-            spatial_autocorrelation(image[box], intensity_mask[box], sp) if values.size else (nan, nan))
+            spatial_autocorrelation(image[box], intensity_mask[box], sp) if box else (nan, nan))
     return {f.tag: float(out[f.tag]) for f in feature_defs(autocorrelation)}
-
-
-def _bounding_box(mask: np.ndarray) -> tuple[slice, ...]:
-    """The smallest box holding ``mask``'s voxels (from its projections on the axes)."""
-    out = []
-    for axis in range(mask.ndim):
-        idx = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
-        out.append(slice(int(idx[0]), int(idx[-1]) + 1) if idx.size else slice(0, 0))
-    return tuple(out)

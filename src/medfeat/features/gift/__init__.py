@@ -141,7 +141,14 @@ from medfeat.features.gift.constants import (
     SIZE,
     check_grey_levels,
 )
-from medfeat.features.gift.feature_ids import IdLayout, dense_vector, id_layout, sparse_from_parts, to_sparse
+from medfeat.features.gift.feature_ids import (
+    IdLayout,
+    dense_vector,
+    id_layout,
+    quantised_frequencies,
+    sparse_from_parts,
+    to_sparse,
+)
 from medfeat.features.gift.feature_set import GiftFeatures, gift_features
 from medfeat.features.gift.fts import fts_bytes, read_fts, write_fts
 from medfeat.features.gift.gabor import (
@@ -163,6 +170,6 @@ __all__ = [
     "GiftFeatures", "IdLayout",
     "check_grey_levels", "check_parts", "code_column_names", "codes_of_value", "colour_block_counts", "colour_luts", "column_names", "dense_vector", "energy_bands",
     "exact_block_energies", "feature_defs", "feature_row", "features_of_row", "grey_levels_of_row", "packed_feature_row", "parts_of_row", "fts_bytes", "gabor_energies",
-    "gabor_filter_exact", "gabor_kernels", "gift_features", "gift_rgb", "id_layout", "quantize_colours",
+    "gabor_filter_exact", "gabor_kernels", "gift_features", "gift_rgb", "id_layout", "quantised_frequencies", "quantize_colours",
     "read_fts", "resize_to_gift", "rgb_to_hsv", "sparse_from_parts", "to_sparse", "to_uint8", "write_fts",
 ]

@@ -62,8 +62,9 @@ def id_layout(grey_levels: int = GREY_LEVELS) -> IdLayout:
     return IdLayout(N_CHROMATIC + check_grey_levels(grey_levels))
 
 
-def _quantised(count: np.ndarray, total: int) -> np.ndarray:
-    """GIFT's frequencies: ``(float)rint(255 n / total) / (float)255`` as float32."""
+def quantised_frequencies(count: np.ndarray, total: int) -> tuple[np.ndarray, np.ndarray]:
+    """GIFT's stored frequencies ``(float)rint(255 n / total) / (float)255`` (float32), and the ``rint``
+    values (float64: a frequency is stored where it is not 0)."""
     q = np.rint(FREQ_MAX * count.astype(np.float64) / float(total))
     return q.astype(np.float32) / np.float32(FREQ_MAX), q
 
@@ -74,13 +75,13 @@ def sparse_from_parts(block_colours, colour_counts, bands, n_colours) -> tuple[n
     lay = IdLayout(n_colours)
     bands = np.asarray(bands, dtype=np.intp).reshape(N_FILTERS * N_GABOR_BLOCKS)
     block_ids = np.arange(N_BLOCKS) * n_colours + np.asarray(block_colours, dtype=np.intp)
-    hist_vals, hist_q = _quantised(np.asarray(colour_counts), SIZE * SIZE)
+    hist_vals, hist_q = quantised_frequencies(np.asarray(colour_counts), SIZE * SIZE)
     hist_keep = np.flatnonzero(hist_q != 0)
     gab_keep = np.flatnonzero(bands != 0)
     gab_ids = lay.gabor_blocks + gab_keep * N_BANDS + bands[gab_keep]
     band_counts = np.bincount(bands + np.repeat(np.arange(N_FILTERS) * N_BANDS, N_GABOR_BLOCKS),
                               minlength=N_FILTERS * N_BANDS)
-    gh_vals, _ = _quantised(band_counts, N_GABOR_BLOCKS)
+    gh_vals, _ = quantised_frequencies(band_counts, N_GABOR_BLOCKS)
     gh_keep = np.flatnonzero(band_counts != 0)
     ids = np.concatenate([block_ids, lay.colour_hist + hist_keep, gab_ids, lay.gabor_hist + gh_keep])
     one = np.float32(1.0)
