@@ -31,7 +31,7 @@ import pytest
 from medfeat.production.ledger import Ledger
 from medfeat.production.options import BackendSpec, TailPolicy
 from medfeat.report.metrics import run_metrics
-from test_production import FAMILIES, SETTINGS, check_run, make_images, plan
+from production_helpers import FAMILIES, SETTINGS, check_run, make_images, plan
 
 pytestmark = pytest.mark.timeout(400)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from medfeat.production.ledger import Ledger
-from test_production import FAMILIES, SETTINGS, check_run, make_images
+from production_helpers import FAMILIES, SETTINGS, check_run, make_images
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -36,7 +36,7 @@ from medfeat.production.backends.jobqueue import cluster_kwargs, job_script, wor
 from medfeat.production.ledger import Ledger
 from medfeat.production.options import BackendSpec, TailPolicy
 from medfeat.report.metrics import run_metrics
-from test_production import check_run, make_images, plan
+from production_helpers import check_run, make_images, plan
 
 STATE = Path(os.environ.get("BE_STATE_DIR", "/tmp/medfeat-backends"))
 PBS_BIN = STATE / "slurm" / "pbs-bin"

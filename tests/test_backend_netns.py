@@ -17,7 +17,7 @@ import pytest
 
 from medfeat.production.ledger import Ledger
 from medfeat.report.metrics import run_metrics
-from test_production import FAMILIES, SETTINGS, check_run, make_images
+from production_helpers import FAMILIES, SETTINGS, check_run, make_images
 
 BIN = Path(sys.executable).parent
 NET = "10.213.7"

@@ -19,7 +19,7 @@ import pytest
 from medfeat.production.ledger import Ledger
 from medfeat.production.results import read_result
 from medfeat.production.staging import build_bundle, sha256_bytes
-from test_production import DaskProcesses, check_run, make_images, plan, plan_item, produce
+from production_helpers import DaskProcesses, check_run, make_images, plan, plan_item, produce
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import stat
 import struct
 import subprocess
 import sys

@@ -20,7 +20,7 @@ from medfeat.production.options import BackendSpec, RunConfig
 from medfeat.production.spec import JobSpec, make_spec
 from medfeat.production.results import read_result
 from medfeat.production.staging import Stage, build_bundle, sha256_bytes
-from test_production import FAMILIES, SETTINGS, make_images, plan, plan_item
+from production_helpers import FAMILIES, SETTINGS, make_images, plan, plan_item
 
 
 def test_settings_round_trip_through_a_dict():
@@ -277,7 +277,7 @@ def test_ctrl_c_finishes_the_ledger_and_says_how_to_resume(tmp_path):
     import signal
     import time
 
-    from test_production import check_run
+    from production_helpers import check_run
 
     paths = make_images(tmp_path / "data", 60, size=96)
     run_dir = tmp_path / "run"
@@ -315,7 +315,7 @@ def test_an_interrupt_during_a_submission_leaves_no_attempt_running(tmp_path, mo
     """Ctrl-C can land between an attempt's ledger row and its hand-over to the executor: the
     session still ends every attempt it started, and a resume completes the run."""
     from medfeat.production.dask_executor import DaskExecutor
-    from test_production import check_run, produce
+    from production_helpers import check_run, produce
 
     paths = make_images(tmp_path / "data", 8)
     real_submit, calls = DaskExecutor.submit, []
@@ -345,7 +345,7 @@ def test_an_interrupt_during_a_submission_leaves_no_attempt_running(tmp_path, mo
 
 def test_feature_tables_carry_their_provenance(tmp_path):
     from medfeat.tables import read_provenance
-    from test_production import produce
+    from production_helpers import produce
 
     make_images(tmp_path / "data", 3)
     out = tmp_path / "f.csv"
@@ -375,7 +375,7 @@ def test_every_option_of_every_command_has_help():
 def test_automatic_job_size_keeps_every_worker_busy(tmp_path):
     from medfeat.production.engine import Production
     from medfeat.production.plan import auto_images_per_job
-    from test_production import make_images
+    from production_helpers import make_images
 
     assert auto_images_per_job(30, 2) == 4          # 8 jobs, not one job of 30 for two workers
     assert auto_images_per_job(22250, 2) == 250     # the seed production: 89 jobs of 250
@@ -413,7 +413,7 @@ def test_result_files_round_trip_as_arrow_and_parquet_results_of_earlier_runs_st
 
 
 def test_reference_and_copy_bundles_give_the_same_table(tmp_path):
-    from test_production import produce
+    from production_helpers import produce
 
     paths = make_images(tmp_path / "data", 7, bad=(2,))
     tables = {}
@@ -466,7 +466,7 @@ def test_bundles_option_is_checked():
 
 
 def test_a_complete_run_folds_its_results_into_the_table_and_a_resume_keeps_it(tmp_path):
-    from test_production import produce
+    from production_helpers import produce
 
     paths = make_images(tmp_path / "data", 5)
     run_dir = tmp_path / "run"

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from medfeat.production.ledger import Ledger
-from test_production import make_images
+from production_helpers import make_images
 
 CHROMIUM = os.environ.get("MEDFEAT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 BAD_NAME = 'bad <b>&"x".pgm'  # a file name that must be escaped wherever it shows

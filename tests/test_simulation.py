@@ -19,7 +19,7 @@ from medfeat.production.options import TailPolicy
 from medfeat.report.metrics import run_metrics
 from medfeat.report.simulation import (NO_TAIL_POLICY, TICK_S, Measured, measure, predict, queue_wait_sampler,
                                        simulate)
-from test_production import FAMILIES, SETTINGS, make_images
+from production_helpers import FAMILIES, SETTINGS, make_images
 
 NONE = TailPolicy(**NO_TAIL_POLICY)
 

@@ -170,7 +170,7 @@ def test_links_fifos_and_devices_get_error_rows_not_silence(tmp_path):
     an error row (never a hang on the FIFO); a regular image beside them is extracted."""
     import os
 
-    from test_production import make_images, plan as plan_run, produce
+    from production_helpers import make_images, plan as plan_run, produce
     import pyarrow.parquet as pq
 
     data = tmp_path / "data"

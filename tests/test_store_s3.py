@@ -22,7 +22,7 @@ from medfeat.production import staging, stores
 from medfeat.production.ledger import Ledger
 from medfeat.production.ledger import LEDGER_NAME
 from medfeat.report.metrics import run_metrics
-from test_production import FAMILIES, SETTINGS, check_run, make_images, plan, produce
+from production_helpers import FAMILIES, SETTINGS, check_run, make_images, plan, produce
 
 ENDPOINT = "http://127.0.0.1:8333"
 FILER = "http://127.0.0.1:8888"   # SeaweedFS's filer (only to remove the test's emptied folder)

@@ -15,7 +15,7 @@ import pytest
 
 from medfeat.report.metrics import run_metrics
 from medfeat.report.studies import amdahl_fit, phase_seconds
-from test_production import FAMILIES, SETTINGS, make_images
+from production_helpers import FAMILIES, SETTINGS, make_images
 
 pytestmark = pytest.mark.timeout(400)
 

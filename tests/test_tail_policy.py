@@ -13,7 +13,7 @@ from medfeat.production import driver as driver_mod
 from medfeat.production.driver import Driver
 from medfeat.production.executor import Executor, Failed, Finished, Started
 from medfeat.production.options import TailPolicy
-from test_production import make_images, plan
+from production_helpers import make_images, plan
 
 pytestmark = pytest.mark.timeout(120)
 
