@@ -554,34 +554,62 @@ def _min_area_rectangle(pts: np.ndarray) -> tuple[float, float, float, float]:
     return best
 
 
+@numba.njit(cache=True, nogil=True)
+def _box_extents(p: np.ndarray, frame: np.ndarray) -> np.ndarray:
+    """Edge lengths of the box of the points ``p`` (n, 3) along the columns of ``frame`` (3, 3)."""
+    lo = np.full(3, np.inf)
+    hi = np.full(3, -np.inf)
+    for r in range(p.shape[0]):
+        for a in range(3):
+            u = p[r, 0] * frame[0, a] + p[r, 1] * frame[1, a] + p[r, 2] * frame[2, a]
+            lo[a], hi[a] = min(lo[a], u), max(hi[a], u)
+    return hi - lo
+
+
+@numba.njit(cache=True, nogil=True)
+def _refine_box(p: np.ndarray, frame: np.ndarray, max_rounds: int) -> np.ndarray:
+    """Chan and Tan's iteration from ``frame`` (columns: the box's axes; turned in place): for each
+    axis in turn, the minimum-area rectangle of the points projected on the other two turns those two,
+    until a round shrinks the volume by less than 1e-6. Returns the box's edge lengths."""
+    n = p.shape[0]
+    ext = _box_extents(p, frame)
+    vol = ext[0] * ext[1] * ext[2]
+    pts = np.empty((n, 2))
+    for _ in range(max_rounds):
+        before = vol
+        for k in range(3):
+            i = 1 if k == 0 else 0
+            j = 1 if k == 2 else 2
+            for r in range(n):
+                pts[r, 0] = p[r, 0] * frame[0, i] + p[r, 1] * frame[1, i] + p[r, 2] * frame[2, i]
+                pts[r, 1] = p[r, 0] * frame[0, j] + p[r, 1] * frame[1, j] + p[r, 2] * frame[2, j]
+            area, angle, _, _ = _min_area_rectangle(pts)
+            if area < ext[i] * ext[j] * (1 - 1e-12):
+                c, s = math.cos(angle), math.sin(angle)
+                for r in range(3):
+                    fi, fj = frame[r, i], frame[r, j]
+                    frame[r, i], frame[r, j] = c * fi + s * fj, -s * fi + c * fj
+                ext = _box_extents(p, frame)
+                vol = ext[0] * ext[1] * ext[2]
+        if vol >= before * (1 - 1e-6):
+            break
+    return ext
+
+
 def oriented_bounding_box(points: np.ndarray, max_rounds: int = 20) -> np.ndarray:
-    """Edge lengths of an approximate oriented minimum bounding box (Chan and Tan's iteration)."""
+    """Edge lengths (descending) of an approximate oriented minimum bounding box: Chan and Tan's
+    iteration (:func:`_refine_box`, compiled) from the axes and from the principal axes of the
+    points, the smaller box of the two."""
     p = np.asarray(points, dtype=np.float64)
-    p = p - p.mean(axis=0)
+    p = np.ascontiguousarray(p - p.mean(axis=0))
     starts = [np.eye(3)]
     ev = np.linalg.eigh(np.cov(p.T))[1] if len(p) > 3 else None
     if ev is not None and np.all(np.isfinite(ev)):
         starts.append(ev)
     best_vol, best_ext = float("inf"), None
     for frame in starts:
-        frame = frame.copy()
-        proj = p @ frame
-        ext = proj.max(axis=0) - proj.min(axis=0)
+        ext = _refine_box(p, np.array(frame, dtype=np.float64), int(max_rounds))
         vol = float(np.prod(ext))
-        for _ in range(max_rounds):
-            before = vol
-            for k in range(3):
-                i, j = [a for a in range(3) if a != k]
-                area, angle, _, _ = _min_area_rectangle(np.ascontiguousarray(p @ frame[:, [i, j]]))
-                if area < ext[i] * ext[j] * (1 - 1e-12):
-                    c, s = math.cos(angle), math.sin(angle)
-                    fi, fj = frame[:, i].copy(), frame[:, j].copy()
-                    frame[:, i], frame[:, j] = c * fi + s * fj, -s * fi + c * fj
-                    proj = p @ frame
-                    ext = proj.max(axis=0) - proj.min(axis=0)
-                    vol = float(np.prod(ext))
-            if vol >= before * (1 - 1e-6):
-                break
         if vol < best_vol:
             best_vol, best_ext = vol, ext
     return np.sort(best_ext)[::-1]
