@@ -614,3 +614,33 @@ def test_shared_compressed_files_without_decoders_fail_cleanly(monkeypatch):
         with pytest.raises(InputError) as err:
             read_image(folder / name)
         assert name.split("/")[1] in str(err.value) and reason in str(err.value) and "decoder" in str(err.value)
+
+
+def test_nifti_header_fixes_print_no_stray_line(tmp_path):
+    """nibabel prints the fixes it makes to an odd header ("sform_code -32768 not valid; setting to 0")
+    through its global logger to stderr, a line without the file's name: not while medfeat reads one;
+    nibabel's own calls still report them."""
+    import logging
+
+    p = tmp_path / "odd.nii"
+    nib.save(nib.Nifti1Image(np.arange(120, dtype=np.int16).reshape(4, 5, 6), np.eye(4)), p)
+    data = bytearray(p.read_bytes())
+    data[254:256] = np.int16(-32768).tobytes()  # sform_code, little-endian as nibabel wrote it
+    p.write_bytes(bytes(data))
+    said: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            said.append(record.getMessage())
+
+    logger = logging.getLogger("nibabel.global")
+    handler = Collect()
+    logger.addHandler(handler)
+    try:
+        img = read_image(p)
+        assert img.shape == (6, 5, 4) and int(img.array[0, 0, 1]) == 30  # x fastest in the file, last here
+        assert said == []
+        nib.Nifti1Header.from_fileobj(io.BytesIO(bytes(data[:352])), check=True)
+        assert any("sform_code -32768 not valid" in m for m in said)
+    finally:
+        logger.removeHandler(handler)

@@ -12,9 +12,11 @@ import functools
 import gzip
 import hashlib
 import io
+import logging
 import math
 import os
 import struct
+import threading
 import warnings
 import zlib
 
@@ -40,6 +42,24 @@ def looks_like_nifti(head: bytes) -> bool:
     if 348 in sizes and head[344:348] in (b"n+1\0", b"ni1\0"):
         return True
     return 540 in sizes and head[4:8] in (b"n+2\0", b"ni2\0")
+
+
+_READING = threading.local()  # set while this thread parses a header (see _NibabelQuiet)
+
+
+class _NibabelQuiet(logging.Filter):
+    """Drops what nibabel's global logger says while a medfeat reader parses a header: nibabel prints
+    the fixes it makes to odd headers ("sform_code -32768 not valid; setting to 0") straight to stderr,
+    a stray line without the file's name. Other threads' and the user's own nibabel calls keep their
+    messages."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(_READING, "active", False)
+
+
+@functools.lru_cache(maxsize=1)
+def _quiet_nibabel() -> None:
+    logging.getLogger("nibabel.global").addFilter(_NibabelQuiet())
 
 
 def _gunzip_head(data, path, n: int) -> bytes:
@@ -107,7 +127,12 @@ def read_nifti(path: str | os.PathLike, data: bytes | None = None) -> Image:
         # units, a non-invertible qform ...); the checks in _read_nifti refuse what matters for the
         # voxels (dims, sizes, truncation), so the rest is dropped rather than leaked to stderr.
         warnings.simplefilter("ignore")
-        return _read_nifti(path, data)
+        _quiet_nibabel()
+        _READING.active = True
+        try:
+            return _read_nifti(path, data)
+        finally:
+            _READING.active = False
 
 
 
