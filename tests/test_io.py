@@ -475,6 +475,12 @@ def test_nifti_2d_rgb_and_units(tmp_path):
     metres.header.set_xyzt_units("meter")
     nib.save(metres, tmp_path / "m.nii")
     assert read_image(tmp_path / "m.nii").spacing == pytest.approx((3.0, 2.0, 1.0))
+    # a unit code the standard lacks (xyzt_units byte 7; nibabel's lookup raises KeyError): unknown, mm
+    data = bytearray((tmp_path / "m.nii").read_bytes())
+    data[123] = 7  # xyzt_units
+    (tmp_path / "odd-units.nii").write_bytes(bytes(data))
+    odd = read_image(tmp_path / "odd-units.nii")
+    assert odd.meta["xyz_units"] == "unknown" and odd.spacing == pytest.approx((0.003, 0.002, 0.001))
 
 
 def test_nifti_bad_files(tmp_path):

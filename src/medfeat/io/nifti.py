@@ -71,6 +71,15 @@ def _gunzip_head(data, path, n: int) -> bytes:
         raise InputError(path, f"truncated or corrupt gzip data ({exc})") from None
 
 
+def _xyz_units(hdr) -> str:
+    """The header's spatial unit (``"mm"``, ``"meter"``, ``"micron"``, ``"unknown"``); a code the
+    standard does not define counts as unknown (millimetres), as no unit at all does."""
+    try:
+        return hdr.get_xyzt_units()[0]
+    except KeyError:  # nibabel looks the code up in its table and raises on one it lacks
+        return "unknown"
+
+
 @functools.lru_cache(maxsize=64)
 def _axcodes(affine: bytes) -> str:
     """nibabel's axis codes of a 4x4 float64 affine (as bytes: an image and its mask share one)."""
@@ -215,14 +224,15 @@ def _read_nifti(path, data):
     while arr.ndim - colour < 3:  # 1D/2D images: add singleton y/z axes
         arr = arr[:, np.newaxis] if arr.ndim - colour == 1 else arr[:, :, np.newaxis]
     arr = arr.transpose((2, 1, 0, 3) if colour else (2, 1, 0))
-    to_mm = _TO_MM.get(hdr.get_xyzt_units()[0], 1.0)
+    units = _xyz_units(hdr)
+    to_mm = _TO_MM.get(units, 1.0)
     zooms = [float(z) for z in hdr.get_zooms()[:3]] + [1.0] * 3
     spacing = [z * to_mm if np.isfinite(z) and z > 0 else 1.0 for z in zooms[:3]]
     origin = [float(o) * to_mm for o in affine[:3, 3]]
     meta = {"format": "nifti", "version": 1 if klass is nib.Nifti1Image else 2,
             "affine": affine.tolist(), "axcodes": _axcodes(affine.tobytes()),
             "qform_code": int(hdr["qform_code"]), "sform_code": int(hdr["sform_code"]),
-            "datatype": str(dtype), "xyz_units": hdr.get_xyzt_units()[0]}
+            "datatype": str(dtype), "xyz_units": units}
     if (slope, inter) != (1.0, 0.0):
         meta["scl_slope"], meta["scl_inter"] = slope, inter
     return Image(np.ascontiguousarray(arr), spacing=tuple(reversed(spacing)), origin=tuple(reversed(origin)),
