@@ -481,6 +481,14 @@ def test_nifti_2d_rgb_and_units(tmp_path):
     (tmp_path / "odd-units.nii").write_bytes(bytes(data))
     odd = read_image(tmp_path / "odd-units.nii")
     assert odd.meta["xyz_units"] == "unknown" and odd.spacing == pytest.approx((0.003, 0.002, 0.001))
+    # a NaN voxel size under a qform (its affine then holds NaN; nibabel's orientation SVD raised): refused
+    data = bytearray((tmp_path / "m.nii").read_bytes())
+    data[80:84] = np.float32(np.nan).tobytes()  # pixdim[1]
+    data[252:254] = np.int16(1).tobytes()  # qform_code
+    data[254:256] = np.int16(0).tobytes()  # sform_code
+    (tmp_path / "nan-qform.nii").write_bytes(bytes(data))
+    with pytest.raises(InputError, match=r"nan-qform.nii: bad NIfTI header: non-finite values in its qform"):
+        read_image(tmp_path / "nan-qform.nii")
 
 
 def test_nifti_bad_files(tmp_path):

@@ -177,6 +177,9 @@ def _read_nifti(path, data):
         raise
     except Exception as exc:
         raise InputError(path, f"corrupt NIfTI header ({type(exc).__name__}: {exc})") from None
+    if not np.all(np.isfinite(affine)):  # nibabel's orientation code would fail on it (SVD)
+        form = "sform (srow_x/y/z)" if int(hdr["sform_code"]) > 0 else "qform (pixdim, quatern_*, qoffset_*)"
+        raise InputError(path, f"bad NIfTI header: non-finite values in its {form} affine")
     if not shape or any(n < 1 for n in shape):
         dims = [int(d) for d in hdr["dim"][:8]]
         raise InputError(path, f"bad NIfTI dimensions {dims} (dim[0] is the count; each size must be at least 1)")
