@@ -379,3 +379,20 @@ def test_nan_mask_value_is_not_roi(tmp_path):
     mask = np.full((1, 8, 8), np.nan, dtype=np.float32)
     with pytest.raises(InputError, match="mask is empty"):
         medfeat.extract(str(img), mask=mask, families=["stat"])
+
+
+def test_a_signalling_nan_is_cast_without_a_warning():
+    """A float32 signalling NaN (random bytes in a NIfTI made one) set numpy's invalid flag when cast
+    to float64: a stray RuntimeWarning line before the file's one-line NaN error. The cast is quiet and
+    the NaN stays NaN for the checks that refuse it."""
+    import warnings
+
+    from medfeat.image import Image
+
+    a = np.array([1.0, 2.0, 3.0], dtype=np.float32)
+    a.view(np.uint32)[1] = 0x7F800001  # exponent all ones, quiet bit clear: signalling
+    for arr in (a.reshape(1, 1, 3), np.stack([a] * 3, axis=-1).reshape(1, 1, 3, 3)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            out = Image(arr, spacing=(1.0, 1.0, 1.0)).intensity()
+        assert out.dtype == np.float64 and np.isnan(out[0, 0, 1]) and out[0, 0, 2] == pytest.approx(3.0)

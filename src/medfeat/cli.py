@@ -161,7 +161,7 @@ def filter_cmd(
         if not s.filters:
             _fail(f"{settings}: names no filter (`filters = [{{type = ...}}]`)")
         img = read_image(image)
-        response = apply(s.filters[0], img.intensity() if img.is_rgb else img.array.astype(np.float64), img.spacing)
+        response = apply(s.filters[0], img.intensity(), img.spacing)
     except InputError as exc:
         _fail(str(exc))
     import nibabel as nib

@@ -63,7 +63,10 @@ class Image:
         return tuple(self.array.shape[:3])
 
     def intensity(self) -> np.ndarray:
-        """Intensity array ``(z, y, x)`` as float64; RGB is converted to BT.601 luma."""
-        if self.is_rgb:
-            return self.array.astype(np.float64) @ np.asarray(LUMA_WEIGHTS)
-        return self.array.astype(np.float64, copy=False)
+        """Intensity array ``(z, y, x)`` as float64; RGB is converted to BT.601 luma. NaN stay NaN:
+        whoever needs finite values checks them (a signalling NaN of a float32 file would otherwise make
+        the cast print numpy's "invalid value encountered in cast" warning)."""
+        with np.errstate(invalid="ignore"):
+            if self.is_rgb:
+                return self.array.astype(np.float64) @ np.asarray(LUMA_WEIGHTS)
+            return self.array.astype(np.float64, copy=False)
