@@ -658,3 +658,36 @@ def test_nifti_header_fixes_print_no_stray_line(tmp_path):
         assert any("sform_code -32768 not valid" in m for m in said)
     finally:
         logger.removeHandler(handler)
+
+
+def test_gzipped_dicom_with_a_corrupt_deflate_stream_is_one_line(tmp_path):
+    """A gzipped DICOM whose deflate stream breaks after its first KiB: zlib.error (not an OSError) used
+    to escape while the header was looked for (found by fuzzing); now one line naming the file."""
+    import zlib
+
+    arr = (np.arange(128 * 128).reshape(128, 128) % 251).astype(np.int16)
+    ds = dicom_dataset(arr, sop_class=MRImageStorage, modality="MR", signed=True, PixelSpacing=[0.9, 0.8])
+    p = tmp_path / "mr.dcm"
+    ds.save_as(p, enforce_file_format=True)
+    good = gzip.compress(p.read_bytes())
+
+    def broken_past_the_head():  # the first bit flip whose stream inflates its first KiB, then zlib.error
+        for k in range(10, len(good) - 8):  # the deflate data (after the 10-byte gzip header)
+            for bit in (0x01, 0x10, 0x80, 0xFF):
+                bad = bytearray(good)
+                bad[k] ^= bit
+                try:
+                    gzip.GzipFile(fileobj=io.BytesIO(bytes(bad))).read(1024)
+                except (OSError, EOFError, zlib.error):
+                    continue
+                try:
+                    gzip.GzipFile(fileobj=io.BytesIO(bytes(bad))).read()
+                except zlib.error:
+                    return bytes(bad)
+                except (OSError, EOFError):
+                    pass
+        pytest.fail("no bit flip gave zlib.error past the head")
+
+    (tmp_path / "bad.dcm.gz").write_bytes(broken_past_the_head())
+    with pytest.raises(InputError, match=r"bad.dcm.gz: truncated or corrupt gzip data"):
+        read_image(tmp_path / "bad.dcm.gz")

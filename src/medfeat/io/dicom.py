@@ -18,6 +18,7 @@ import io
 import math
 import os
 import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -156,7 +157,7 @@ def gzipped_size_limit(data: bytes, path) -> int:
         try:
             with gzip.GzipFile(fileobj=io.BytesIO(data)) as gz:
                 prefix = gz.read(n)
-        except (OSError, EOFError, ValueError) as exc:
+        except (OSError, EOFError, ValueError, zlib.error) as exc:  # zlib.error: a corrupt deflate stream
             raise InputError(path, f"truncated or corrupt gzip data ({exc})") from None
         fh = io.BytesIO(prefix)
         try:
