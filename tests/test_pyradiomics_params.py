@@ -176,6 +176,22 @@ def test_bad_values_are_one_line(setting, match):
     assert "\n" not in str(exc.value) and str(exc.value).startswith("PyRadiomics parameters: ")
 
 
+@pytest.mark.parametrize("image_type, match", [  # found by fuzzing the converter: these raised int()/float() errors
+    ({"Wavelet": {"level": [1, 2]}}, "imageType Wavelet: level must be an integer >= 1, not \\[1, 2\\]"),
+    ({"Wavelet": {"start_level": float("inf")}}, "imageType Wavelet: start_level must be an integer >= 0, not inf"),
+    ({"Wavelet": {"level": "1e999"}}, "imageType Wavelet: level must be an integer >= 1, not '1e999'"),
+    ({"Wavelet": {"wavelet": 3}}, "imageType Wavelet: wavelet must be a name"),
+    ({"LBP2D": {"lbp2DSamples": 2.5}}, "imageType LBP2D: lbp2DSamples must be an integer >= 1, not 2.5"),
+    ({"LBP2D": {"lbp2DRadius": "one"}}, "imageType LBP2D: lbp2DRadius must be a number >= 0, not 'one'"),
+    ({"LoG": {"sigma": [1.0, float("inf")]}}, "imageType LoG: sigma must be a list of positive numbers"),
+    ({"LoG": {"sigma": [True]}}, "imageType LoG: sigma must be a list of positive numbers"),
+])
+def test_bad_image_type_values_are_one_line(image_type, match):
+    with pytest.raises(InputError, match=match) as exc:
+        settings_from_pyradiomics({"imageType": {"Original": {}, **image_type}})
+    assert "\n" not in str(exc.value) and str(exc.value).startswith("PyRadiomics parameters: ")
+
+
 PARAMS_YAML = """\
 # a typical PyRadiomics CT parameter file
 imageType:

@@ -46,6 +46,7 @@ feature names and defaults are PyRadiomics 3.0.1's (its documentation, "Radiomic
 """
 from __future__ import annotations
 
+import math
 import os
 from typing import Any, Iterable
 
@@ -240,19 +241,35 @@ _IMAGE_TYPES = ("Original", "LoG", "Wavelet", "Square", "SquareRoot", "Logarithm
                 "LBP2D", "LBP3D")
 
 
+def _type_number(custom: dict, kind: str, key: str, default, integer: bool, minimum: float, source: str):
+    """An image type's numeric setting (None: the default), checked: a finite number (an integer where
+    ``integer``) >= ``minimum``; else one line naming the parameter file."""
+    v = custom.get(key)
+    if v is None:
+        return default
+    ok = isinstance(v, int) if integer else isinstance(v, (int, float))
+    if isinstance(v, bool) or not ok or not math.isfinite(v) or v < minimum:
+        want = f"{'an integer' if integer else 'a number'} >= {minimum:g}"
+        raise InputError(source, f"imageType {kind}: {key} must be {want}, not {_show(v)}")
+    return v
+
+
 def _image_type_filters(kind: str, custom: dict, notes: list[str], source: str) -> list[dict]:
     """medfeat filter tables for one of PyRadiomics' image types (with its settings)."""
     if kind == "LoG":
         sigmas = custom.get("sigma") or []
-        if not isinstance(sigmas, (list, tuple)) or not all(isinstance(v, (int, float)) and v > 0 for v in sigmas):
+        if not isinstance(sigmas, (list, tuple)) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0 for v in sigmas):
             raise InputError(source, f"imageType LoG: sigma must be a list of positive numbers, not {_show(sigmas)}")
         if not sigmas:
             notes.append("imageType LoG: no sigma given, so no LoG image (as PyRadiomics)")
         return [{"type": "pyradiomics_log", "sigma_mm": v} for v in sigmas]
     if kind == "Wavelet":
         wavelet = custom.get("wavelet", "coif1")
-        level = int(custom.get("level", 1) or 1)
-        if int(custom.get("start_level", 0) or 0) != 0 or level != 1:
+        if not isinstance(wavelet, str):
+            raise InputError(source, f"imageType Wavelet: wavelet must be a name such as 'coif1', not {_show(wavelet)}")
+        level = _type_number(custom, kind, "level", 1, True, 1, source)
+        if _type_number(custom, kind, "start_level", 0, True, 0, source) != 0 or level != 1:
             notes.append("imageType Wavelet: only the first level's eight sub-bands (start_level 0, level 1) "
                          "are converted")
         return [{"type": "pyradiomics_wavelet", "subband": band, "wavelet": wavelet, "level": 1}
@@ -261,8 +278,8 @@ def _image_type_filters(kind: str, custom: dict, notes: list[str], source: str) 
         notes.append("imageType LBP3D: not available (spherical-harmonics LBP); ignored")
         return []
     if kind == "LBP2D":
-        return [{"type": "lbp2d", "radius": float(custom.get("lbp2DRadius", 1.0)),
-                 "samples": int(custom.get("lbp2DSamples", 8))}]
+        return [{"type": "lbp2d", "radius": float(_type_number(custom, kind, "lbp2DRadius", 1.0, False, 0, source)),
+                 "samples": _type_number(custom, kind, "lbp2DSamples", 8, True, 1, source)}]
     if kind == "Gradient" and custom.get("gradientUseSpacing") is False:
         notes.append("imageType Gradient: gradientUseSpacing false is not available; the spacing is used")
     return [{"type": kind.lower()}]
