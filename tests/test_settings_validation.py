@@ -231,3 +231,12 @@ def test_family_keys_are_their_modules_family_and_checking_them_imports_no_featu
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("kind", [["log"], {"a": 1}, None, 3])
+def test_a_filter_type_that_is_not_a_name_is_one_line(kind):
+    """A list or table as a filter's type was unhashable in the registry lookup (TypeError, a traceback;
+    found by fuzzing the settings)."""
+    with pytest.raises(InputError, match="unknown filter type") as exc:
+        Settings.from_dict({"filters": [{"type": kind}]}, name="s.toml")
+    assert "\n" not in str(exc.value)

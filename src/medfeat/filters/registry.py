@@ -233,7 +233,7 @@ def normalize(spec: Any) -> dict:
     if not isinstance(spec, dict):
         raise InputError("filters", f"a filter is a table with a 'type', not {spec!r}")
     kind = spec.get("type")
-    if kind not in FILTERS:
+    if not isinstance(kind, str) or kind not in FILTERS:  # a list or table there is unhashable
         raise InputError("filters", f"unknown filter type {kind!r}; known: {', '.join(FILTERS)}")
     ft = FILTERS[kind]
     unknown = sorted(set(spec) - set(ft.params) - {"type"})
