@@ -187,3 +187,29 @@ def test_links_fifos_and_devices_get_error_rows_not_silence(tmp_path):
     assert "broken link" in rows["broken.pgm"] and "loop" in rows["loop-a.pgm"].lower() + rows["loop-b.pgm"].lower()
     assert "not a regular file" in rows["pipe.pgm"] and "not a regular file" in rows["zero.pgm"]
     assert m["failed_images"] == 5 and m["committed_jobs"] == m["jobs"]
+
+
+@pytest.mark.parametrize("reference", [False, True])
+def test_names_no_file_can_have_fail_their_image_not_the_job(tmp_path, reference):
+    """A CSV cohort naming a path with a NUL byte or too long for the file system: planning keeps them
+    (size -1), and the bundle records each one's one-line error while the job's good image goes in
+    (a NUL byte raised ValueError from os.stat and failed the whole job; found by fuzzing)."""
+    from medfeat.io import read_image
+    from medfeat.production.staging import write_bundle
+
+    good = tmp_path / "a.pgm"
+    good.write_bytes(b"P5\n2 2\n255\n\x01\x02\x03\x04")
+    nul, long = str(tmp_path / "b\0c.pgm"), str(tmp_path / ("x" * 300 + ".pgm"))
+    csvf = tmp_path / "cohort.csv"
+    csvf.write_text(f"image\n{good}\n{nul}\n{long}\n")
+    items = plan.discover(str(csvf))
+    assert sorted(it.image for it in items) == sorted([str(good), nul, long])
+    assert [it.size for it in items if it.image != str(good)] == [-1, -1]
+    _, _, manifest = write_bundle(io.BytesIO(), items, reference=reference)
+    errors = {m["image"]: m["error"] for m in manifest}
+    assert errors[str(good)] == ""
+    assert errors[nul].endswith("file name holds a NUL byte: no such file") and "\n" not in errors[nul]
+    assert "File name too long" in errors[long] and "\n" not in errors[long]
+    for bad, why in ((nul, "NUL byte"), (long, "File name too long")):  # read directly: the same, as InputError
+        with pytest.raises(InputError, match=why):
+            read_image(bad)

@@ -91,7 +91,13 @@ def read_image(path: str | os.PathLike) -> Image:
         the reason. NaN and infinite voxel values are not checked here.
     """
     p = Path(path)
-    if p.is_dir():
+    try:
+        is_dir = p.is_dir()
+    except ValueError:  # a NUL byte in the name
+        raise InputError(path, "file name holds a NUL byte: no such file") from None
+    except OSError as exc:  # a name too long for the file system, say (is_dir passes that through)
+        raise InputError(path, f"cannot read file ({exc.strerror or exc})") from None
+    if is_dir:
         from medfeat.io.dicom import read_dicom_series
 
         img = read_dicom_series(p)

@@ -62,6 +62,8 @@ def open_regular(path: str | os.PathLike) -> io.BufferedReader:
         raise InputError(path, "is a directory, not a file") from None
     except OSError as exc:
         raise InputError(path, f"cannot read file ({exc.strerror or exc})") from None
+    except ValueError:  # a NUL byte in the name (from a CSV cohort, say): no such file can exist
+        raise InputError(path, "file name holds a NUL byte: no such file") from None
     try:
         mode = os.fstat(fd).st_mode
         if stat.S_ISDIR(mode):

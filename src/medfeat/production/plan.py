@@ -27,6 +27,7 @@ folders holding several series keep one item per file.
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import json
 import os
@@ -92,10 +93,18 @@ def _looks_like_mask(rel: str) -> bool:
     return bool(MASK_NAME.search(parts[-1].split(".", 1)[0])) or any(d.lower() in MASK_DIRS for d in parts[:-1])
 
 
+# a name this file system cannot hold: that image's own error, not the run's
+_BAD_NAME_ERRNOS = {errno.ENAMETOOLONG, errno.ENOTDIR, errno.ELOOP}
+
+
 def _info(fs, path: str) -> tuple[int, str]:
     try:
         info = fs.info(path)
-    except FileNotFoundError:  # the job reports it for this image; the others go on
+    except (FileNotFoundError, ValueError):  # missing, or a NUL byte in the name: the job reports it for
+        return -1, "missing"                 # this image (one line naming it); the others go on
+    except OSError as exc:
+        if exc.errno not in _BAD_NAME_ERRNOS:  # a store refusing access fails the planning, in one line
+            raise
         return -1, "missing"
     return int(info.get("size") or 0), str(info.get("mtime") or info.get("LastModified") or info.get("created") or "")
 
