@@ -173,3 +173,28 @@ def test_slab_by_slab_convolution_equals_one_convolution(monkeypatch):
             sel[z + dz, y + dy, x + dx] = True
     sel &= finite
     assert slabs[z, y - 2, x - 1] == pytest.approx(image[sel].mean(), rel=1e-12)
+
+
+def test_a_tiny_voxel_size_costs_no_memory_and_keeps_the_means():
+    """A 1e-6 mm voxel size (a header in the wrong unit) made the sphere's kernel 12 million voxels
+    long: a 27 GiB FFT buffer (found by fuzzing). The kernel now stops at the array's own extent, which
+    changes no sum: the means equal the definition computed voxel by voxel."""
+    import tracemalloc
+
+    from medfeat.features.local_intensity import RADIUS_MM, sphere_means
+
+    rng = np.random.default_rng(5)
+    img = rng.normal(0, 100, (6, 12, 12))
+    spacing = (1e-6, 1e3, 1.0)
+    sphere_means(img, (2.0, 2.0, 2.0))  # scipy.signal's import is not what is measured
+    tracemalloc.start()
+    got = sphere_means(img, spacing)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 20 << 20
+    z, y, x = np.indices(img.shape)
+    pos = np.stack([z * spacing[0], y * spacing[1], x * spacing[2]], axis=-1).reshape(-1, 3)
+    d2 = ((pos[:, None, :] - pos[None, :, :]) ** 2).sum(axis=-1)
+    within = d2 <= RADIUS_MM ** 2 * (1 + 1e-12)
+    expected = (within @ img.ravel()) / within.sum(axis=1)
+    np.testing.assert_allclose(got.ravel(), expected, rtol=1e-10, atol=1e-9)

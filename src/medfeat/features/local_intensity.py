@@ -64,10 +64,14 @@ def sphere_margin(spacing) -> tuple[int, ...]:
     return tuple(int(math.floor(RADIUS_MM / float(s) + 1e-9)) for s in spacing)
 
 
-def sphere_kernel(spacing) -> np.ndarray:
+def sphere_kernel(spacing, shape=None) -> np.ndarray:
     """Boolean ``(2 hz + 1, 2 hy + 1, 2 hx + 1)`` array: the voxels whose centres lie within
-    :data:`RADIUS_MM` of the centre voxel's."""
+    :data:`RADIUS_MM` of the centre voxel's. With ``shape`` (the array it is convolved with), each
+    half-width stops at ``n - 1``: farther offsets join no two voxels of the array, so the sums and
+    counts are the same, and a tiny voxel size (1e-6 mm: a 12-million-voxel reach) costs no memory."""
     half = sphere_margin(spacing)
+    if shape is not None:
+        half = tuple(min(h, max(int(n) - 1, 0)) for h, n in zip(half, shape))
     axes = [(np.arange(-h, h + 1) * float(s)) ** 2 for h, s in zip(half, spacing)]
     d2 = axes[0][:, None, None] + axes[1][None, :, None] + axes[2][None, None, :]
     return d2 <= RADIUS_MM ** 2 * (1 + 1e-12)
@@ -81,8 +85,8 @@ def _sphere_counts(shape, spacing, box: tuple[slice, ...]) -> np.ndarray:
     """
     from scipy.signal import fftconvolve  # imported when used: scipy.signal costs ~0.6 s
 
-    kernel = sphere_kernel(spacing).astype(np.float64)
-    half = sphere_margin(spacing)
+    kernel = sphere_kernel(spacing, shape).astype(np.float64)
+    half = [(k - 1) // 2 for k in kernel.shape]
     small, maps = [], []
     for n, h, b in zip(shape, half, box):
         v = np.arange(b.start, b.stop)
@@ -107,8 +111,8 @@ def _sphere_mean_slabs(image: np.ndarray, spacing, box: tuple[slice, ...]):
     :data:`CHUNK_CELLS` voxels), whatever the size of the ROI."""
     from scipy.signal import fftconvolve  # imported when used: scipy.signal costs ~0.6 s
 
-    kernel = sphere_kernel(spacing).astype(np.float64)
-    hz = sphere_margin(spacing)[0]
+    kernel = sphere_kernel(spacing, image.shape).astype(np.float64)
+    hz = (kernel.shape[0] - 1) // 2
     nz = image.shape[0]
     # slices per slab: as many as CHUNK_CELLS allows, but at least twice the overlap (else the
     # overlapping slices would dominate the work)
