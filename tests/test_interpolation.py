@@ -211,3 +211,24 @@ def test_extract_with_interpolation_equals_extract_on_the_whole_resampled_image(
     want = medfeat.extract(Image(whole, spacing=new), whole_mask, plain)
     assert list(got) == list(want)
     np.testing.assert_allclose(list(got.values()), list(want.values()), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("new_spacing", [[0.01, 0.01, 0.01], [1e-9, 1.0, 1.0]])
+def test_a_tiny_new_spacing_is_refused_before_any_allocation(new_spacing):
+    """Interpolating a 120 x 40 x 40 mm ROI box to 0.01 mm asked numpy for 50 GiB (MemoryError, a
+    traceback); the box of the new grid is now checked first: one line naming the image."""
+    import tracemalloc
+
+    from medfeat.interpolation import MAX_BOX_VOXELS
+
+    img = medfeat.Image(np.random.default_rng(0).normal(0, 1, (10, 40, 40)), spacing=(3.0, 1.0, 1.0))
+    mask = np.zeros((10, 40, 40), np.uint8)
+    mask[3:7, 10:30, 10:30] = 1
+    s = Settings.resolve("default-3d").replace(interpolation="linear", interpolation_spacing=new_spacing)
+    tracemalloc.start()
+    with pytest.raises(InputError, match=rf"interpolating to .* grid \(\d+ voxels\) around the region of interest, "
+                                         rf"above the {MAX_BOX_VOXELS}") as exc:
+        medfeat.extract(img, mask, s, families=["stat"])
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert "\n" not in str(exc.value) and peak < 64 << 20

@@ -59,6 +59,14 @@ METHODS = {"nearest": 0, "linear": 1, "bilinear": 1, "trilinear": 1, "cubic": 3,
 ROI_METHODS = ("nearest", "linear", "bilinear", "trilinear")
 
 _SPLINE_MARGIN = 20  # input voxels kept beyond the sampled region for the cubic spline's prefilter
+
+#: Most voxels of the new grid :func:`interpolate_roi` computes around a ROI (2 GiB per float64 array,
+#: the scale of the readers' image limit): a tiny new spacing is refused before anything is allocated.
+MAX_BOX_VOXELS = 1 << 28
+
+
+class GridTooLarge(ValueError):
+    """The interpolated box around a ROI would exceed :data:`MAX_BOX_VOXELS` (the message says why)."""
 _PV_EPS = 1e-6  # interpolated mask values are compared with the threshold at this precision
 
 
@@ -309,6 +317,12 @@ def interpolate_roi(image: np.ndarray, mask: np.ndarray, spacing: Sequence[float
     box = _roi_box(mask, grid, spline_order(roi_method))
     margins = [int(margin)] * len(box) if np.ndim(margin) == 0 else [int(m) for m in margin]
     box = [(max(0, lo - m), min(n, hi + m)) for (lo, hi), m, n in zip(box, margins, grid.shape)]
+    voxels = math.prod(hi - lo for lo, hi in box)
+    if voxels > MAX_BOX_VOXELS:
+        size = "x".join(str(hi - lo) for lo, hi in box)
+        raise GridTooLarge(f"interpolating to {tuple(float(v) for v in new_spacing)} mm makes a {size} grid "
+                           f"({voxels} voxels) around the region of interest, above the {MAX_BOX_VOXELS} "
+                           "computed at once (medfeat.interpolation.MAX_BOX_VOXELS)")
     new_mask, _ = resample_mask(mask, spacing, new_spacing, roi_method, threshold, box=box)
     values = _sample(image, grid, order, box)
     return values, new_mask, grid, tuple(lo for lo, _ in box)

@@ -168,7 +168,7 @@ def interpolate_around_roi(img: Image, morph: np.ndarray, s: Settings, name: str
                  ) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float]]:
     """Image and ROI on the IBSI grid of ``s.interpolation_spacing`` (around the ROI only; with
     ``around``, as far beyond it as the local-intensity spheres reach)."""
-    from medfeat.interpolation import interpolate_roi
+    from medfeat.interpolation import GridTooLarge, interpolate_roi
 
     new_spacing = tuple(s.interpolation_spacing)
     if len(new_spacing) == 2:  # in-plane only: slices stay as they are
@@ -180,8 +180,11 @@ def interpolate_around_roi(img: Image, morph: np.ndarray, s: Settings, name: str
         margin = sphere_margin(new_spacing)
     # the interpolation crops (with a margin) and converts only the part around the ROI
     source = img.intensity() if img.is_rgb else img.array
-    values, new_mask, grid, _ = interpolate_roi(source, morph, img.spacing, new_spacing, s.interpolation,
-                                                s.roi_interpolation, s.roi_partial_volume, margin)
+    try:
+        values, new_mask, grid, _ = interpolate_roi(source, morph, img.spacing, new_spacing, s.interpolation,
+                                                    s.roi_interpolation, s.roi_partial_volume, margin)
+    except GridTooLarge as exc:
+        raise InputError(name, str(exc)) from None
     if not new_mask.any():
         raise InputError(name, f"the region of interest vanishes when interpolated to {new_spacing} mm "
                                f"(partial-volume threshold {s.roi_partial_volume})")
@@ -334,15 +337,18 @@ def _filtered_features(img: Image, whole_mask: np.ndarray, s: Settings, fams: tu
     ffams = filtered_families(fams)
     plain = s.replace(resegment_min=None, resegment_max=None, outlier_sigma=None, round_intensities=False, filters=())
     if s.interpolation_spacing is not None:
-        from medfeat.interpolation import interpolate_roi
+        from medfeat.interpolation import GridTooLarge, interpolate_roi
 
         margin = None if any(r is None for r in reaches) else tuple(max(r[a] for r in reaches) for a in range(3))
         if any(registry.wraps(spec) for spec in s.filters):
             margin = None  # the interpolated grid's edge is not the image's: a periodic filter gets it all
         source = img.intensity() if img.is_rgb else img.array
-        source, mask, grid, _ = interpolate_roi(source, whole_mask, img.spacing, spacing, s.interpolation,
-                                                s.roi_interpolation, s.roi_partial_volume,
-                                                margin=1 << 30 if margin is None else margin)
+        try:
+            source, mask, grid, _ = interpolate_roi(source, whole_mask, img.spacing, spacing, s.interpolation,
+                                                    s.roi_interpolation, s.roi_partial_volume,
+                                                    margin=1 << 30 if margin is None else margin)
+        except GridTooLarge as exc:
+            raise InputError(name, str(exc)) from None
         spacing = tuple(float(v) for v in grid.spacing)
         groups = [(source, mask, list(s.filters))]
     else:
