@@ -386,3 +386,27 @@ def test_input_errors_are_one_line(call, match):
     with pytest.raises(InputError, match=match) as err:
         call()
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("spec", [{"type": "log", "sigma_mm": 3.0}, {"type": "riesz_log", "sigma_mm": 3.0},
+                                  {"type": "gabor", "sigma_mm": 5.0, "wavelength_mm": 2.0, "gamma": 0.5},
+                                  {"type": "pyradiomics_log", "sigma_mm": 3.0}])
+def test_a_kernel_sized_in_mm_on_tiny_voxels_is_refused_before_allocation(spec):
+    """On 1e-4 mm voxels (a header in the wrong unit) a 3 mm LoG or Gabor asked numpy for terabytes and
+    PyRadiomics' recursive LoG divided by zero (found by fuzzing); one line naming the image now."""
+    import tracemalloc
+
+    import medfeat
+    from medfeat import InputError, Settings
+
+    img = medfeat.Image(np.random.default_rng(0).normal(0, 100, (10, 40, 40)), spacing=(1e-4, 1e-4, 1e-4))
+    mask = np.zeros((10, 40, 40), np.uint8)
+    mask[3:7, 10:30, 10:30] = 1
+    s = Settings.resolve("default-3d").replace(filters=(spec,))
+    tracemalloc.start()
+    with pytest.raises(InputError, match=r"^<array>: filter .* on \(0.0001, 0.0001, 0.0001\) mm voxels") as exc:
+        medfeat.extract(img, mask, s, families=["stat"])
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert "\n" not in str(exc.value) and peak < 256 << 20
+    assert ("kernel of" in str(exc.value)) != (spec["type"] == "pyradiomics_log")

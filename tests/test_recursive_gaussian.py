@@ -78,3 +78,13 @@ def test_a_single_slice_gets_the_in_plane_laplacian():
 def test_sigma_must_be_positive(bad):
     with pytest.raises(ValueError, match="sigma"):
         coefficients(bad, 0)
+
+
+def test_a_sigma_beyond_the_recursions_precision_is_refused():
+    """At 30,000 voxels the normalisation divided by zero (ZeroDivisionError, found by fuzzing); beyond
+    MAX_SIGMA_VOXELS the coefficients are refused with the reason; just below they are finite."""
+    from medfeat.filters.recursive_gaussian import MAX_SIGMA_VOXELS, coefficients
+
+    assert np.all(np.isfinite(coefficients(MAX_SIGMA_VOXELS, 2))) and np.all(np.isfinite(coefficients(MAX_SIGMA_VOXELS, 0)))
+    with pytest.raises(ValueError, match="beyond the recursion's precision"):
+        coefficients(30000.0, 2)

@@ -376,7 +376,10 @@ def _filtered_features(img: Image, whole_mask: np.ndarray, s: Settings, fams: tu
             keep = processing.resegment_outliers(source, keep, s.outlier_sigma)
         cache: dict = {}
         for spec in specs:
-            response = registry.apply(spec, source, spacing, cache)
+            try:
+                response = registry.apply(spec, source, spacing, cache)
+            except InputError as exc:  # a filter refusing these settings on this image: say which image
+                raise InputError(name, exc.reason if exc.path == "filters" else str(exc)) from None
             roi = ROI(response, mask, plain, spacing, name, intensity_mask=keep)
             n = int(np.count_nonzero(roi.mask))
             if n < need:

@@ -156,7 +156,12 @@ def _pr(name):
         if name == "lbp2d":
             return t.lbp2d_image(img, p["radius"], p["samples"])
         if name == "pyradiomics_log":
-            return t.pyradiomics_log_image(img, p["sigma_mm"], spacing)
+            try:
+                return t.pyradiomics_log_image(img, p["sigma_mm"], spacing)
+            except ValueError as exc:  # a sigma the recursion cannot take at this voxel size
+                shown = ", ".join(f"{float(s):g}" for s in spacing)
+                raise InputError("filters", f"filter pyradiomics_log sigma_mm {p['sigma_mm']} on ({shown}) mm voxels: "
+                                            f"{exc}") from None
         return {"square": t.square_image, "squareroot": t.square_root_image, "logarithm": t.logarithm_image,
                 "exponential": t.exponential_image}[name](img)
     return apply
@@ -253,11 +258,36 @@ def label(spec: dict) -> str:
     return FILTERS[spec["type"]].label(spec)
 
 
+#: Most voxels a filter's sampled kernel may hold (2^27: 1 GiB of float64). A kernel is sized in mm: on
+#: tiny voxels (a header in the wrong unit, 1e-4 mm) a 3 mm Gabor asked for a 4.7 TiB array.
+MAX_KERNEL_VOXELS = 1 << 27
+
+# half-widths (voxels per axis) of the kernels the filters sample, by their settings and the voxel size
+_KERNEL_HALF = {"log": _reach_log, "riesz_log": _reach_log, "gabor": _reach_gabor, "laws": _reach_laws,
+                "mean": lambda p, spacing: _axes(p, p["support"] // 2)}
+
+
+def check_kernel(spec: dict, spacing) -> None:
+    """Refuse, in one line, a filter whose sampled kernel at this voxel size would exceed
+    :data:`MAX_KERNEL_VOXELS` (before anything is allocated)."""
+    half = _KERNEL_HALF.get(spec["type"])
+    if half is None:
+        return
+    h = half(spec, tuple(float(s) for s in spacing))
+    voxels = math.prod(2 * x + 1 for x in h)
+    if voxels > MAX_KERNEL_VOXELS:
+        shown = ", ".join(f"{float(s):g}" for s in spacing)
+        raise InputError("filters", f"filter {label(spec)} on ({shown}) mm voxels needs a kernel of "
+                                    f"{' x '.join(str(2 * x + 1) for x in h)} voxels, above the {MAX_KERNEL_VOXELS} "
+                                    "a filter samples (medfeat.filters.registry.MAX_KERNEL_VOXELS)")
+
+
 def apply(spec: dict, image: np.ndarray, spacing, cache: dict | None = None) -> np.ndarray:
     """The response of ``image`` (``(z, y, x)``, spacing in mm) to the filter ``spec``. ``cache``
     (a dict kept while one image is filtered) lets filters share work, e.g. one wavelet
     decomposition for all of PyRadiomics' sub-bands."""
     spacing = tuple(float(s) for s in spacing)
+    check_kernel(spec, spacing)
     if spec["type"] == "pyradiomics_wavelet":
         return np.asarray(_pyradiomics_wavelet(image, spacing, spec, cache), dtype=np.float64)
     return np.asarray(FILTERS[spec["type"]].apply(image, spacing, spec), dtype=np.float64)
