@@ -691,3 +691,24 @@ def test_gzipped_dicom_with_a_corrupt_deflate_stream_is_one_line(tmp_path):
     (tmp_path / "bad.dcm.gz").write_bytes(broken_past_the_head())
     with pytest.raises(InputError, match=r"bad.dcm.gz: truncated or corrupt gzip data"):
         read_image(tmp_path / "bad.dcm.gz")
+
+
+def test_a_library_error_on_a_damaged_file_is_one_line(tmp_path):
+    """pydicom raises NotImplementedError for an unknown value representation when the element is
+    first read (BitsAllocated with VR 'U,' here; found by fuzzing): a traceback before, one line now."""
+    arr = rng.integers(0, 500, size=(6, 5)).astype(np.int16)
+    ds = dicom_dataset(arr, sop_class=MRImageStorage, modality="MR", signed=True, PixelSpacing=[0.9, 0.8])
+    p = tmp_path / "mr.dcm"
+    ds.save_as(p, enforce_file_format=True)
+    data = p.read_bytes()
+    at = data.index(b"\x28\x00\x00\x01US")  # (0028,0100) BitsAllocated, explicit VR little endian
+    (tmp_path / "bad-vr.dcm").write_bytes(data[:at + 4] + b"U," + data[at + 6:])
+    with pytest.raises(InputError, match=r"bad-vr.dcm: unreadable dicom file \(NotImplementedError: Unknown Value") as exc:
+        read_image(tmp_path / "bad-vr.dcm")
+    assert "\n" not in str(exc.value)
+    series = tmp_path / "series"
+    series.mkdir()
+    (series / "a.dcm").write_bytes(data[:at + 4] + b"U," + data[at + 6:])
+    with pytest.raises(InputError, match="series") as exc:  # the same slice in a folder
+        read_image(series)
+    assert "\n" not in str(exc.value)

@@ -100,7 +100,12 @@ def read_image(path: str | os.PathLike) -> Image:
     if is_dir:
         from medfeat.io.dicom import read_dicom_series
 
-        img = read_dicom_series(p)
+        try:
+            img = read_dicom_series(p)
+        except (InputError, MemoryError):
+            raise
+        except Exception as exc:  # as below: a library's own error on a damaged slice
+            raise InputError(path, f"unreadable DICOM series ({type(exc).__name__}: {exc})") from None
         img.source = str(path)
         return img
     data = read_file(p)
@@ -118,7 +123,12 @@ def read_image(path: str | os.PathLike) -> Image:
     if kind is None:
         raise InputError(path, "unrecognised image format (expected PGM/PPM, PNG, JPEG, TIFF, DICOM, NIfTI "
                                f"or NRRD; file starts with {data[:8]!r})")
-    img = _reader(kind)(path, payload)
+    try:
+        img = _reader(kind)(path, payload)
+    except (InputError, MemoryError):
+        raise
+    except Exception as exc:  # a library's own error on a damaged file (pydicom: an unknown VR ...)
+        raise InputError(path, f"unreadable {kind} file ({type(exc).__name__}: {exc})") from None
     img.source = str(path)
     if payload is not data or not img.sha256:  # the reader hashed what it was given: the file, unless gunzipped
         img.sha256 = hashlib.sha256(data).hexdigest()
