@@ -144,3 +144,16 @@ def test_families_lists_every_ibsi_feature_with_its_code():
             listed.add((cells[1], cells[2]))
     assert len(wanted) == 169  # the table's distinct feature tags
     assert wanted <= listed, sorted(wanted - listed)[:10]
+
+
+@pytest.mark.parametrize("flags", [[], ["--json"], ["--html"]])
+def test_report_of_a_ledger_that_is_not_a_database_is_one_line(tmp_path, flags):
+    """A run folder whose ledger.sqlite was overwritten: `medfeat report` printed sqlite3's traceback
+    (found by fuzzing the CLI); one line naming the ledger now, as `medfeat resume` already did."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "ledger.sqlite").write_bytes(bytes(range(256)) * 20)
+    r = run("report", run_dir, *flags)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines() == [f"medfeat: error: {run_dir / 'ledger.sqlite'}: cannot use the run's "
+                                             "ledger: file is not a database"]

@@ -690,12 +690,23 @@ def report(
     """Print the run table (submission, running and waiting times, queue wait, staging, jobs, images,
     efficiency), the backend of each session and where the attempts ran. `--html [-o OUT.html]`
     writes it all, with figures, as one HTML page instead."""
-    import json
-
     from medfeat.production.ledger import LEDGER_NAME
 
     if not (run_dir / LEDGER_NAME).exists():
         _fail(f"{run_dir}: not a run folder (no {LEDGER_NAME})")
+    import sqlite3
+
+    try:
+        _report(run_dir, as_json, html, html_out, attempts)
+    except InputError as exc:
+        _fail(str(exc))
+    except sqlite3.Error as exc:  # a ledger damaged past its header
+        _fail(f"{run_dir / LEDGER_NAME}: cannot use the run's ledger: {exc}")
+
+
+def _report(run_dir: Path, as_json: bool, html: bool, html_out: Optional[Path], attempts: bool) -> None:
+    import json
+
     from medfeat.report.metrics import attempt_rows, host_rows, run_metrics, run_table, session_rows
 
     if html or html_out is not None:

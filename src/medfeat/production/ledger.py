@@ -129,8 +129,12 @@ class Ledger:
         if readonly and self.path.exists():
             self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None, timeout=30)
             self.db.row_factory = sqlite3.Row
-            if self.db.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
-                return
+            try:
+                if self.db.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+                    return
+            except sqlite3.DatabaseError as exc:  # not a database (a file overwritten, a disk error)
+                self.db.close()
+                raise InputError(self.path, f"cannot use the run's ledger: {exc}") from None
             self.db.close()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
