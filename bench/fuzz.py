@@ -32,11 +32,8 @@ tests/test_hostile_inputs.py, tests/test_staging_plan.py, tests/test_local_inten
 from __future__ import annotations
 
 import argparse
-import collections
 import copy
 import gzip
-import io
-import os
 import random
 import resource
 import signal
