@@ -14,6 +14,8 @@ Targets (each deterministic for a ``--seed``):
 * ``pyradiomics`` -- a PyRadiomics parameter dict with odd values, through ``settings_from_pyradiomics``.
 * ``csv`` -- CSV cohorts with odd headers and cells (NUL bytes, long names, globs, URLs, BOM, ``;``),
   through the production planner's ``discover``.
+* ``rtstruct`` -- a DICOM series with its RTSTRUCT (STS_002's PET, when ``../shared`` is present): one
+  slice or the RTSTRUCT damaged, or a slice removed, through ``medfeat.extract(series, rtstruct)``.
 * ``masks`` -- synthetic images (constant, 1e30, 1e-30, integer, boolean) and masks (empty, full, one
   voxel, labels, floats, NaN, negative, wrong shape) with odd voxel sizes, presets and families, through
   ``medfeat.extract``.
@@ -302,8 +304,38 @@ def fuzz_masks(n: int, rng: random.Random, work: Path):
         yield f"masks #{i}", run, desc.encode(), ".txt"
 
 
+def fuzz_rtstruct(n: int, rng: random.Random, work: Path):
+    """A DICOM series (the STS_002 PET of ``../shared``) with its RTSTRUCT: one slice or the RTSTRUCT
+    damaged, or a slice removed, through ``medfeat.extract(series, rtstruct)``. Nothing without the data."""
+    import shutil
+
+    import medfeat
+
+    src = SHARED / "sts" / "dicom" / "STS_002" / "PET"
+    if not (src / "image").is_dir():
+        return
+    for i in range(n):
+        case = work / "rt"
+        shutil.rmtree(case, ignore_errors=True)
+        shutil.copytree(src / "image", case / "image")
+        (case / "mask").mkdir()
+        shutil.copy(src / "mask" / "RS.dcm", case / "mask" / "RS.dcm")
+        slices = sorted((case / "image").iterdir())
+        u = rng.random()
+        target = case / "mask" / "RS.dcm" if u < 0.5 else rng.choice(slices)
+        if 0.5 <= u < 0.6:
+            target.unlink()
+        else:
+            target.chmod(0o644)
+            target.write_bytes(mutate(target.read_bytes(), rng))
+
+        def run(case=case):
+            medfeat.extract(case / "image", case / "mask" / "RS.dcm", "default-3d", families=["stat", "glcm", "morph"])
+        yield f"rtstruct #{i} ({target.name})", run, target.read_bytes() if target.exists() else b"", ".dcm"
+
+
 TARGETS = {"readers": fuzz_readers, "settings": fuzz_settings, "pyradiomics": fuzz_pyradiomics, "csv": fuzz_csv,
-           "masks": fuzz_masks}
+           "masks": fuzz_masks, "rtstruct": fuzz_rtstruct}
 
 
 def run_target(name: str, n: int, seed: int, work: Path, timeout: float = 30.0, keep: Path | None = None) -> dict:

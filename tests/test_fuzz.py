@@ -20,8 +20,12 @@ def _fuzz():
 
 
 @pytest.mark.parametrize("target, n, seed", [("readers", 300, 11), ("settings", 300, 12), ("pyradiomics", 300, 13),
-                                             ("csv", 200, 14), ("masks", 200, 15)])
+                                             ("csv", 200, 14), ("masks", 200, 15), ("rtstruct", 40, 16)])
 def test_fuzzed_inputs_end_in_a_value_or_one_line(tmp_path, target, n, seed):
+    if target == "rtstruct":
+        from conftest import require_shared
+
+        require_shared("data", "sts", "dicom", "STS_002", "PET")
     findings = _fuzz().run_target(target, n, seed, tmp_path, timeout=60.0)
     assert findings == {}, "\n".join(f"{k}: {v['count']} (first: {v['example']})\n{v['error']}" for k, v in findings.items())
 
