@@ -5,6 +5,11 @@ import os
 import unicodedata
 
 
+#: the reason given for a path holding a NUL byte (from a CSV cohort, say), which the OS refuses with
+#: ValueError rather than an OSError
+NUL_IN_NAME = "file name holds a NUL byte: no such file"
+
+
 def _escape(text: str) -> str:
     """``text`` with control characters (newlines included), line and paragraph separators and
     undecodable file-name bytes (surrogate escapes) written as Python escapes; everything else,

@@ -59,6 +59,7 @@ METHODS = {"nearest": 0, "linear": 1, "bilinear": 1, "trilinear": 1, "cubic": 3,
 ROI_METHODS = ("nearest", "linear", "bilinear", "trilinear")
 
 _SPLINE_MARGIN = 20  # input voxels kept beyond the sampled region for the cubic spline's prefilter
+_PV_EPS = 1e-6  # interpolated mask values are compared with the threshold at this precision
 
 #: Most voxels of the new grid :func:`interpolate_roi` computes around a ROI (2 GiB per float64 array,
 #: the scale of the readers' image limit): a tiny new spacing is refused before anything is allocated.
@@ -67,7 +68,6 @@ MAX_BOX_VOXELS = 1 << 28
 
 class GridTooLarge(ValueError):
     """The interpolated box around a ROI would exceed :data:`MAX_BOX_VOXELS` (the message says why)."""
-_PV_EPS = 1e-6  # interpolated mask values are compared with the threshold at this precision
 
 
 @dataclass(frozen=True)

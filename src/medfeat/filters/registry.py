@@ -92,6 +92,11 @@ def _num(v: float) -> str:
     return f"{v:g}"
 
 
+def _mm(spacing) -> str:
+    """A voxel size for a message: ``(0.0001, 1, 1) mm``."""
+    return "(" + ", ".join(_num(float(s)) for s in spacing) + ") mm"
+
+
 def _mean(img, spacing, p):
     from medfeat.filters.mean import mean_filter
 
@@ -159,8 +164,7 @@ def _pr(name):
             try:
                 return t.pyradiomics_log_image(img, p["sigma_mm"], spacing)
             except ValueError as exc:  # a sigma the recursion cannot take at this voxel size
-                shown = ", ".join(f"{float(s):g}" for s in spacing)
-                raise InputError("filters", f"filter pyradiomics_log sigma_mm {p['sigma_mm']} on ({shown}) mm voxels: "
+                raise InputError("filters", f"filter pyradiomics_log sigma_mm {p['sigma_mm']} on {_mm(spacing)} voxels: "
                                             f"{exc}") from None
         return {"square": t.square_image, "squareroot": t.square_root_image, "logarithm": t.logarithm_image,
                 "exponential": t.exponential_image}[name](img)
@@ -276,8 +280,7 @@ def check_kernel(spec: dict, spacing) -> None:
     h = half(spec, tuple(float(s) for s in spacing))
     voxels = math.prod(2 * x + 1 for x in h)
     if voxels > MAX_KERNEL_VOXELS:
-        shown = ", ".join(f"{float(s):g}" for s in spacing)
-        raise InputError("filters", f"filter {label(spec)} on ({shown}) mm voxels needs a kernel of "
+        raise InputError("filters", f"filter {label(spec)} on {_mm(spacing)} voxels needs a kernel of "
                                     f"{' x '.join(str(2 * x + 1) for x in h)} voxels, above the {MAX_KERNEL_VOXELS} "
                                     "a filter samples (medfeat.filters.registry.MAX_KERNEL_VOXELS)")
 

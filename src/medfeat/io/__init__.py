@@ -13,6 +13,7 @@ DICOM RTSTRUCT masks (contours, not images) are turned into voxel masks by :mod:
 """
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import io
@@ -20,7 +21,7 @@ import os
 import zlib
 from pathlib import Path
 
-from medfeat.errors import InputError
+from medfeat.errors import NUL_IN_NAME, InputError
 from medfeat.image import Image
 from medfeat.io._files import gunzip_bounded, read_file
 from medfeat.io.netpbm import write_netpbm
@@ -94,18 +95,14 @@ def read_image(path: str | os.PathLike) -> Image:
     try:
         is_dir = p.is_dir()
     except ValueError:  # a NUL byte in the name
-        raise InputError(path, "file name holds a NUL byte: no such file") from None
+        raise InputError(path, NUL_IN_NAME) from None
     except OSError as exc:  # a name too long for the file system, say (is_dir passes that through)
         raise InputError(path, f"cannot read file ({exc.strerror or exc})") from None
     if is_dir:
         from medfeat.io.dicom import read_dicom_series
 
-        try:
+        with _library_errors(path, "DICOM series"):
             img = read_dicom_series(p)
-        except (InputError, MemoryError):
-            raise
-        except Exception as exc:  # as below: a library's own error on a damaged slice
-            raise InputError(path, f"unreadable DICOM series ({type(exc).__name__}: {exc})") from None
         img.source = str(path)
         return img
     data = read_file(p)
@@ -123,18 +120,26 @@ def read_image(path: str | os.PathLike) -> Image:
     if kind is None:
         raise InputError(path, "unrecognised image format (expected PGM/PPM, PNG, JPEG, TIFF, DICOM, NIfTI "
                                f"or NRRD; file starts with {data[:8]!r})")
-    try:
+    with _library_errors(path, f"{kind} file"):
         img = _reader(kind)(path, payload)
-    except (InputError, MemoryError):
-        raise
-    except Exception as exc:  # a library's own error on a damaged file (pydicom: an unknown VR ...)
-        raise InputError(path, f"unreadable {kind} file ({type(exc).__name__}: {exc})") from None
     img.source = str(path)
     if payload is not data or not img.sha256:  # the reader hashed what it was given: the file, unless gunzipped
         img.sha256 = hashlib.sha256(data).hexdigest()
     if payload is not data:
         img.meta["compression"] = "gzip"
     return img
+
+
+@contextlib.contextmanager
+def _library_errors(path, what: str):
+    """A library's own error on a damaged file (pydicom's NotImplementedError for an unknown value
+    representation ...) as one InputError naming ``path``; InputError and MemoryError pass as they are."""
+    try:
+        yield
+    except (InputError, MemoryError):
+        raise
+    except Exception as exc:
+        raise InputError(path, f"unreadable {what} ({type(exc).__name__}: {exc})") from None
 
 
 def _reader(kind: str):

@@ -19,7 +19,7 @@ import stat
 import zlib
 from pathlib import Path
 
-from medfeat.errors import InputError
+from medfeat.errors import NUL_IN_NAME, InputError
 
 try:  # ISA-L's inflate (python-isal): the same streams, ~2x faster on CT volumes, ~5x on masks
     from isal import isal_zlib as _inflate
@@ -63,7 +63,7 @@ def open_regular(path: str | os.PathLike) -> io.BufferedReader:
     except OSError as exc:
         raise InputError(path, f"cannot read file ({exc.strerror or exc})") from None
     except ValueError:  # a NUL byte in the name (from a CSV cohort, say): no such file can exist
-        raise InputError(path, "file name holds a NUL byte: no such file") from None
+        raise InputError(path, NUL_IN_NAME) from None
     try:
         mode = os.fstat(fd).st_mode
         if stat.S_ISDIR(mode):

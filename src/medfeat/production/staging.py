@@ -21,7 +21,7 @@ from pathlib import Path
 
 import fsspec
 
-from medfeat.errors import InputError
+from medfeat.errors import NUL_IN_NAME, InputError
 from medfeat.production.stores import check_stage_url, one_line, store_kwargs
 
 MANIFEST = "manifest.json"
@@ -151,7 +151,7 @@ def _regular(fs, path: str, url: str) -> os.stat_result | None:
         except OSError as exc:  # a link loop (ELOOP), no permission, a name too long
             raise InputError(url, f"cannot read: {exc.strerror or exc}") from None
         except ValueError:  # a NUL byte in the name
-            raise InputError(url, "file name holds a NUL byte: no such file") from None
+            raise InputError(url, NUL_IN_NAME) from None
         if not stat.S_ISREG(st.st_mode):
             raise InputError(url, "not a regular file (a FIFO, a device or a socket); refused")
         size = st.st_size
@@ -165,8 +165,6 @@ def _regular(fs, path: str, url: str) -> os.stat_result | None:
 
 def _read_source(url: str) -> list[tuple[str, bytes]]:
     """Bytes of an input: one file, or every file of a folder (a DICOM series), with relative names."""
-    if "\0" in url:  # from a CSV cohort, say; the OS calls below would raise ValueError for the whole job
-        raise InputError(url, "file name holds a NUL byte: no such file")
     fs, path = fsspec.core.url_to_fs(url)
     try:
         if fs.isdir(path):
